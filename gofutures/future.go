@@ -1,0 +1,220 @@
+package gofutures
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrInvalidState is returned when a transition is asked of a future whose
+// state forbids it, e.g. finishing a future twice. The binding turns it into
+// concurrent.futures.InvalidStateError (or RuntimeError where the stdlib
+// raises that).
+var ErrInvalidState = errors.New("future is in an invalid state for this transition")
+
+// Future is the state machine of one future: Pending -> Running -> Finished,
+// or Pending -> Cancelled -> CancelledAndNotified. It holds no result: the
+// binding keeps the value beside it and publishes it before calling Finish,
+// so anyone who observes Finished may read the value.
+//
+// The zero value is a Pending future ready to use. A Future must not be
+// copied after first use.
+type Future struct {
+	mu      sync.Mutex    // protects every field below
+	state   State         //
+	failed  bool          // Finished with an exception (for FIRST_EXCEPTION)
+	watches []watch       // told once when the state becomes Settled
+	done    chan struct{} // made on first Wait; closed when the state becomes Done
+}
+
+// watch is one registration of a Completions on a Future.
+type watch struct {
+	c   *Completions
+	tag int
+}
+
+// NewFuture returns a Pending future.
+func NewFuture() *Future { return &Future{} }
+
+// State returns the current state and whether the future finished with an
+// exception.
+func (f *Future) State() (State, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state, f.failed
+}
+
+// Cancel cancels a Pending future. It reports whether the future is cancelled
+// after the call, and whether this call was the one that cancelled it (the
+// caller then runs the done-callbacks, as the stdlib does).
+func (f *Future) Cancel() (cancelled, changed bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch f.state {
+	case Running, Finished:
+		return false, false
+	case Cancelled, CancelledAndNotified:
+		return true, false
+	}
+	f.state = Cancelled
+	f.closeDoneLocked()
+	return true, true
+}
+
+// SetRunningOrNotifyCancel is what an executor calls before running the
+// future's work: a Pending future becomes Running (true); a Cancelled one
+// becomes CancelledAndNotified and its watchers are told (false). Any other
+// state is a bug in the caller and returns ErrInvalidState.
+func (f *Future) SetRunningOrNotifyCancel() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch f.state {
+	case Pending:
+		f.state = Running
+		return true, nil
+	case Cancelled:
+		f.state = CancelledAndNotified
+		f.notifyLocked()
+		return false, nil
+	}
+	return false, ErrInvalidState
+}
+
+// Finish completes a Pending or Running future, with an exception when
+// failed is true. It returns ErrInvalidState if the future is already
+// cancelled or finished.
+func (f *Future) Finish(failed bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state.Done() {
+		return ErrInvalidState
+	}
+	f.state, f.failed = Finished, failed
+	f.closeDoneLocked()
+	f.notifyLocked()
+	return nil
+}
+
+// Force puts the future in state s whatever its current state, waking
+// whoever the new state concerns. It exists for callers that assign the
+// stdlib's private _state attribute directly (CPython's own tests do); an
+// executor never needs it.
+func (f *Future) Force(s State, failed bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state, f.failed = s, failed
+	if s.Done() {
+		f.closeDoneLocked()
+	} else if f.done != nil {
+		select {
+		case <-f.done: // a closed channel cannot be reopened: start a new one
+			f.done = nil
+		default:
+		}
+	}
+	if s.Settled() {
+		f.notifyLocked()
+	}
+}
+
+// Wait blocks until the future is Done or the deadline passes, and reports
+// whether it is Done. A zero deadline means no deadline.
+func (f *Future) Wait(deadline time.Time) bool {
+	f.mu.Lock()
+	if f.state.Done() {
+		f.mu.Unlock()
+		return true
+	}
+	if f.done == nil {
+		f.done = make(chan struct{})
+	}
+	done := f.done
+	f.mu.Unlock()
+	return receive(done, deadline)
+}
+
+// Watch registers c to receive one event tagged tag when the future becomes
+// Settled; if it already is, the event is pushed at once. Watch and Unwatch
+// let one Completions follow many futures.
+func (f *Future) Watch(c *Completions, tag int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state.Settled() {
+		c.Push(tag, f.failed)
+		return
+	}
+	f.watches = append(f.watches, watch{c, tag})
+}
+
+// Unwatch removes every registration of c. It is cheap when the future has
+// already told c (the registration is gone then).
+func (f *Future) Unwatch(c *Completions) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kept := f.watches[:0]
+	for _, w := range f.watches {
+		if w.c != c {
+			kept = append(kept, w)
+		}
+	}
+	clear(f.watches[len(kept):])
+	f.watches = kept
+}
+
+func (f *Future) closeDoneLocked() {
+	if f.done == nil {
+		f.done = closedChan
+		return
+	}
+	select {
+	case <-f.done:
+	default:
+		close(f.done)
+	}
+}
+
+// notifyLocked tells every watcher once; Completions.Push takes only the
+// Completions' own lock, so holding f.mu here cannot deadlock.
+func (f *Future) notifyLocked() {
+	for _, w := range f.watches {
+		w.c.Push(w.tag, f.failed)
+	}
+	f.watches = nil
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// receive blocks until it can receive from ch (a value or the close) or the
+// deadline passes (zero: no deadline), and reports whether it received.
+func receive(ch <-chan struct{}, deadline time.Time) bool {
+	if deadline.IsZero() {
+		<-ch
+		return true
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+}

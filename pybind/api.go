@@ -1,0 +1,89 @@
+// Package pybind is gofutures' binding layer: the only code that sees both
+// the Go core (package gofutures) and Python.
+//
+// It has two halves in one c-shared library. The exported Go functions in
+// this file are the cold API (creating, joining and inspecting pools);
+// gopy generates their Python bindings. Everything on the hot path
+// (submitting, running a Python callable on a worker, completing and waiting
+// on futures) is hand-written CPython C-API code in the *.c files, which
+// reaches the core through the cgo exports in the other Go files.
+package pybind
+
+import (
+	"time"
+)
+
+// Version is the version of the Go core and binding.
+func Version() string { return "0.1.0" }
+
+// NewThreadPool creates a thread pool of at most maxWorkers workers and
+// returns its id. The Python executor then binds its hooks to it (C hot
+// path) before submitting.
+func NewThreadPool(maxWorkers int) (int64, error) {
+	p, err := newThreadPool(maxWorkers)
+	if err != nil {
+		return 0, err
+	}
+	return p.id, nil
+}
+
+// JoinThreadPool waits up to timeoutMillis for every worker of the pool to
+// exit (after a shutdown) and reports whether they have. An unknown id
+// (already released) counts as joined. gopy releases the GIL around this
+// call, so workers can finish their tasks meanwhile; callers loop with a
+// short timeout so that Ctrl-C is handled between calls.
+func JoinThreadPool(id int64, timeoutMillis int) bool {
+	poolsMu.RLock()
+	p := pools[id]
+	poolsMu.RUnlock()
+	if p == nil {
+		return true
+	}
+	return p.core.Join(time.Now().Add(time.Duration(timeoutMillis) * time.Millisecond))
+}
+
+// JoinAllThreadPools waits up to timeoutMillis for the workers of every
+// pool that has been shut down (including pools whose executor object is
+// gone) and reports whether they have all exited. It is the interpreter-exit
+// join: no worker may still hold a Python thread state when the interpreter
+// finalizes.
+func JoinAllThreadPools(timeoutMillis int) bool {
+	deadline := time.Now().Add(time.Duration(timeoutMillis) * time.Millisecond)
+	poolsMu.RLock()
+	var stopping []*threadPool
+	for _, p := range pools {
+		if s := p.core.Stats(); s.Shutdown || s.Broken {
+			stopping = append(stopping, p)
+		}
+	}
+	poolsMu.RUnlock()
+	for _, p := range stopping {
+		if !p.core.Join(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// PoolStats is a snapshot of a thread pool's counters.
+type PoolStats struct {
+	Workers   int   // workers started so far
+	Idle      int   // workers waiting for work
+	Queued    int   // tasks waiting for a worker
+	Submitted int64 // tasks accepted
+	Taken     int64 // tasks handed to a worker
+	Shutdown  bool
+	Broken    bool
+}
+
+// ThreadPoolStats returns the pool's counters; an unknown id gives zeros.
+func ThreadPoolStats(id int64) PoolStats {
+	poolsMu.RLock()
+	p := pools[id]
+	poolsMu.RUnlock()
+	if p == nil {
+		return PoolStats{Shutdown: true}
+	}
+	s := p.core.Stats()
+	return PoolStats{s.Workers, s.Idle, s.Queued, s.Submitted, s.Taken, s.Shutdown, s.Broken}
+}

@@ -1,0 +1,171 @@
+/* completions.c: Completions and Bridge, what wait() and as_completed()
+ * block on.
+ *
+ * A Completions wraps a Go gofutures.Completions (by cgo.Handle). gofutures
+ * futures report to it directly from Go (watch); any other
+ * concurrent.futures.Future reports through a Bridge, an object with the
+ * stdlib waiter protocol (add_result / add_exception / add_cancelled) that
+ * the Python side appends to that future's _waiters. Waiting happens in Go
+ * with the GIL released, in slices so Ctrl-C is noticed.
+ *
+ * Lifetime: a Completions is used by one wait() or one as_completed() and
+ * unwatches every future before it is dropped (the Python side does so in a
+ * finally block); dealloc frees the Go handle.
+ */
+#include "hot.h"
+#include "_cgo_export.h"
+
+PyTypeObject *gf_Completions;
+PyTypeObject *gf_Bridge;
+
+typedef struct {
+    PyObject_HEAD
+    uintptr_t h;
+} CompletionsObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *completions; /* strong */
+    long tag;
+} BridgeObject;
+
+static PyObject *comp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    CompletionsObject *c = (CompletionsObject *)type->tp_alloc(type, 0);
+    if (c != NULL) c->h = gfCompNew();
+    return (PyObject *)c;
+}
+
+static void comp_dealloc(CompletionsObject *c) {
+    if (c->h != 0) gfCompFree(c->h);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* watch(future, tag) -> bool: follow a gofutures future (True), or return
+ * False for any other object so the caller bridges it. */
+static PyObject *comp_watch(CompletionsObject *c, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "watch(future, tag)");
+    if (!gf_future_check(args[0])) Py_RETURN_FALSE;
+    long tag = PyLong_AsLong(args[1]);
+    if (tag == -1 && PyErr_Occurred()) return NULL;
+    gfCompWatch(c->h, ((FutureObject *)args[0])->h, tag);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *comp_unwatch(CompletionsObject *c, PyObject *fut) {
+    if (gf_future_check(fut)) gfCompUnwatch(c->h, ((FutureObject *)fut)->h);
+    Py_RETURN_NONE;
+}
+
+static PyObject *comp_push(CompletionsObject *c, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "push(tag, failed)");
+    long tag = PyLong_AsLong(args[0]);
+    if (tag == -1 && PyErr_Occurred()) return NULL;
+    int failed = PyObject_IsTrue(args[1]);
+    if (failed < 0) return NULL;
+    gfCompPush(c->h, tag, failed);
+    Py_RETURN_NONE;
+}
+
+typedef struct { uintptr_t h; int mode; long total; } await_arg;
+static int await_fn(void *p, long long ns) {
+    await_arg *a = p;
+    return gfCompAwait(a->h, a->mode, a->total, ns);
+}
+
+/* await_(mode, total, timeout) -> bool: block until mode is satisfied for
+ * total followed futures (True) or the timeout passes (False). */
+static PyObject *comp_await(CompletionsObject *c, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) return PyErr_Format(PyExc_TypeError, "await_(mode, total, timeout)");
+    await_arg a = {c->h, (int)PyLong_AsLong(args[0]), PyLong_AsLong(args[1])};
+    double timeout;
+    if (PyErr_Occurred() || gf_parse_timeout(args[2], &timeout) < 0) return NULL;
+    int rc = gf_block(await_fn, &a, timeout);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
+}
+
+typedef struct { uintptr_t h; long tag; } next_arg;
+static int next_fn(void *p, long long ns) {
+    next_arg *a = p;
+    return gfCompNext(a->h, ns, &a->tag);
+}
+
+/* next(timeout) -> tag, or None when the timeout passed first. */
+static PyObject *comp_next(CompletionsObject *c, PyObject *timeout_obj) {
+    next_arg a = {c->h, -1};
+    double timeout;
+    if (gf_parse_timeout(timeout_obj, &timeout) < 0) return NULL;
+    int rc = gf_block(next_fn, &a, timeout);
+    if (rc < 0) return NULL;
+    if (rc == 0) Py_RETURN_NONE;
+    return PyLong_FromLong(a.tag);
+}
+
+static PyObject *comp_bridge(CompletionsObject *c, PyObject *tag_obj) {
+    long tag = PyLong_AsLong(tag_obj);
+    if (tag == -1 && PyErr_Occurred()) return NULL;
+    BridgeObject *b = PyObject_New(BridgeObject, gf_Bridge);
+    if (b == NULL) return NULL;
+    b->completions = Py_NewRef((PyObject *)c);
+    b->tag = tag;
+    return (PyObject *)b;
+}
+
+static PyMethodDef comp_methods[] = {
+    {"watch", (PyCFunction)(void (*)(void))comp_watch, METH_FASTCALL, "watch(future, tag) -> bool"},
+    {"unwatch", (PyCFunction)comp_unwatch, METH_O, "unwatch(future)"},
+    {"push", (PyCFunction)(void (*)(void))comp_push, METH_FASTCALL, "push(tag, failed)"},
+    {"await_", (PyCFunction)(void (*)(void))comp_await, METH_FASTCALL, "await_(mode, total, timeout) -> bool"},
+    {"next", (PyCFunction)comp_next, METH_O, "next(timeout) -> tag or None"},
+    {"bridge", (PyCFunction)comp_bridge, METH_O, "bridge(tag) -> a stdlib-style waiter reporting tag"},
+    {NULL}
+};
+
+static PyTypeObject CompletionsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gofutures._core.Completions",
+    .tp_doc = "Settle events of many futures, for wait() and as_completed().",
+    .tp_basicsize = sizeof(CompletionsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = comp_new,
+    .tp_dealloc = (destructor)comp_dealloc,
+    .tp_methods = comp_methods,
+};
+
+/* ---- Bridge: the stdlib waiter protocol -------------------------------- */
+
+static PyObject *bridge_report(BridgeObject *b, int failed) {
+    gfCompPush(((CompletionsObject *)b->completions)->h, b->tag, failed);
+    Py_RETURN_NONE;
+}
+static PyObject *bridge_add_result(BridgeObject *b, PyObject *f) { return bridge_report(b, 0); }
+static PyObject *bridge_add_exception(BridgeObject *b, PyObject *f) { return bridge_report(b, 1); }
+static PyObject *bridge_add_cancelled(BridgeObject *b, PyObject *f) { return bridge_report(b, 0); }
+
+static void bridge_dealloc(BridgeObject *b) {
+    Py_XDECREF(b->completions);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyMethodDef bridge_methods[] = {
+    {"add_result", (PyCFunction)bridge_add_result, METH_O, NULL},
+    {"add_exception", (PyCFunction)bridge_add_exception, METH_O, NULL},
+    {"add_cancelled", (PyCFunction)bridge_add_cancelled, METH_O, NULL},
+    {NULL}
+};
+
+static PyTypeObject BridgeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gofutures._core.Bridge",
+    .tp_doc = "A concurrent.futures waiter that reports to a Completions.",
+    .tp_basicsize = sizeof(BridgeObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)bridge_dealloc,
+    .tp_methods = bridge_methods,
+};
+
+int gf_completions_init_type(PyObject *module) {
+    if (PyType_Ready(&CompletionsType) < 0 || PyType_Ready(&BridgeType) < 0) return -1;
+    gf_Completions = &CompletionsType;
+    gf_Bridge = &BridgeType;
+    return PyModule_AddObjectRef(module, "Completions", (PyObject *)&CompletionsType);
+}

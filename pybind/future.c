@@ -1,0 +1,389 @@
+/* future.c: FutureBase, the native half of gofutures.Future.
+ *
+ * The Python class gofutures.Future is `class Future(FutureBase,
+ * concurrent.futures.Future)`: isinstance checks against the stdlib pass, and
+ * every public method resolves here first. The state machine is the Go
+ * core's (reached through f->h); this file keeps the Python objects (result,
+ * exception, callbacks) and provides, lazily, the private attributes the
+ * stdlib's own wait()/as_completed() read (_condition, _state, _waiters).
+ *
+ * Locking: the GIL protects every field. When someone has asked for
+ * _condition, each transition also holds that condition, because the
+ * stdlib's wait() reads _state and appends to _waiters under it. Done
+ * callbacks run after the transition, outside the condition, as in the
+ * stdlib.
+ */
+#include "hot.h"
+#include "_cgo_export.h"
+
+enum { ST_PENDING, ST_RUNNING, ST_CANCELLED, ST_CANCELLED_AND_NOTIFIED, ST_FINISHED };
+
+PyTypeObject *gf_FutureBase;
+
+static int state_of(FutureObject *f) { return gfFutureState(f->h) & 0xff; }
+
+int gf_future_check(PyObject *o) { return PyObject_TypeCheck(o, gf_FutureBase); }
+
+/* Acquires f->condition if it exists; *held receives a strong reference to
+ * release with unlock(). */
+static int lock(FutureObject *f, PyObject **held) {
+    *held = NULL;
+    if (f->condition == NULL) return 0;
+    PyObject *r = PyObject_CallMethod(f->condition, "acquire", NULL);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    *held = Py_NewRef(f->condition);
+    return 0;
+}
+
+/* Releases a condition taken by lock(), notifying its waiters first when
+ * notify is set. Keeps any exception already set. */
+static void unlock(PyObject *held, int notify) {
+    if (held == NULL) return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *r;
+    if (notify) {
+        r = PyObject_CallMethod(held, "notify_all", NULL);
+        if (r == NULL) gf_log_exception("notify_all failed on %r", held); else Py_DECREF(r);
+    }
+    r = PyObject_CallMethod(held, "release", NULL);
+    if (r == NULL) gf_log_exception("release failed on %r", held); else Py_DECREF(r);
+    Py_DECREF(held);
+    PyErr_Restore(type, value, tb);
+}
+
+/* Tells the stdlib waiters (objects from concurrent.futures.wait) about a
+ * transition, as the stdlib does under the condition. */
+static void notify_waiters(FutureObject *f, const char *method) {
+    if (f->waiters == NULL || PyList_GET_SIZE(f->waiters) == 0) return;
+    PyObject *snapshot = PyList_GetSlice(f->waiters, 0, PY_SSIZE_T_MAX);
+    if (snapshot == NULL) { gf_log_exception("cannot read _waiters of %r", (PyObject *)f); return; }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(snapshot); i++) {
+        PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(snapshot, i), method, "O", (PyObject *)f);
+        if (r == NULL) gf_log_exception("exception notifying a waiter of %r", (PyObject *)f); else Py_DECREF(r);
+    }
+    Py_DECREF(snapshot);
+}
+
+static void invoke_callbacks(FutureObject *f) {
+    PyObject *cbs = f->callbacks;
+    if (cbs == NULL) return;
+    f->callbacks = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
+        PyObject *r = PyObject_CallOneArg(PyList_GET_ITEM(cbs, i), (PyObject *)f);
+        if (r == NULL) gf_log_exception("exception calling callback for %r", (PyObject *)f);
+        else Py_DECREF(r);
+    }
+    Py_DECREF(cbs);
+}
+
+static PyObject *invalid_state(FutureObject *f) {
+    PyObject *name = gf_stdlib.state_names[state_of(f)];
+    PyErr_Format(gf_stdlib.InvalidStateError, "%U: %R", name, (PyObject *)f);
+    return NULL;
+}
+
+int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
+    PyObject *held;
+    if (lock(f, &held) < 0) return -1;
+    if (gfFutureFinish(f->h, exc != NULL) != 0) {
+        invalid_state(f);
+        unlock(held, 0);
+        return -1;
+    }
+    /* Publish before the GIL can be released: anyone woken by the Go state
+     * change needs the GIL to read these. */
+    Py_XSETREF(f->result, Py_XNewRef(result));
+    Py_XSETREF(f->exception, Py_XNewRef(exc));
+    notify_waiters(f, exc != NULL ? "add_exception" : "add_result");
+    unlock(held, 1);
+    invoke_callbacks(f);
+    return 0;
+}
+
+int gf_future_start(FutureObject *f) {
+    PyObject *held;
+    if (lock(f, &held) < 0) return -1;
+    int rc = gfFutureSetRunning(f->h);
+    if (rc == 0) notify_waiters(f, "add_cancelled");
+    unlock(held, 0);
+    if (rc < 0) {
+        PyObject *r = PyObject_CallMethod(gf_stdlib.logger, "critical", "sKO",
+            "Future %s in unexpected state: %s", (unsigned long long)(uintptr_t)f,
+            gf_stdlib.state_names[state_of(f)]);
+        Py_XDECREF(r);
+        PyErr_SetString(PyExc_RuntimeError, "Future in unexpected state");
+    }
+    return rc;
+}
+
+int gf_future_cancel(FutureObject *f) {
+    PyObject *held;
+    if (lock(f, &held) < 0) return -1;
+    int rc = gfFutureCancel(f->h);
+    unlock(held, rc & 2);
+    if (rc & 2) invoke_callbacks(f);
+    return rc & 1;
+}
+
+/* ---- Python methods ---------------------------------------------------- */
+
+PyObject *gf_future_new(PyTypeObject *type) {
+    FutureObject *f = (FutureObject *)type->tp_alloc(type, 0);
+    if (f != NULL) f->h = gfFutureNew();
+    return (PyObject *)f;
+}
+
+static PyObject *fut_new(PyTypeObject *type, PyObject *args, PyObject *kw) { return gf_future_new(type); }
+
+static int fut_init(PyObject *self, PyObject *args, PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Future() takes no arguments");
+        return -1;
+    }
+    return 0;
+}
+
+static int fut_traverse(FutureObject *f, visitproc visit, void *arg) {
+    Py_VISIT(f->result);
+    Py_VISIT(f->exception);
+    Py_VISIT(f->callbacks);
+    Py_VISIT(f->condition);
+    Py_VISIT(f->waiters);
+    return 0;
+}
+
+static int fut_clear(FutureObject *f) {
+    Py_CLEAR(f->result);
+    Py_CLEAR(f->exception);
+    Py_CLEAR(f->callbacks);
+    Py_CLEAR(f->condition);
+    Py_CLEAR(f->waiters);
+    return 0;
+}
+
+static void fut_dealloc(FutureObject *f) {
+    PyObject_GC_UnTrack(f);
+    fut_clear(f);
+    if (f->h != 0) gfFutureFree(f->h);
+    Py_TYPE(f)->tp_free((PyObject *)f);
+}
+
+static PyObject *fut_cancel(FutureObject *f, PyObject *unused) {
+    int rc = gf_future_cancel(f);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
+}
+
+static PyObject *fut_cancelled(FutureObject *f, PyObject *unused) {
+    int s = state_of(f);
+    return PyBool_FromLong(s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED);
+}
+
+static PyObject *fut_running(FutureObject *f, PyObject *unused) {
+    return PyBool_FromLong(state_of(f) == ST_RUNNING);
+}
+
+static PyObject *fut_done(FutureObject *f, PyObject *unused) {
+    return PyBool_FromLong(state_of(f) >= ST_CANCELLED);
+}
+
+static int wait_done(void *h, long long ns) { return gfFutureWait((uintptr_t)h, ns); }
+
+/* Waits until f is done; 0 when done, -1 with TimeoutError or another
+ * exception set. */
+static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = {"timeout", NULL};
+    PyObject *timeout_obj = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1) {
+        PyErr_SetString(PyExc_TypeError, "takes at most 1 argument (timeout)");
+        return -1;
+    }
+    if (nargs == 1) timeout_obj = args[0];
+    else if (nkw == 1) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) ||
+            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), names[0]) != 0) {
+            PyErr_Format(PyExc_TypeError, "got an unexpected keyword argument %R", PyTuple_GET_ITEM(kwnames, 0));
+            return -1;
+        }
+        timeout_obj = args[0];
+    }
+    if (state_of(f) >= ST_CANCELLED) return 0;
+    double timeout;
+    if (gf_parse_timeout(timeout_obj, &timeout) < 0) return -1;
+    int rc = gf_block(wait_done, (void *)f->h, timeout);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        PyErr_SetNone(gf_stdlib.TimeoutError);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    if (wait_for(f, args, nargs, kwnames) < 0) return NULL;
+    int s = state_of(f);
+    if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
+        PyErr_SetNone(gf_stdlib.CancelledError);
+        return NULL;
+    }
+    if (f->exception != NULL) {
+        gf_raise(f->exception);
+        return NULL;
+    }
+    return Py_NewRef(f->result ? f->result : Py_None);
+}
+
+static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    if (wait_for(f, args, nargs, kwnames) < 0) return NULL;
+    int s = state_of(f);
+    if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
+        PyErr_SetNone(gf_stdlib.CancelledError);
+        return NULL;
+    }
+    return Py_NewRef(f->exception ? f->exception : Py_None);
+}
+
+static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
+    if (state_of(f) < ST_CANCELLED) {
+        if (f->callbacks == NULL && (f->callbacks = PyList_New(0)) == NULL) return NULL;
+        if (PyList_Append(f->callbacks, fn) < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *r = PyObject_CallOneArg(fn, (PyObject *)f);
+    if (r == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
+        gf_log_exception("exception calling callback for %r", (PyObject *)f);
+    } else {
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *unused) {
+    int rc = gf_future_start(f);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
+}
+
+static PyObject *fut_set_result(FutureObject *f, PyObject *result) {
+    return gf_future_complete(f, result, NULL) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyObject *fut_set_exception(FutureObject *f, PyObject *exc) {
+    if (exc == Py_None) exc = NULL; /* stdlib: set_exception(None) records "no exception" */
+    if (exc == NULL) return gf_future_complete(f, Py_None, NULL) < 0 ? NULL : Py_NewRef(Py_None);
+    return gf_future_complete(f, NULL, exc) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+/* ---- the stdlib's private attributes, for its wait()/as_completed() and
+ * for code (CPython's tests among it) that assigns them directly --------- */
+
+static PyObject *get_state(FutureObject *f, void *c) {
+    return Py_NewRef(gf_stdlib.state_names[state_of(f)]);
+}
+
+static int set_state(FutureObject *f, PyObject *v, void *c) {
+    for (int i = 0; v != NULL && i < 5; i++) {
+        int eq = PyObject_RichCompareBool(v, gf_stdlib.state_names[i], Py_EQ);
+        if (eq < 0) return -1;
+        if (eq) {
+            gfFutureForce(f->h, i, f->exception != NULL);
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "_state must be one of PENDING, RUNNING, CANCELLED, "
+                 "CANCELLED_AND_NOTIFIED, FINISHED; got %R", v);
+    return -1;
+}
+
+static PyObject *get_result(FutureObject *f, void *c) { return Py_NewRef(f->result ? f->result : Py_None); }
+
+static int set_result_attr(FutureObject *f, PyObject *v, void *c) {
+    Py_XSETREF(f->result, Py_XNewRef(v));
+    return 0;
+}
+
+static PyObject *get_exception(FutureObject *f, void *c) { return Py_NewRef(f->exception ? f->exception : Py_None); }
+
+static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
+    if (v == Py_None) v = NULL;
+    Py_XSETREF(f->exception, Py_XNewRef(v));
+    int st = state_of(f);
+    if (st == ST_FINISHED) gfFutureForce(f->h, st, v != NULL);
+    return 0;
+}
+
+/* Lazily made attributes: the stdlib creates them in __init__, we only when
+ * someone asks (most futures never need them). */
+static PyObject *lazy(PyObject **slot, PyObject *(*make)(void)) {
+    if (*slot == NULL && (*slot = make()) == NULL) return NULL;
+    return Py_NewRef(*slot);
+}
+static PyObject *new_list(void) { return PyList_New(0); }
+static PyObject *new_condition(void) { return PyObject_CallNoArgs(gf_stdlib.condition_type); }
+
+static PyObject *get_condition(FutureObject *f, void *c) { return lazy(&f->condition, new_condition); }
+static PyObject *get_waiters(FutureObject *f, void *c) { return lazy(&f->waiters, new_list); }
+static PyObject *get_callbacks(FutureObject *f, void *c) { return lazy(&f->callbacks, new_list); }
+
+static int set_slot(PyObject **slot, PyObject *v) {
+    Py_XSETREF(*slot, Py_XNewRef(v));
+    return 0;
+}
+static int set_condition(FutureObject *f, PyObject *v, void *c) { return set_slot(&f->condition, v); }
+static int set_waiters(FutureObject *f, PyObject *v, void *c) {
+    if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_waiters must be a list"); return -1; }
+    return set_slot(&f->waiters, v);
+}
+static int set_callbacks(FutureObject *f, PyObject *v, void *c) {
+    if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_done_callbacks must be a list"); return -1; }
+    return set_slot(&f->callbacks, v);
+}
+
+static PyGetSetDef fut_getset[] = {
+    {"_state", (getter)get_state, (setter)set_state, NULL, NULL},
+    {"_result", (getter)get_result, (setter)set_result_attr, NULL, NULL},
+    {"_exception", (getter)get_exception, (setter)set_exception_attr, NULL, NULL},
+    {"_condition", (getter)get_condition, (setter)set_condition, NULL, NULL},
+    {"_waiters", (getter)get_waiters, (setter)set_waiters, NULL, NULL},
+    {"_done_callbacks", (getter)get_callbacks, (setter)set_callbacks, NULL, NULL},
+    {NULL}
+};
+
+#define FASTKW (METH_FASTCALL | METH_KEYWORDS)
+static PyMethodDef fut_methods[] = {
+    {"cancel", (PyCFunction)fut_cancel, METH_NOARGS, "Cancel the future if it has not started; return whether it is cancelled."},
+    {"cancelled", (PyCFunction)fut_cancelled, METH_NOARGS, "Return True if the future was cancelled."},
+    {"running", (PyCFunction)fut_running, METH_NOARGS, "Return True if the future is running."},
+    {"done", (PyCFunction)fut_done, METH_NOARGS, "Return True if the future was cancelled or finished."},
+    {"result", (PyCFunction)(void (*)(void))fut_result, FASTKW, "result(timeout=None): wait for and return the result."},
+    {"exception", (PyCFunction)(void (*)(void))fut_exception, FASTKW, "exception(timeout=None): wait for and return the exception."},
+    {"add_done_callback", (PyCFunction)fut_add_done_callback, METH_O, "Call fn(future) when the future is done."},
+    {"set_running_or_notify_cancel", (PyCFunction)fut_set_running_or_notify_cancel, METH_NOARGS,
+     "Mark the future running (True) or acknowledge its cancellation (False)."},
+    {"set_result", (PyCFunction)fut_set_result, METH_O, "Finish the future with a result."},
+    {"set_exception", (PyCFunction)fut_set_exception, METH_O, "Finish the future with an exception."},
+    {NULL}
+};
+
+static PyTypeObject FutureBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gofutures._core.FutureBase",
+    .tp_doc = "Native state of a gofutures Future (use gofutures.Future).",
+    .tp_basicsize = sizeof(FutureObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = fut_new,
+    .tp_init = fut_init,
+    .tp_dealloc = (destructor)fut_dealloc,
+    .tp_traverse = (traverseproc)fut_traverse,
+    .tp_clear = (inquiry)fut_clear,
+    .tp_methods = fut_methods,
+    .tp_getset = fut_getset,
+};
+
+int gf_future_init_type(PyObject *module) {
+    if (PyType_Ready(&FutureBaseType) < 0) return -1;
+    gf_FutureBase = &FutureBaseType;
+    return PyModule_AddObjectRef(module, "FutureBase", (PyObject *)&FutureBaseType);
+}

@@ -1,0 +1,41 @@
+/* gf.h: declarations shared by the hand-written CPython C-API half of the
+ * binding layer (the hot path). The Go half of the binding (package pybind)
+ * includes this from its cgo preambles; the C files include it first.
+ *
+ * Ownership rule for everything declared here: a PyObject* handed to Go is a
+ * strong reference that Go owns until it hands it back to C, which releases
+ * it with the GIL held. Go never dereferences a PyObject*.
+ */
+#ifndef GOFUTURES_GF_H
+#define GOFUTURES_GF_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* One queued thread-pool task. Allocated by submit (GIL held), owned by the
+ * Go pool while queued, freed by whoever runs or drops it (GIL held). */
+typedef struct gf_job {
+    PyObject *future;  /* FutureObject*, strong */
+    PyObject *fn;      /* strong */
+    PyObject *args;    /* tuple, strong */
+    PyObject *kwargs;  /* dict or NULL, strong */
+} gf_job;
+
+/* A worker goroutine's persistent Python thread state (see worker.c). */
+typedef struct gf_worker gf_worker;
+
+/* worker.c: called by Go on a worker goroutine locked to its OS thread. */
+gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more_handle, char **err);
+void gf_worker_run(gf_worker *w, gf_job *job);
+void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message);
+/* also_release: a reference to drop with the GIL held, or NULL. */
+void gf_worker_detach(gf_worker *w, PyObject *also_release);
+
+/* Reference counting from Go, for objects Go owns; the GIL must be held. */
+void gf_decref(PyObject *o);
+
+/* Python 3.12 moved the time budget of a blocking wait slice out of the
+ * public API; one constant keeps every wait in step. */
+#define GF_WAIT_SLICE_NS 50000000LL /* 50 ms: how soon Ctrl-C is noticed */
+
+#endif

@@ -1,0 +1,65 @@
+/* hot.h: what the C files of the hot path share with each other (not with
+ * Go; Go sees gf.h). Every function here must be called with the GIL held. */
+#ifndef GOFUTURES_HOT_H
+#define GOFUTURES_HOT_H
+#include "gf.h"
+
+/* The native state of a Future. The state machine itself lives in Go
+ * (gofutures.Future, reached through the cgo.Handle h); this struct keeps
+ * what only Python can hold. Fields are protected by the GIL. */
+typedef struct {
+    PyObject_HEAD
+    uintptr_t h;          /* cgo.Handle of the Go future; freed in dealloc */
+    PyObject *result;     /* set before the Go state becomes FINISHED */
+    PyObject *exception;  /* likewise; NULL means "finished with a result" */
+    PyObject *callbacks;  /* list of done-callbacks, or NULL if none yet */
+    PyObject *condition;  /* threading.Condition, made only if someone reads _condition */
+    PyObject *waiters;    /* the stdlib's _waiters list, made only if read */
+} FutureObject;
+
+/* Objects imported from the stdlib at module init (strong, immortal for the
+ * module's lifetime). */
+typedef struct {
+    PyObject *CancelledError, *TimeoutError, *InvalidStateError, *BrokenThreadPool;
+    PyObject *logger;           /* logging.getLogger("concurrent.futures") */
+    PyObject *state_names[5];   /* _base.PENDING ... _base.FINISHED */
+    PyObject *condition_type;   /* threading.Condition */
+} gf_stdlib_t;
+extern gf_stdlib_t gf_stdlib;
+
+extern PyTypeObject *gf_FutureBase;      /* future.c */
+extern PyTypeObject *gf_ThreadPoolBase;  /* executor.c */
+extern PyTypeObject *gf_Completions;     /* completions.c */
+extern PyTypeObject *gf_Bridge;          /* completions.c */
+
+int gf_future_init_type(PyObject *module);
+int gf_executor_init_type(PyObject *module);
+int gf_completions_init_type(PyObject *module);
+
+/* future.c: the transitions an executor drives, shared with worker.c. */
+int gf_future_check(PyObject *o);                 /* is a FutureBase instance */
+int gf_future_start(FutureObject *f);             /* 1 running, 0 cancelled, -1 error */
+int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc); /* 0 or -1 */
+int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 error */
+
+/* future.c: a new Future of the given FutureBase subtype (new reference). */
+PyObject *gf_future_new(PyTypeObject *type);
+/* worker.c: releases a job's references and frees it. */
+void gf_job_free(gf_job *job);
+
+/* util.c */
+typedef int (*gf_wait_fn)(void *arg, long long ns);
+/* Blocks on fn in slices with the GIL released, checking for signals between
+ * slices: 1 when fn says done, 0 on timeout, -1 with an exception set. A
+ * negative timeout means none. */
+int gf_block(gf_wait_fn fn, void *arg, double timeout);
+/* Parses a timeout argument (None or a real number) into seconds, -1 for
+ * None. Returns -1 on error with an exception set, 0 otherwise. */
+int gf_parse_timeout(PyObject *o, double *out);
+/* Fetches the current exception as one normalized object (new reference). */
+PyObject *gf_fetch_exception(void);
+/* Raises exc (with its own traceback kept). */
+void gf_raise(PyObject *exc);
+/* Logs the current exception with LOGGER.exception(msg, obj) and clears it. */
+void gf_log_exception(const char *msg, PyObject *obj);
+#endif

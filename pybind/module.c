@@ -1,0 +1,43 @@
+/* module.c: the hand-written extension module _hot, defined in the same
+ * shared library as gopy's generated module (one library, one Go runtime).
+ * gofutures._core loads it from that file by name. */
+#include "hot.h"
+
+static int import_attr(const char *module, const char *name, PyObject **out) {
+    PyObject *m = PyImport_ImportModule(module);
+    if (m == NULL) return -1;
+    *out = PyObject_GetAttrString(m, name);
+    Py_DECREF(m);
+    return *out == NULL ? -1 : 0;
+}
+
+static int load_stdlib(void) {
+    static const char *states[5] = {"PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED"};
+    const char *base = "concurrent.futures._base";
+    if (import_attr(base, "CancelledError", &gf_stdlib.CancelledError) < 0 ||
+        import_attr(base, "TimeoutError", &gf_stdlib.TimeoutError) < 0 ||
+        import_attr(base, "InvalidStateError", &gf_stdlib.InvalidStateError) < 0 ||
+        import_attr(base, "LOGGER", &gf_stdlib.logger) < 0 ||
+        import_attr("concurrent.futures.thread", "BrokenThreadPool", &gf_stdlib.BrokenThreadPool) < 0 ||
+        import_attr("threading", "Condition", &gf_stdlib.condition_type) < 0)
+        return -1;
+    for (int i = 0; i < 5; i++)
+        if (import_attr(base, states[i], &gf_stdlib.state_names[i]) < 0) return -1;
+    return 0;
+}
+
+static struct PyModuleDef hot_def = {
+    PyModuleDef_HEAD_INIT, "_hot",
+    "gofutures' hot path: Future, ThreadPoolBase and Completions in C over the Go core.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__hot(void) {
+    if (gf_stdlib.logger == NULL && load_stdlib() < 0) return NULL;
+    PyObject *m = PyModule_Create(&hot_def);
+    if (m == NULL) return NULL;
+    if (gf_future_init_type(m) < 0 || gf_executor_init_type(m) < 0 || gf_completions_init_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,262 @@
+package pybind
+
+// The binding's half of a thread pool: a core.ThreadPool whose tasks are C
+// jobs (gf_job) and whose Runner calls into worker.c. Pools are found by id,
+// because both the gopy cold API and the C hot path name them by id.
+
+/*
+#include <stdlib.h>
+#include "gf.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime/cgo"
+	"sync"
+	"unsafe"
+
+	core "github.com/gofutures/gofutures/gofutures"
+)
+
+type task = core.Task[*C.gf_job]
+
+// threadPool implements core.Runner for C jobs.
+type threadPool struct {
+	id   int64
+	core *core.ThreadPool[*C.gf_job]
+
+	mu      sync.Mutex  // protects the fields up to workers
+	hooks   *C.PyObject // strong reference; released by whoever ends last, see release
+	dropped []*C.gf_job // cancelled by Shutdown, waiting for C to cancel their futures
+	// The hooks must outlive every worker (Start reads them) and the
+	// executor object (which may start workers by submitting). The executor
+	// sets released and records how many workers were ever started; the
+	// last of those to stop releases the hooks, or release itself does if
+	// they have all stopped.
+	released bool
+	started  int // workers ever started, recorded at release
+	stopped  int
+
+	// workers[i] is written by worker i's goroutine in Start and read only
+	// by that goroutine afterwards, so it needs no lock.
+	workers []*worker
+}
+
+// worker is one worker goroutine's C state and the core's `more` function,
+// which C reaches through gfWorkerMore while it holds the GIL.
+type worker struct {
+	c      *C.gf_worker
+	handle cgo.Handle
+	more   func() (task, bool)
+}
+
+var (
+	poolsMu sync.RWMutex // protects pools and lastID
+	// pools holds every pool from creation until it is released and its
+	// workers have all stopped.
+	pools  = map[int64]*threadPool{}
+	lastID int64
+)
+
+func newThreadPool(maxWorkers int) (*threadPool, error) {
+	p := &threadPool{workers: make([]*worker, max(maxWorkers, 0))}
+	c, err := core.NewThreadPool[*C.gf_job](maxWorkers, p)
+	if err != nil {
+		return nil, err
+	}
+	p.core = c
+	poolsMu.Lock()
+	lastID++
+	p.id = lastID
+	pools[p.id] = p
+	poolsMu.Unlock()
+	return p, nil
+}
+
+func lookupPool(id C.longlong) *threadPool {
+	poolsMu.RLock()
+	defer poolsMu.RUnlock()
+	return pools[int64(id)]
+}
+
+// Start attaches worker i to Python and runs the pool's start hook (thread
+// name, initializer). A failing hook breaks the pool.
+func (p *threadPool) Start(i int) error {
+	p.mu.Lock()
+	hooks := p.hooks
+	p.mu.Unlock()
+	w := &worker{}
+	w.handle = cgo.NewHandle(w)
+	p.workers[i] = w
+	var msg *C.char
+	w.c = C.gf_worker_attach(hooks, C.long(i), C.uintptr_t(w.handle), &msg)
+	if msg != nil {
+		defer C.free(unsafe.Pointer(msg))
+		return fmt.Errorf("A thread initializer failed, the thread pool is not usable anymore (%s)", C.GoString(msg))
+	}
+	return nil
+}
+
+func (p *threadPool) Run(i int, t task, more func() (task, bool)) {
+	w := p.workers[i]
+	w.more = more
+	C.gf_worker_run(w.c, t.Payload)
+}
+
+func (p *threadPool) Broken(i int, err error, dropped []task) {
+	if len(dropped) == 0 {
+		return
+	}
+	jobs := make([]*C.gf_job, len(dropped))
+	for k, t := range dropped {
+		jobs[k] = t.Payload
+	}
+	msg := C.CString(err.Error())
+	defer C.free(unsafe.Pointer(msg))
+	C.gf_worker_broken(p.workers[i].c, &jobs[0], C.long(len(jobs)), msg)
+}
+
+func (p *threadPool) Stop(i int) {
+	p.mu.Lock()
+	p.stopped++
+	var last *C.PyObject
+	if p.released && p.stopped == p.started {
+		last, p.hooks = p.hooks, nil
+	}
+	p.mu.Unlock()
+	if last != nil {
+		forgetPool(p.id)
+	}
+	w := p.workers[i]
+	C.gf_worker_detach(w.c, last)
+	w.handle.Delete()
+}
+
+// forgetPool removes a released pool whose workers have all stopped; until
+// then JoinAllThreadPools still finds it.
+func forgetPool(id int64) {
+	poolsMu.Lock()
+	delete(pools, id)
+	poolsMu.Unlock()
+}
+
+//export gfWorkerMore
+func gfWorkerMore(h C.uintptr_t) *C.gf_job {
+	w := cgo.Handle(h).Value().(*worker)
+	if t, ok := w.more(); ok {
+		return t.Payload
+	}
+	return nil
+}
+
+//export gfPoolBind
+func gfPoolBind(id C.longlong, hooks *C.PyObject) C.int {
+	p := lookupPool(id)
+	if p == nil {
+		return -1
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hooks != nil {
+		return -1
+	}
+	p.hooks = hooks
+	return 0
+}
+
+// Submit results, as C's executor.c names them.
+const (
+	submitOK C.int = iota
+	submitBroken
+	submitShutdown
+	submitUnknown
+)
+
+//export gfPoolSubmit
+func gfPoolSubmit(id C.longlong, fh C.uintptr_t, job *C.gf_job) C.int {
+	p := lookupPool(id)
+	if p == nil {
+		return submitUnknown
+	}
+	switch err := p.core.Submit(task{Future: future(fh), Payload: job}); {
+	case err == nil:
+		return submitOK
+	case errors.Is(err, core.ErrShutdown):
+		return submitShutdown
+	}
+	return submitBroken
+}
+
+// gfPoolBrokenMessage returns the break's message in C memory the caller
+// frees, or NULL.
+//
+//export gfPoolBrokenMessage
+func gfPoolBrokenMessage(id C.longlong) *C.char {
+	p := lookupPool(id)
+	if p == nil {
+		return nil
+	}
+	if err := p.core.Err(); err != nil {
+		return C.CString(err.Error())
+	}
+	return nil
+}
+
+//export gfPoolShutdown
+func gfPoolShutdown(id C.longlong, cancel C.int) {
+	p := lookupPool(id)
+	if p == nil {
+		return
+	}
+	dropped := p.core.Shutdown(cancel != 0)
+	p.mu.Lock()
+	for _, t := range dropped {
+		p.dropped = append(p.dropped, t.Payload)
+	}
+	p.mu.Unlock()
+}
+
+// gfPoolNextDropped hands C one job that Shutdown removed from the queue,
+// or NULL when there are none left.
+//
+//export gfPoolNextDropped
+func gfPoolNextDropped(id C.longlong) *C.gf_job {
+	p := lookupPool(id)
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.dropped) == 0 {
+		return nil
+	}
+	j := p.dropped[0]
+	p.dropped = p.dropped[1:]
+	return j
+}
+
+// gfPoolRelease is the executor object's end: the pool stops accepting work
+// (its workers finish the queue and exit) and leaves the registry. It
+// returns the hooks reference for C to release if no worker still needs
+// it, else NULL (the last worker releases it in Stop).
+//
+//export gfPoolRelease
+func gfPoolRelease(id C.longlong) *C.PyObject {
+	p := lookupPool(id)
+	if p == nil {
+		return nil
+	}
+	p.core.Shutdown(false) // no worker starts after this
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.released, p.started = true, p.core.Stats().Workers
+	if p.stopped < p.started {
+		return nil
+	}
+	forgetPool(p.id)
+	h := p.hooks
+	p.hooks = nil
+	return h
+}

@@ -1,0 +1,76 @@
+/* util.c: small helpers shared by the hot-path C files: sliced blocking
+ * waits that stay interruptible, timeouts, exceptions and logging. */
+#include "hot.h"
+#include <time.h>
+
+gf_stdlib_t gf_stdlib;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Why slices: a thread blocked inside Go cannot run Python's signal
+ * handlers, so Ctrl-C would wait for the whole timeout. Waking every
+ * GF_WAIT_SLICE_NS to run PyErr_CheckSignals costs nothing measurable and
+ * keeps every blocking call interruptible. */
+int gf_block(gf_wait_fn fn, void *arg, double timeout) {
+    double deadline = timeout < 0 ? 0 : now() + timeout;
+    for (;;) {
+        long long slice = GF_WAIT_SLICE_NS;
+        if (timeout >= 0) {
+            double left = deadline - now();
+            if (left < 0) left = 0;
+            if (left * 1e9 < (double)slice) slice = (long long)(left * 1e9);
+        }
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        done = fn(arg, slice);
+        Py_END_ALLOW_THREADS
+        if (done) return 1;
+        if (PyErr_CheckSignals() < 0) return -1;
+        if (timeout >= 0 && now() >= deadline) return 0;
+    }
+}
+
+int gf_parse_timeout(PyObject *o, double *out) {
+    if (o == Py_None) { *out = -1; return 0; }
+    double t = PyFloat_AsDouble(o);
+    if (t == -1.0 && PyErr_Occurred()) return -1;
+    if (t != t) { PyErr_SetString(PyExc_ValueError, "timeout must not be NaN"); return -1; }
+    *out = t < 0 ? 0 : t;
+    return 0;
+}
+
+PyObject *gf_fetch_exception(void) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+void gf_raise(PyObject *exc) {
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc), tb);
+}
+
+void gf_log_exception(const char *msg, PyObject *obj) {
+    PyObject *exc = gf_fetch_exception();
+    PyObject *kw = Py_BuildValue("{s:O}", "exc_info", exc ? exc : Py_True);
+    PyObject *meth = PyObject_GetAttrString(gf_stdlib.logger, "error");
+    PyObject *args = Py_BuildValue("(sO)", msg, obj);
+    PyObject *r = (meth && args && kw) ? PyObject_Call(meth, args, kw) : NULL;
+    if (r == NULL) PyErr_WriteUnraisable(obj); /* logging itself failed */
+    Py_XDECREF(r);
+    Py_XDECREF(args);
+    Py_XDECREF(meth);
+    Py_XDECREF(kw);
+    Py_XDECREF(exc);
+}
+
+void gf_decref(PyObject *o) { Py_XDECREF(o); }

@@ -1,0 +1,203 @@
+"""Future, wait() and as_completed(): the stdlib's contract over the Go core.
+
+gofutures.Future is a concurrent.futures.Future (isinstance and asyncio's
+wrap_future rely on it) whose state lives in the Go core; its methods are
+implemented natively by FutureBase. wait() and as_completed() block in Go
+with the GIL released and accept any mix of gofutures futures and other
+concurrent.futures.Future objects.
+"""
+import collections
+import itertools
+import time
+import weakref
+from concurrent.futures import _base as _std
+
+from ._core import hot
+
+from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's own objects)
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    BrokenExecutor,
+    CancelledError,
+    Executor,
+    InvalidStateError,
+    TimeoutError,
+)
+
+_SETTLED = (_std.CANCELLED_AND_NOTIFIED, _std.FINISHED)
+# The Go core's Mode values (gofutures.AllCompleted, FirstCompleted, FirstException).
+_MODES = {ALL_COMPLETED: 0, FIRST_COMPLETED: 1, FIRST_EXCEPTION: 2}
+
+
+class Future(hot.FutureBase, _std.Future):
+    """Represents the result of an asynchronous computation.
+
+    Same API and behaviour as concurrent.futures.Future; the state machine
+    lives in the Go core and no lock or condition is created per future
+    unless the stdlib's own wait()/as_completed() ask for one.
+    """
+
+    def __repr__(self):
+        state = self._state
+        desc = _std._STATE_TO_DESCRIPTION_MAP[state]
+        name = self.__class__.__name__
+        if state == _std.FINISHED:
+            if self._exception:
+                return "<%s at %#x state=%s raised %s>" % (
+                    name, id(self), desc, self._exception.__class__.__name__)
+            return "<%s at %#x state=%s returned %s>" % (
+                name, id(self), desc, self._result.__class__.__name__)
+        return "<%s at %#x state=%s>" % (name, id(self), desc)
+
+
+def _settled(f):
+    return f._state in _SETTLED
+
+
+def _failed(f):
+    return f._state == _std.FINISHED and f._exception is not None
+
+
+class _Following:
+    """Follows a set of futures with one native Completions: gofutures
+    futures report from Go, others through a stdlib-style waiter appended to
+    their _waiters (under their _condition, as the stdlib does). Use as a
+    context manager so every registration is removed at the end."""
+
+    def __init__(self, futures):
+        self.futures = list(futures)
+        self.completions = hot.Completions()
+        self._bridged = []
+
+    def __enter__(self):
+        c = self.completions
+        for tag, f in enumerate(self.futures):
+            if c.watch(f, tag):
+                continue
+            with f._condition:
+                if _settled(f):
+                    c.push(tag, _failed(f))
+                else:
+                    bridge = c.bridge(tag)
+                    f._waiters.append(bridge)
+                    self._bridged.append((f, bridge))
+        return self
+
+    def __exit__(self, *exc):
+        c = self.completions
+        for f in self.futures:
+            c.unwatch(f)
+        for f, bridge in self._bridged:
+            with f._condition:
+                f._waiters.remove(bridge)
+
+
+def wait(fs, timeout=None, return_when=ALL_COMPLETED):
+    """Wait for the futures in fs to complete.
+
+    Returns a named 2-tuple of sets (done, not_done), as
+    concurrent.futures.wait does. return_when is FIRST_COMPLETED,
+    FIRST_EXCEPTION or ALL_COMPLETED; timeout is in seconds (None: no limit).
+    """
+    if return_when not in _MODES:
+        raise ValueError("return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or "
+                         "ALL_COMPLETED, got %r" % (return_when,))
+    fs = set(fs)
+    done = {f for f in fs if _settled(f)}
+    not_done = fs - done
+    if return_when == FIRST_COMPLETED and done:
+        return _std.DoneAndNotDoneFutures(done, not_done)
+    if return_when == FIRST_EXCEPTION and any(_failed(f) for f in done):
+        return _std.DoneAndNotDoneFutures(done, not_done)
+    if not not_done:
+        return _std.DoneAndNotDoneFutures(done, not_done)
+    with _Following(not_done) as following:
+        following.completions.await_(_MODES[return_when], len(not_done), timeout)
+    done = {f for f in fs if _settled(f)}
+    return _std.DoneAndNotDoneFutures(done, fs - done)
+
+
+def as_completed(fs, timeout=None):
+    """An iterator over the futures in fs that yields each as it completes
+    (finished or cancelled), those already completed first.
+
+    Raises TimeoutError if __next__() is called and the result isn't
+    available after timeout seconds from the original call.
+    """
+    if timeout is not None:
+        end_time = timeout + time.monotonic()
+    fs = set(fs)
+    total = len(fs)
+    finished = [f for f in fs if _settled(f)]
+    pending = [f for f in fs if not _settled(f)]
+    del fs
+    with _Following(pending) as following:
+        yield from finished
+        del finished
+        futures = following.futures
+        left = len(futures)
+        while left:
+            remaining = None
+            if timeout is not None:
+                remaining = end_time - time.monotonic()
+                if remaining < 0:
+                    raise TimeoutError("%d (of %d) futures unfinished" % (left, total))
+            tag = following.completions.next(remaining)
+            if tag is None:
+                raise TimeoutError("%d (of %d) futures unfinished" % (left, total))
+            f, futures[tag] = futures[tag], None
+            left -= 1
+            yield f
+
+
+def _result_or_cancel(fut, timeout=None):
+    try:
+        try:
+            return fut.result(timeout)
+        finally:
+            fut.cancel()
+    finally:
+        del fut
+
+
+def map_with_buffer(executor, fn, iterables, timeout, buffersize):
+    """Executor.map with Python 3.14's semantics on every version: with
+    buffersize, at most that many calls run ahead of the consumer and the
+    input is read lazily; without it, every call is submitted at once."""
+    if buffersize is not None and not isinstance(buffersize, int):
+        raise TypeError("buffersize must be an integer or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or > 0")
+    if timeout is not None:
+        end_time = timeout + time.monotonic()
+    args_iter = zip(*iterables)
+    if buffersize:
+        fs = collections.deque(executor.submit(fn, *args)
+                               for args in itertools.islice(args_iter, buffersize))
+        # The iterator must not keep the executor alive (the stdlib's does not).
+        executor_ref = weakref.ref(executor)
+    else:
+        fs = collections.deque(executor.submit(fn, *args) for args in args_iter)
+    del executor
+
+    def result_iterator():
+        try:
+            while fs:
+                if buffersize:
+                    ex = executor_ref()
+                    args = next(args_iter, None) if ex is not None else None
+                    if args is not None:
+                        fs.append(ex.submit(fn, *args))
+                    del ex
+                fut = fs.popleft()
+                if timeout is None:
+                    yield _result_or_cancel(fut)
+                else:
+                    yield _result_or_cancel(fut, end_time - time.monotonic())
+                del fut
+        finally:
+            for future in fs:
+                future.cancel()
+
+    return result_iterator()

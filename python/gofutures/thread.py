@@ -1,0 +1,135 @@
+"""ThreadPoolExecutor whose workers are Go goroutines that call Python.
+
+Each worker is a goroutine locked to its own OS thread with one persistent
+Python thread state; it takes the GIL only while Python runs and may run
+several queued tasks per acquisition. Scheduling, shutdown and the broken
+state live in the Go core; submit is native (no Python frame per task).
+"""
+import itertools
+import os
+import threading
+import weakref
+from concurrent.futures import thread as _std_thread
+from concurrent.futures._base import LOGGER
+
+from . import _base
+from ._core import cold, hot
+
+from concurrent.futures.thread import BrokenThreadPool  # noqa: F401  (the stdlib's class)
+
+__all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
+
+# How long one cold-API join call may block; Ctrl-C is handled between calls.
+_JOIN_SLICE_MS = 50
+
+_executors = weakref.WeakSet()  # live executors, for the interpreter-exit join
+_exiting = False
+
+
+def _join(join_once):
+    while not join_once(_JOIN_SLICE_MS):
+        pass
+
+
+def _python_exit():
+    # Runs before the interpreter joins its own threads and finalizes: every
+    # worker must be done with its Python thread state before finalization,
+    # and, as in the stdlib, the program waits for the queued work.
+    global _exiting
+    _exiting = True
+    hot._set_interpreter_exiting()
+    for executor in list(_executors):
+        executor.shutdown(wait=False)
+    _join(cold.JoinAllThreadPools)
+
+
+threading._register_atexit(_python_exit)
+
+
+def _default_max_workers():
+    cpus = os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()
+    return min(32, (cpus or 1) + 4)
+
+
+class _WorkerThread(threading._DummyThread):
+    """The threading.Thread that threading.current_thread() returns inside a
+    task: named as the stdlib names its workers, and unregistered when the
+    worker stops."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+
+class _WorkerHooks:
+    """What a worker runs, on its own thread, when it starts and stops. The Go
+    pool holds this object (not the executor, so that an executor that is
+    dropped can be garbage collected as the stdlib's can)."""
+
+    __slots__ = ("prefix", "initializer", "initargs")
+
+    def __init__(self, prefix, initializer, initargs):
+        self.prefix, self.initializer, self.initargs = prefix, initializer, initargs
+
+    def start(self, index):
+        _WorkerThread("%s_%d" % (self.prefix, index))
+        if self.initializer is not None:
+            try:
+                self.initializer(*self.initargs)
+            except BaseException:
+                LOGGER.critical("Exception in initializer:", exc_info=True)
+                raise
+
+    def stop(self, index):
+        with threading._active_limbo_lock:
+            threading._active.pop(threading.get_ident(), None)
+
+
+class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
+    """An Executor that runs calls on a pool of at most max_workers threads.
+
+    Drop-in for concurrent.futures.ThreadPoolExecutor (and an instance of
+    it, so asyncio accepts it as a default executor).
+    """
+
+    _counter = itertools.count().__next__
+
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+        if max_workers is None:
+            max_workers = _default_max_workers()
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._max_workers = max_workers
+        self._thread_name_prefix = thread_name_prefix or ("ThreadPoolExecutor-%d" % self._counter())
+        self._initializer = initializer
+        self._initargs = initargs
+        self._shutdown = False
+        self._bind(cold.NewThreadPool(max_workers), _base.Future,
+                   _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs)))
+        _executors.add(self)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+        """Returns an iterator equivalent to map(fn, *iterables), with the calls
+        made on the pool; chunksize is accepted and ignored, as by the stdlib's
+        thread pool; buffersize bounds how far the calls run ahead."""
+        return _base.map_with_buffer(self, fn, iterables, timeout, buffersize)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """Stop accepting work; with cancel_futures, cancel what is still
+        queued; with wait, return only once every worker has exited."""
+        self._shutdown = True
+        self._close(cancel_futures)
+        if wait:
+            pool_id = self._pool_id
+            _join(lambda ms: cold.JoinThreadPool(pool_id, ms))
+
+    shutdown.__doc__ = _std_thread.ThreadPoolExecutor.shutdown.__doc__ or shutdown.__doc__
+
+    def stats(self):
+        """A snapshot of the pool's counters from the Go core."""
+        s = cold.ThreadPoolStats(self._pool_id)
+        return {"workers": s.Workers, "idle": s.Idle, "queued": s.Queued,
+                "submitted": s.Submitted, "taken": s.Taken,
+                "shutdown": s.Shutdown, "broken": s.Broken}
