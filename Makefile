@@ -1,0 +1,55 @@
+# The README's commands. Each target installs what it needs into the project:
+# one virtual environment per Python version (.venv-3.X), the Go tools from
+# go.mod (gopy, goimports), and the Python build and test requirements from
+# the package registry.
+#
+#   make demo   the seed documents' examples on gofutures + timing vs the stdlib
+#   make test   Go vet/race tests + fuzz smoke, pytest on 3.11/3.12/3.13, CPython's suite on 3.13
+#   make bench  the benchmark table (gofutures vs stdlib), also as JSON
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Python versions the package is built and tested for; the first is the default.
+VERSIONS ?= 3.11 3.12 3.13
+MAIN_VERSION := $(firstword $(VERSIONS))
+SUITE_VERSION ?= 3.13
+
+# python_for(X.Y): python X.Y from PATH, else from pyenv's versions folder.
+python_for = $(or $(shell command -v python$(1) 2>/dev/null),$(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(1).*/bin/python))))
+venv = .venv-$(1)
+vpython = $(call venv,$(1))/bin/python
+
+.PHONY: demo test bench go-test py-test cpython-suite install-% clean
+
+# install-X.Y: a venv for Python X.Y with gofutures built and installed from
+# this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
+install-%:
+	@py="$(call python_for,$*)"; \
+	if [ -z "$$py" ]; then echo "error: Python $* not found (on PATH as python$* or under pyenv)"; exit 1; fi; \
+	if [ ! -x $(call vpython,$*) ]; then echo "+ $$py -m venv $(call venv,$*)"; "$$py" -m venv $(call venv,$*); fi
+	$(call vpython,$*) -m pip install -q --upgrade pip
+	$(call vpython,$*) -m pip install -v ".[test]" 2>&1 | { grep -E '^ *\+ |native library ready|[Ee]rror' || true; }
+	@$(call vpython,$*) -c "import gofutures, sys; print('gofutures installed for', sys.version.split()[0])"
+
+demo: install-$(MAIN_VERSION)
+	$(call vpython,$(MAIN_VERSION)) demo/demo.py
+
+go-test:
+	go vet ./gofutures/
+	CGO_CFLAGS="-I$$($(call python_for,$(MAIN_VERSION)) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" go vet ./pybind/
+	go test -race -count=1 ./gofutures/
+
+py-test-%: install-%
+	cd tests && ../$(call vpython,$*) -m pytest -q -c ../pyproject.toml --rootdir .. .
+
+cpython-suite: install-$(SUITE_VERSION)
+	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part thread
+
+test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
+	@echo "make test: all green"
+
+bench: install-$(MAIN_VERSION)
+	$(call vpython,$(MAIN_VERSION)) bench/bench.py --json bench-results.json
+
+clean:
+	rm -rf .build build .venv-* python/gofutures/_native
