@@ -41,8 +41,8 @@ func TestAwaitModes(t *testing.T) {
 		{FirstException, 3, nil, false},
 		{FirstException, 3, []bool{false}, false},
 		{FirstException, 3, []bool{false, false}, false},
-		{FirstException, 3, []bool{true}, true},            // first failure
-		{FirstException, 3, []bool{false, true}, true},     // a later failure
+		{FirstException, 3, []bool{true}, true},                // first failure
+		{FirstException, 3, []bool{false, true}, true},         // a later failure
 		{FirstException, 3, []bool{false, false, false}, true}, // none failed, all settled
 	}
 	for _, tt := range tests {

@@ -80,7 +80,7 @@ func (p *ThreadPool[P]) Submit(t Task[P]) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.broken != nil {
-		return p.broken
+		return fmt.Errorf("%w: %w", ErrBroken, p.broken)
 	}
 	if p.shutdown {
 		return ErrShutdown
