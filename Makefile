@@ -14,8 +14,9 @@ VERSIONS ?= 3.11 3.12 3.13
 MAIN_VERSION := $(firstword $(VERSIONS))
 SUITE_VERSION ?= 3.13
 
-# python_for(X.Y): python X.Y from PATH, else from pyenv's versions folder.
-python_for = $(or $(shell command -v python$(1) 2>/dev/null),$(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(1).*/bin/python))))
+# python_for(X.Y): python X.Y from pyenv's versions folder, else from PATH if it
+# really runs (a pyenv shim on PATH may refuse when the version isn't selected).
+python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(1).*/bin/python))),$(shell python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null))
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
