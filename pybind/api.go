@@ -87,3 +87,29 @@ func ThreadPoolStats(id int64) PoolStats {
 	s := p.core.Stats()
 	return PoolStats{s.Workers, s.Idle, s.Queued, s.Submitted, s.Taken, s.Shutdown, s.Broken}
 }
+
+// JoinProcessPool waits up to timeoutMillis for the pool's worker processes
+// to exit (after a shutdown or a break) and for every outcome to be
+// delivered, and reports whether both happened. An unknown id counts as
+// joined.
+func JoinProcessPool(id int64, timeoutMillis int) bool {
+	procsMu.RLock()
+	p := procs[id]
+	procsMu.RUnlock()
+	if p == nil {
+		return true
+	}
+	return joinProcessPool(p, time.Now().Add(time.Duration(timeoutMillis)*time.Millisecond))
+}
+
+// ProcessPoolPIDs returns the process ids of the pool's live workers,
+// comma-separated.
+func ProcessPoolPIDs(id int64) string {
+	procsMu.RLock()
+	p := procs[id]
+	procsMu.RUnlock()
+	if p == nil {
+		return ""
+	}
+	return pidList(p)
+}

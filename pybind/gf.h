@@ -13,13 +13,25 @@
 #include <stdint.h>
 
 /* One queued thread-pool task. Allocated by submit (GIL held), owned by the
- * Go pool while queued, freed by whoever runs or drops it (GIL held). */
+ * Go pool while queued, freed by whoever runs or drops it (GIL held).
+ *
+ * A job with fn == NULL is a delivery instead: the outcome of a process-pool
+ * task, which the worker hands to its hooks object as
+ * hooks.complete(future, kind, data). Go builds deliveries without the GIL,
+ * so data is plain C memory (malloc'd, freed with the job). */
 typedef struct gf_job {
     PyObject *future;  /* FutureObject*, strong */
-    PyObject *fn;      /* strong */
-    PyObject *args;    /* tuple, strong */
+    PyObject *fn;      /* strong, or NULL for a delivery */
+    PyObject *args;    /* tuple, strong (NULL for a delivery) */
     PyObject *kwargs;  /* dict or NULL, strong */
+    int kind;          /* delivery: a frame kind, or GF_DELIVER_BROKEN */
+    char *data;        /* delivery: payload (malloc'd) */
+    Py_ssize_t len;
 } gf_job;
+
+/* Delivery kind for "the pool broke before this task completed"; data is
+ * the reason, UTF-8. */
+#define GF_DELIVER_BROKEN 100
 
 /* A worker goroutine's persistent Python thread state (see worker.c). */
 typedef struct gf_worker gf_worker;

@@ -35,6 +35,7 @@ extern PyTypeObject *gf_Bridge;          /* completions.c */
 int gf_future_init_type(PyObject *module);
 int gf_executor_init_type(PyObject *module);
 int gf_completions_init_type(PyObject *module);
+int gf_procexec_init_type(PyObject *module);
 
 /* future.c: the transitions an executor drives, shared with worker.c. */
 int gf_future_check(PyObject *o);                 /* is a FutureBase instance */

@@ -35,7 +35,8 @@ PyMODINIT_FUNC PyInit__hot(void) {
     if (gf_stdlib.logger == NULL && load_stdlib() < 0) return NULL;
     PyObject *m = PyModule_Create(&hot_def);
     if (m == NULL) return NULL;
-    if (gf_future_init_type(m) < 0 || gf_executor_init_type(m) < 0 || gf_completions_init_type(m) < 0) {
+    if (gf_future_init_type(m) < 0 || gf_executor_init_type(m) < 0 || gf_completions_init_type(m) < 0 ||
+        gf_procexec_init_type(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

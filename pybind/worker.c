@@ -52,13 +52,27 @@ gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more, char **
 
 static void free_job(gf_job *job) {
     Py_DECREF(job->future);
-    Py_DECREF(job->fn);
-    Py_DECREF(job->args);
+    Py_XDECREF(job->fn);
+    Py_XDECREF(job->args);
     Py_XDECREF(job->kwargs);
+    free(job->data);
     free(job);
 }
 
-static void run_job(gf_job *job) {
+static void deliver(gf_worker *w, gf_job *job) {
+    PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
+    PyObject *r = data ? PyObject_CallMethod(w->hooks, "complete", "OiO", job->future, job->kind, data) : NULL;
+    if (r == NULL) gf_log_exception("could not deliver the outcome of %r", job->future);
+    Py_XDECREF(r);
+    Py_XDECREF(data);
+    free_job(job);
+}
+
+static void run_job(gf_worker *w, gf_job *job) {
+    if (job->fn == NULL) {
+        deliver(w, job);
+        return;
+    }
     FutureObject *f = (FutureObject *)job->future;
     int rc = gf_future_start(f);
     if (rc == 1) {
@@ -78,11 +92,11 @@ static void run_job(gf_job *job) {
 
 void gf_worker_run(gf_worker *w, gf_job *job) {
     PyEval_RestoreThread(w->ts);
-    run_job(job);
+    run_job(w, job);
     for (int n = 1; n < GF_BATCH; n++) {
         gf_job *next = gfWorkerMore(w->more);
         if (next == NULL) break;
-        run_job(next);
+        run_job(w, next);
     }
     w->ts = PyEval_SaveThread();
 }

@@ -17,6 +17,7 @@ from ._base import (
     as_completed,
     wait,
 )
+from .process import ProcessPoolExecutor
 from .thread import ThreadPoolExecutor
 
 __version__ = "0.1.0"
@@ -34,4 +35,5 @@ __all__ = (
     "wait",
     "as_completed",
     "ThreadPoolExecutor",
+    "ProcessPoolExecutor",
 )

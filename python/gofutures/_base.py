@@ -161,10 +161,11 @@ def _result_or_cancel(fut, timeout=None):
         del fut
 
 
-def map_with_buffer(executor, fn, iterables, timeout, buffersize):
+def map_with_buffer(executor, fn, iterables, timeout, buffersize, submit="submit"):
     """Executor.map with Python 3.14's semantics on every version: with
     buffersize, at most that many calls run ahead of the consumer and the
-    input is read lazily; without it, every call is submitted at once."""
+    input is read lazily; without it, every call is submitted at once.
+    submit names the executor method that schedules fn(*args)."""
     if buffersize is not None and not isinstance(buffersize, int):
         raise TypeError("buffersize must be an integer or None")
     if buffersize is not None and buffersize < 1:
@@ -173,12 +174,12 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize):
         end_time = timeout + time.monotonic()
     args_iter = zip(*iterables)
     if buffersize:
-        fs = collections.deque(executor.submit(fn, *args)
+        fs = collections.deque(getattr(executor, submit)(fn, *args)
                                for args in itertools.islice(args_iter, buffersize))
         # The iterator must not keep the executor alive (the stdlib's does not).
         executor_ref = weakref.ref(executor)
     else:
-        fs = collections.deque(executor.submit(fn, *args) for args in args_iter)
+        fs = collections.deque(getattr(executor, submit)(fn, *args) for args in args_iter)
     del executor
 
     def result_iterator():
@@ -188,7 +189,7 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize):
                     ex = executor_ref()
                     args = next(args_iter, None) if ex is not None else None
                     if args is not None:
-                        fs.append(ex.submit(fn, *args))
+                        fs.append(getattr(ex, submit)(fn, *args))
                     del ex
                 fut = fs.popleft()
                 if timeout is None:

@@ -1,0 +1,377 @@
+package gofutures
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ProcessConfig describes the worker processes of a ProcessPool.
+type ProcessConfig struct {
+	Workers          int      // how many worker processes run at once (>= 1)
+	Command          []string // argv that starts one worker (exec, never a bare fork)
+	Env              []string // its environment; nil inherits this process's
+	Init             []byte   // FrameInit payload sent to every new worker; nil for none
+	MaxTasksPerChild int      // replace a worker after this many tasks; 0: never
+}
+
+// ProcTask is one call to run in a worker process.
+type ProcTask struct {
+	ID      uint64
+	Future  *Future
+	Payload []byte // the FrameTask payload
+}
+
+// ProcessSink receives what a ProcessPool's tasks produce. Its methods are
+// called from the pool's supervisor goroutines, never with a pool lock held.
+type ProcessSink interface {
+	// Completed: t's worker answered with kind (FrameResult or FrameError)
+	// and data.
+	Completed(t *ProcTask, kind FrameKind, data []byte)
+	// Broken: the pool broke (err says why, e.g. a *WorkerDied); tasks are
+	// every task accepted and not completed, which will never run. Called
+	// at most once.
+	Broken(err error, tasks []*ProcTask)
+}
+
+// WorkerDied says which worker process ended unexpectedly, how, and what it
+// was running.
+type WorkerDied struct {
+	PID      int
+	ExitCode int       // -1 when killed by a signal
+	Signal   os.Signal // nil unless killed by a signal
+	TaskID   uint64    // 0 when it was not running a task
+	Detail   string    // what the worker said before dying, if anything
+}
+
+func (e *WorkerDied) Error() string {
+	how := fmt.Sprintf("exited with code %d", e.ExitCode)
+	if e.Signal != nil {
+		how = fmt.Sprintf("was killed by signal %d (%v)", e.Signal.(syscall.Signal), e.Signal)
+	}
+	what := "while idle"
+	if e.TaskID != 0 {
+		what = fmt.Sprintf("while running task %d", e.TaskID)
+	}
+	msg := fmt.Sprintf("worker process %d %s %s", e.PID, how, what)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// ErrTerminated breaks a pool whose workers were stopped on request
+// (TerminateWorkers).
+var ErrTerminated = errors.New("the worker processes were terminated on request")
+
+// ProcessPool runs tasks in worker processes started by exec and supervised
+// here: one goroutine per worker reads its answers and notices its death at
+// once (the pipe closes, then Wait reports the exit status). Each worker runs
+// one task at a time, so a death is always attributed to the right task.
+type ProcessPool struct {
+	cfg  ProcessConfig
+	sink ProcessSink
+
+	mu       sync.Mutex // protects the fields below
+	queue    queue[*ProcTask]
+	idle     []*procWorker
+	workers  map[*procWorker]struct{}
+	shutdown bool  // no more submits; workers exit when the queue is empty
+	broken   error // set once
+	killing  bool  // TerminateWorkers: deaths are expected
+	exited   chan struct{}
+}
+
+type procWorker struct {
+	cmd     *exec.Cmd
+	pid     int
+	in      *os.File // our end of the worker's task pipe
+	out     *os.File // our end of the worker's result pipe
+	current *ProcTask
+	done    int  // tasks completed
+	retire  bool // sent FrameExit; its exit is expected
+	detail  string
+}
+
+// NewProcessPool starts cfg.Workers workers and returns the pool.
+func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
+	if cfg.Workers < 1 {
+		return nil, fmt.Errorf("max_workers must be greater than 0, got %d", cfg.Workers)
+	}
+	if len(cfg.Command) == 0 {
+		return nil, errors.New("no worker command")
+	}
+	p := &ProcessPool{cfg: cfg, sink: sink, workers: map[*procWorker]struct{}{}, exited: make(chan struct{})}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 0; i < cfg.Workers; i++ {
+		if err := p.spawnLocked(); err != nil {
+			p.killAllLocked(syscall.SIGKILL)
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *ProcessPool) spawnLocked() error {
+	taskR, taskW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		taskR.Close()
+		taskW.Close()
+		return err
+	}
+	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
+	cmd.Env = p.cfg.Env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{taskR, resW} // the worker's fds 3 and 4
+	err = cmd.Start()
+	taskR.Close()
+	resW.Close()
+	if err != nil {
+		taskW.Close()
+		resR.Close()
+		return fmt.Errorf("cannot start a worker process: %w", err)
+	}
+	w := &procWorker{cmd: cmd, pid: cmd.Process.Pid, in: taskW, out: resR}
+	p.workers[w] = struct{}{}
+	if p.cfg.Init != nil {
+		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
+	}
+	go p.supervise(w)
+	return nil
+}
+
+// supervise reads w's frames until its pipe closes, then reaps it.
+func (p *ProcessPool) supervise(w *procWorker) {
+	for {
+		f, err := ReadFrame(w.out)
+		if err != nil {
+			break
+		}
+		switch f.Kind {
+		case FrameReady:
+			p.mu.Lock()
+			p.idle = append(p.idle, w)
+			p.dispatchLocked()
+			p.mu.Unlock()
+		case FrameResult, FrameError:
+			if f.ID == 0 { // an error outside any task: the worker is about to exit
+				w.detail = string(f.Data)
+				continue
+			}
+			p.finish(w, f)
+		}
+	}
+	w.out.Close()
+	werr := w.cmd.Wait()
+	p.reap(w, werr)
+}
+
+// finish completes w's current task and gives w new work, or retires it.
+func (p *ProcessPool) finish(w *procWorker, f Frame) {
+	p.mu.Lock()
+	t := w.current
+	if t == nil || t.ID != f.ID {
+		p.mu.Unlock()
+		return // not ours (a protocol error); the worker's death will tell
+	}
+	w.current = nil
+	w.done++
+	if p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild {
+		p.retireLocked(w)
+		if !p.shutdown && p.broken == nil {
+			if err := p.spawnLocked(); err != nil {
+				defer p.breakWith(err)
+			}
+		}
+	} else {
+		p.idle = append(p.idle, w)
+		p.dispatchLocked()
+	}
+	p.mu.Unlock()
+	p.sink.Completed(t, f.Kind, f.Data)
+}
+
+func (p *ProcessPool) retireLocked(w *procWorker) {
+	w.retire = true
+	WriteFrame(w.in, Frame{Kind: FrameExit})
+	w.in.Close()
+}
+
+// dispatchLocked pairs idle workers with queued tasks; once shut down with
+// nothing queued, it retires the idle workers.
+func (p *ProcessPool) dispatchLocked() {
+	for len(p.idle) > 0 && p.queue.len() > 0 {
+		w := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		t, _ := p.queue.pop()
+		w.current = t
+		if err := WriteFrame(w.in, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload}); err != nil {
+			// The worker is dying; its supervisor reports the task with it.
+			continue
+		}
+	}
+	if p.shutdown && p.queue.len() == 0 {
+		for _, w := range p.idle {
+			p.retireLocked(w)
+		}
+		p.idle = nil
+	}
+}
+
+// reap handles a worker whose pipe closed.
+func (p *ProcessPool) reap(w *procWorker, werr error) {
+	p.mu.Lock()
+	delete(p.workers, w)
+	p.removeIdleLocked(w)
+	expected := w.retire || p.killing || p.broken != nil
+	var died error
+	if !expected {
+		d := &WorkerDied{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode(), Detail: w.detail}
+		if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			d.Signal = ws.Signal()
+		}
+		if w.current != nil {
+			d.TaskID = w.current.ID
+		}
+		died = d
+	} else if p.killing && w.current != nil && p.broken == nil {
+		died = ErrTerminated
+	}
+	if !w.retire {
+		w.in.Close()
+	}
+	var orphan []*ProcTask // the dead worker's task; no longer reachable through p.workers
+	if w.current != nil {
+		orphan = append(orphan, w.current)
+		w.current = nil
+	}
+	p.closeExitedLocked()
+	p.mu.Unlock()
+	if died != nil {
+		p.breakWith(died, orphan...)
+	}
+}
+
+func (p *ProcessPool) removeIdleLocked(w *procWorker) {
+	for i, x := range p.idle {
+		if x == w {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return
+		}
+	}
+}
+
+// breakWith breaks the pool once: every task not completed fails through
+// the sink, the other workers are killed, later submits fail.
+func (p *ProcessPool) breakWith(err error, extra ...*ProcTask) {
+	p.mu.Lock()
+	if p.broken != nil {
+		p.mu.Unlock()
+		p.sink.Broken(p.broken, extra)
+		return
+	}
+	p.broken = err
+	tasks := append(extra, p.queue.drain()...)
+	for w := range p.workers {
+		if w.current != nil {
+			tasks = append(tasks, w.current)
+			w.current = nil
+		}
+	}
+	p.killAllLocked(syscall.SIGKILL)
+	p.closeExitedLocked()
+	p.mu.Unlock()
+	p.sink.Broken(err, tasks)
+}
+
+func (p *ProcessPool) killAllLocked(sig syscall.Signal) {
+	for w := range p.workers {
+		w.cmd.Process.Signal(sig)
+	}
+}
+
+func (p *ProcessPool) closeExitedLocked() {
+	if len(p.workers) > 0 || !(p.shutdown || p.broken != nil) {
+		return
+	}
+	select {
+	case <-p.exited:
+	default:
+		close(p.exited)
+	}
+}
+
+// Submit queues t. It fails with ErrBroken (wrapping the cause) or
+// ErrShutdown.
+func (p *ProcessPool) Submit(t *ProcTask) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.broken != nil {
+		return fmt.Errorf("%w: %w", ErrBroken, p.broken)
+	}
+	if p.shutdown {
+		return ErrShutdown
+	}
+	p.queue.push(t)
+	p.dispatchLocked()
+	return nil
+}
+
+// Shutdown stops accepting tasks; workers exit once the queue is done. With
+// cancelPending the queued tasks are removed and returned (futures untouched).
+func (p *ProcessPool) Shutdown(cancelPending bool) []*ProcTask {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.shutdown = true
+	var dropped []*ProcTask
+	if cancelPending {
+		dropped = p.queue.drain()
+	}
+	p.dispatchLocked()
+	p.closeExitedLocked()
+	return dropped
+}
+
+// TerminateWorkers shuts the pool down, cancelling queued tasks (returned),
+// and sends sig to every worker; tasks they were running fail with
+// ErrTerminated.
+func (p *ProcessPool) TerminateWorkers(sig syscall.Signal) []*ProcTask {
+	dropped := p.Shutdown(true)
+	p.mu.Lock()
+	p.killing = true
+	p.killAllLocked(sig)
+	p.mu.Unlock()
+	return dropped
+}
+
+// Join waits until every worker process has exited (after Shutdown or a
+// break) or the deadline passes (zero: none).
+func (p *ProcessPool) Join(deadline time.Time) bool { return receive(p.exited, deadline) }
+
+// Err returns the error that broke the pool, or nil.
+func (p *ProcessPool) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.broken
+}
+
+// PIDs returns the process ids of the live workers.
+func (p *ProcessPool) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pids := make([]int, 0, len(p.workers))
+	for w := range p.workers {
+		pids = append(pids, w.pid)
+	}
+	return pids
+}
+

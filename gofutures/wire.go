@@ -1,0 +1,100 @@
+package gofutures
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The wire between the process supervisor and a worker process is a stream
+// of frames, each:
+//
+//	length uint32, big endian: bytes that follow (kind + id + data)
+//	kind   uint8
+//	id     uint64, big endian: the task the frame is about (0 if none)
+//	data   length-9 bytes, opaque here (pickles, in practice)
+//
+// A worker written in any language can speak it with a dozen lines; the
+// Python one is gofutures/_worker.py.
+
+// FrameKind says what a frame carries.
+type FrameKind uint8
+
+const (
+	FrameInit   FrameKind = 1 + iota // supervisor -> worker: initializer payload, before any task
+	FrameTask                        // supervisor -> worker: run this payload
+	FrameResult                      // worker -> supervisor: the task returned this
+	FrameError                       // worker -> supervisor: the task raised this
+	FrameReady                       // worker -> supervisor: initialized, waiting for tasks
+	FrameExit                        // supervisor -> worker: finish and exit
+)
+
+// frameHeader is the fixed part after the length: kind and id.
+const frameHeader = 1 + 8
+
+// MaxFrame bounds one frame's length so that a corrupt length cannot make
+// the reader allocate without limit.
+const MaxFrame = 1 << 31
+
+// ErrFrameTooLarge is returned for a frame whose length exceeds MaxFrame or
+// is too short to hold the header.
+var ErrFrameTooLarge = errors.New("frame length out of range")
+
+// Frame is one message on the wire.
+type Frame struct {
+	Kind FrameKind
+	ID   uint64
+	Data []byte
+}
+
+// WriteFrame writes f to w in one Write call.
+func WriteFrame(w io.Writer, f Frame) error {
+	n := frameHeader + len(f.Data)
+	if n > MaxFrame {
+		return ErrFrameTooLarge
+	}
+	buf := make([]byte, 4+n)
+	binary.BigEndian.PutUint32(buf, uint32(n))
+	buf[4] = byte(f.Kind)
+	binary.BigEndian.PutUint64(buf[5:], f.ID)
+	copy(buf[4+frameHeader:], f.Data)
+	_, err := w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame. It returns io.EOF only at a clean frame
+// boundary, io.ErrUnexpectedEOF for a stream cut mid-frame.
+func ReadFrame(r io.Reader) (Frame, error) {
+	var head [4 + frameHeader]byte
+	if _, err := io.ReadFull(r, head[:4]); err != nil {
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(head[:4])
+	if n < frameHeader || uint64(n) > MaxFrame {
+		return Frame{}, fmt.Errorf("%w: %d", ErrFrameTooLarge, n)
+	}
+	if _, err := io.ReadFull(r, head[4:]); err != nil {
+		return Frame{}, noEOF(err)
+	}
+	f := Frame{Kind: FrameKind(head[4]), ID: binary.BigEndian.Uint64(head[5:])}
+	// Read what is there rather than allocating the announced length up
+	// front: a corrupt length then costs only the bytes that really arrive.
+	want := int64(n - frameHeader)
+	data, err := io.ReadAll(io.LimitReader(r, want))
+	if err != nil {
+		return Frame{}, err
+	}
+	if int64(len(data)) < want {
+		return Frame{}, io.ErrUnexpectedEOF
+	}
+	f.Data = data
+	return f, nil
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

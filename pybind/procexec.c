@@ -1,0 +1,147 @@
+/* procexec.c: ProcessPoolBase, the native half of
+ * gofutures.ProcessPoolExecutor. Python pickles the call; this half makes
+ * the Future and hands the pickle to the Go supervisor without releasing the
+ * GIL. Outcomes come back as deliveries run by the pool's results worker
+ * (see worker.c), which calls hooks.complete(future, kind, data).
+ *
+ * Lifetime: the object names its Go pool by id; dealloc shuts the pool down
+ * without cancelling (queued tasks still run and complete their futures). */
+#include "hot.h"
+#include "_cgo_export.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    long long pool;            /* Go pool id, 0 until _start */
+    PyTypeObject *future_type; /* strong */
+} ProcObject;
+
+enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
+
+/* _start(workers, argv, init, max_tasks_per_child, future_type, hooks) */
+static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) return PyErr_Format(PyExc_TypeError, "_start takes 6 arguments");
+    int workers = (int)PyLong_AsLong(args[0]);
+    int max_tasks = (int)PyLong_AsLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    if (!PyList_Check(args[1]) || !PyBytes_Check(args[2]))
+        return PyErr_Format(PyExc_TypeError, "_start: argv must be a list, init bytes");
+    if (!PyType_Check(args[4]) || !PyType_IsSubtype((PyTypeObject *)args[4], gf_FutureBase))
+        return PyErr_Format(PyExc_TypeError, "future_type must be a subclass of FutureBase");
+    if (self->pool != 0) return PyErr_Format(PyExc_RuntimeError, "executor already started");
+    Py_ssize_t argc = PyList_GET_SIZE(args[1]);
+    char **argv = calloc(argc + 1, sizeof(char *));
+    for (Py_ssize_t i = 0; i < argc; i++) {
+        const char *a = PyUnicode_AsUTF8(PyList_GET_ITEM(args[1], i));
+        if (a == NULL) { free(argv); return NULL; }
+        argv[i] = (char *)a; /* borrowed from the list, alive during the call */
+    }
+    char *err = NULL;
+    long long id = gfProcStart(workers, argv, (int)argc, PyBytes_AS_STRING(args[2]),
+                               (int)PyBytes_GET_SIZE(args[2]), max_tasks, args[5], &err);
+    free(argv);
+    if (id == 0) {
+        PyErr_Format(PyExc_OSError, "cannot start the process pool: %s", err ? err : "unknown error");
+        free(err);
+        return NULL;
+    }
+    Py_INCREF(args[5]); /* now owned by the pool's results worker */
+    self->pool = id;
+    Py_XSETREF(self->future_type, (PyTypeObject *)Py_NewRef(args[4]));
+    Py_RETURN_NONE;
+}
+
+static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
+    char *msg = gfProcBrokenMessage(self->pool);
+    if (msg == NULL) Py_RETURN_NONE;
+    PyObject *s = PyUnicode_DecodeUTF8(msg, strlen(msg), "replace");
+    free(msg);
+    return s;
+}
+
+/* _submit_payload(payload) -> Future, or raises BrokenProcessPool (the
+ * message comes from Python's hooks) / RuntimeError after shutdown. */
+static PyObject *proc_submit(ProcObject *self, PyObject *payload) {
+    if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
+    if (!PyBytes_Check(payload)) return PyErr_Format(PyExc_TypeError, "payload must be bytes");
+    PyObject *fut = gf_future_new(self->future_type);
+    if (fut == NULL) return NULL;
+    Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
+    int rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut,
+                          PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload));
+    if (rc == SUBMIT_OK) return fut;
+    Py_DECREF(fut);
+    Py_DECREF(fut);
+    if (rc == SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+    return PyLong_FromLong(rc); /* broken: Python raises with the message */
+}
+
+/* _close(cancel_futures, signal): stop the pool (and signal its workers
+ * when signal > 0); futures of removed tasks are cancelled here. */
+static PyObject *proc_close(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "_close(cancel_futures, signal)");
+    int cancel = PyObject_IsTrue(args[0]);
+    int sig = (int)PyLong_AsLong(args[1]);
+    if (cancel < 0 || PyErr_Occurred()) return NULL;
+    if (self->pool == 0) Py_RETURN_NONE;
+    gfProcShutdown(self->pool, cancel, sig);
+    PyObject *f;
+    while ((f = gfProcNextDropped(self->pool)) != NULL) {
+        if (gf_future_cancel((FutureObject *)f) < 0 || gf_future_start((FutureObject *)f) < 0)
+            gf_log_exception("cancelling %r at shutdown failed", f);
+        Py_DECREF(f);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *proc_id(ProcObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
+
+static int proc_traverse(ProcObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->future_type);
+    return 0;
+}
+
+static int proc_clear(ProcObject *self) {
+    Py_CLEAR(self->future_type);
+    return 0;
+}
+
+static void proc_dealloc(ProcObject *self) {
+    PyObject_GC_UnTrack(self);
+    if (self->pool != 0) gfProcRelease(self->pool);
+    proc_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef proc_methods[] = {
+    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL, "_start(workers, argv, init, max_tasks, future_type, hooks)"},
+    {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
+    {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
+    {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},
+    {NULL}
+};
+
+static PyGetSetDef proc_getset[] = {
+    {"_pool_id", (getter)proc_id, NULL, "id of the Go pool", NULL},
+    {NULL}
+};
+
+static PyTypeObject ProcessPoolBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gofutures._core.ProcessPoolBase",
+    .tp_doc = "Native half of gofutures.ProcessPoolExecutor.",
+    .tp_basicsize = sizeof(ProcObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)proc_dealloc,
+    .tp_traverse = (traverseproc)proc_traverse,
+    .tp_clear = (inquiry)proc_clear,
+    .tp_methods = proc_methods,
+    .tp_getset = proc_getset,
+};
+
+int gf_procexec_init_type(PyObject *module) {
+    if (PyType_Ready(&ProcessPoolBaseType) < 0) return -1;
+    return PyModule_AddObjectRef(module, "ProcessPoolBase", (PyObject *)&ProcessPoolBaseType);
+}

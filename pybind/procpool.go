@@ -1,0 +1,237 @@
+package pybind
+
+// The binding's half of a process pool: a core.ProcessPool whose sink turns
+// each outcome into a delivery job for a one-worker threadPool (the
+// "results pool"), whose worker holds a Python thread state and hands the
+// outcome to the Python hooks (unpickling and completing the future need
+// the GIL; the supervisor goroutines never take it).
+
+/*
+#include <stdlib.h>
+#include "gf.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	core "github.com/gofutures/gofutures/gofutures"
+)
+
+type processPool struct {
+	id      int64
+	core    *core.ProcessPool
+	results *threadPool
+
+	mu      sync.Mutex            // protects the fields below
+	futures map[uint64]*C.PyObject // strong refs of accepted tasks' futures, by task id
+	nextID  uint64
+	dropped []*C.PyObject // futures of tasks cancelled by shutdown, for C to cancel
+}
+
+var (
+	procsMu sync.RWMutex // protects procs
+	procs   = map[int64]*processPool{}
+)
+
+func lookupProc(id C.longlong) *processPool {
+	procsMu.RLock()
+	defer procsMu.RUnlock()
+	return procs[int64(id)]
+}
+
+// take removes and returns the future reference of task id.
+func (p *processPool) take(id uint64) *C.PyObject {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.futures[id]
+	delete(p.futures, id)
+	return f
+}
+
+func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte) {
+	fut := p.take(t.ID)
+	if fut == nil {
+		return
+	}
+	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
+	job.future = fut
+	job.kind = kind
+	if len(data) > 0 {
+		job.data = (*C.char)(C.CBytes(data))
+	}
+	job.len = C.Py_ssize_t(len(data))
+	// The results pool is shut down only after this pool has joined, so the
+	// submit cannot fail.
+	p.results.core.Submit(task{Future: t.Future, Payload: job})
+}
+
+// Completed implements core.ProcessSink.
+func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []byte) {
+	p.deliver(t, C.int(kind), data)
+}
+
+// Broken implements core.ProcessSink.
+func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
+	for _, t := range tasks {
+		p.deliver(t, C.GF_DELIVER_BROKEN, []byte(err.Error()))
+	}
+}
+
+//export gfProcStart
+func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen C.int,
+	maxTasks C.int, hooks *C.PyObject, errOut **C.char) C.longlong {
+	args := make([]string, int(argc))
+	for i, a := range unsafe.Slice(argv, int(argc)) {
+		args[i] = C.GoString(a)
+	}
+	p := &processPool{futures: map[uint64]*C.PyObject{}}
+	results, err := newThreadPool(1)
+	if err != nil {
+		*errOut = C.CString(err.Error())
+		return 0
+	}
+	p.results = results
+	// On success the caller gives the results pool a reference to hooks.
+	gfPoolBind(C.longlong(results.id), hooks)
+	p.core, err = core.NewProcessPool(core.ProcessConfig{
+		Workers: int(workers), Command: args,
+		Init:             C.GoBytes(unsafe.Pointer(init), initLen),
+		MaxTasksPerChild: int(maxTasks),
+	}, p)
+	if err != nil {
+		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release
+		*errOut = C.CString(err.Error())
+		return 0
+	}
+	procsMu.Lock()
+	lastID++ // ids are shared with thread pools: one namespace
+	p.id = lastID
+	procs[p.id] = p
+	procsMu.Unlock()
+	return C.longlong(p.id)
+}
+
+//export gfProcSubmit
+func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t) C.int {
+	p := lookupProc(id)
+	if p == nil {
+		return submitUnknown
+	}
+	p.mu.Lock()
+	p.nextID++
+	t := &core.ProcTask{ID: p.nextID, Future: future(fh), Payload: C.GoBytes(unsafe.Pointer(data), C.int(n))}
+	p.futures[t.ID] = fut
+	p.mu.Unlock()
+	err := p.core.Submit(t)
+	if err == nil {
+		return submitOK
+	}
+	p.take(t.ID) // the caller keeps its reference
+	if errors.Is(err, core.ErrShutdown) {
+		return submitShutdown
+	}
+	return submitBroken
+}
+
+//export gfProcBrokenMessage
+func gfProcBrokenMessage(id C.longlong) *C.char {
+	if p := lookupProc(id); p != nil {
+		if err := p.core.Err(); err != nil {
+			return C.CString(err.Error())
+		}
+	}
+	return nil
+}
+
+// gfProcShutdown stops the pool; with sig > 0 it also sends sig to every
+// worker. Tasks removed from the queue wait in dropped for gfProcNextDropped.
+//
+//export gfProcShutdown
+func gfProcShutdown(id C.longlong, cancel C.int, sig C.int) {
+	p := lookupProc(id)
+	if p == nil {
+		return
+	}
+	var tasks []*core.ProcTask
+	if sig > 0 {
+		tasks = p.core.TerminateWorkers(syscall.Signal(sig))
+	} else {
+		tasks = p.core.Shutdown(cancel != 0)
+	}
+	for _, t := range tasks {
+		if f := p.take(t.ID); f != nil {
+			p.mu.Lock()
+			p.dropped = append(p.dropped, f)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// gfProcNextDropped returns (transferring the reference) one future whose
+// task shutdown cancelled, or NULL.
+//
+//export gfProcNextDropped
+func gfProcNextDropped(id C.longlong) *C.PyObject {
+	p := lookupProc(id)
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.dropped) == 0 {
+		return nil
+	}
+	f := p.dropped[0]
+	p.dropped = p.dropped[1:]
+	return f
+}
+
+// gfProcRelease is the executor object's end: the pool is shut down (queued
+// tasks still run, their outcomes are still delivered) and forgotten once
+// its workers have exited. The results pool's hooks reference is released
+// by its worker; if that worker never started (no task ever completed) the
+// small hooks object is leaked rather than released without the GIL.
+//
+//export gfProcRelease
+func gfProcRelease(id C.longlong) {
+	p := lookupProc(id)
+	if p == nil {
+		return
+	}
+	p.core.Shutdown(false)
+	go func() {
+		p.core.Join(time.Time{})
+		gfPoolRelease(C.longlong(p.results.id))
+		procsMu.Lock()
+		delete(procs, p.id)
+		procsMu.Unlock()
+	}()
+}
+
+// joinProcessPool waits for the worker processes, then for the results
+// worker to deliver every outcome.
+func joinProcessPool(p *processPool, deadline time.Time) bool {
+	if !p.core.Join(deadline) {
+		return false
+	}
+	p.results.core.Shutdown(false)
+	return p.results.core.Join(deadline)
+}
+
+func pidList(p *processPool) string {
+	var b strings.Builder
+	for i, pid := range p.core.PIDs() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(pid))
+	}
+	return b.String()
+}

@@ -1,0 +1,106 @@
+"""A process-pool worker: plain Python, no Go runtime. The Go supervisor
+starts it by exec of the parent's interpreter, loading this file by path
+(WORKER_COMMAND below) so that the gofutures package, and with it the Go
+runtime, is never imported here. It gets the task pipe on fd 3 and
+the result pipe on fd 4 (stdout and stderr are the parent's). It runs one
+task at a time and exits when fd 3 closes (the parent is gone or asked it
+to), so no worker outlives its pool.
+
+This file imports nothing from gofutures for that reason; it speaks the
+frame format of gofutures/wire.go itself.
+"""
+import os
+import pickle
+import struct
+import sys
+import traceback
+
+# Frame kinds, as in gofutures/wire.go.
+INIT, TASK, RESULT, ERROR, READY, EXIT = range(1, 7)
+_HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
+
+# The code a supervisor passes to `python -c` to run this file by path.
+WORKER_COMMAND = ("import importlib.util as u, sys; "
+                  "s = u.spec_from_file_location('gofutures_worker', sys.argv[1]); "
+                  "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main())")
+
+
+def write_frame(f, kind, task_id, data=b""):
+    f.write(_HEAD.pack(9 + len(data), kind, task_id) + data)
+    f.flush()
+
+
+def read_frame(f):
+    """Returns (kind, task_id, data), or None at the end of the stream."""
+    head = f.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    length, kind, task_id = _HEAD.unpack(head)
+    data = f.read(length - 9)
+    if len(data) < length - 9:
+        return None
+    return kind, task_id, data
+
+
+def _send_error(out, task_id, exc):
+    from concurrent.futures.process import _ExceptionWithTraceback
+    try:
+        data = pickle.dumps(_ExceptionWithTraceback(exc, exc.__traceback__))
+    except Exception as pickling_error:  # the exception itself cannot be pickled
+        text = "".join(traceback.format_exception(exc))
+        substitute = RuntimeError("%s (the original exception could not be pickled: %s)"
+                                  % (text.strip().splitlines()[-1], pickling_error))
+        data = pickle.dumps(_ExceptionWithTraceback(substitute, exc.__traceback__))
+    write_frame(out, ERROR, task_id, data)
+
+
+def _prepare(init):
+    """Make the parent's modules importable, as multiprocessing's spawn does:
+    same sys.path and working directory, and the parent's main script loaded
+    as __mp_main__ so that its functions unpickle by reference."""
+    import multiprocessing.spawn
+    multiprocessing.spawn.prepare(init["preparation"])
+
+
+def main():
+    tasks = os.fdopen(3, "rb")
+    out = os.fdopen(4, "wb")
+    frame = read_frame(tasks)
+    if frame is None or frame[0] != INIT:
+        return 1
+    try:
+        init = pickle.loads(frame[2])
+        _prepare(init)
+        if init.get("initializer") is not None:
+            init["initializer"](*init.get("initargs", ()))
+    except BaseException:
+        text = traceback.format_exc()
+        write_frame(out, ERROR, 0, ("initializer failed: " + text).encode())
+        return 1
+    write_frame(out, READY, 0)
+    while True:
+        frame = read_frame(tasks)
+        if frame is None or frame[0] == EXIT:
+            return 0
+        kind, task_id, data = frame
+        try:
+            fn, args, kwargs, chunked = pickle.loads(data)
+            if chunked:  # a map chunk: args holds one argument tuple per call
+                result = [fn(*call) for call in args]
+            else:
+                result = fn(*args, **(kwargs or {}))
+            del fn, args, kwargs
+        except BaseException as exc:
+            _send_error(out, task_id, exc)
+            continue
+        try:
+            payload = pickle.dumps(result)
+        except BaseException as exc:
+            _send_error(out, task_id, exc)
+            continue
+        del result
+        write_frame(out, RESULT, task_id, payload)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

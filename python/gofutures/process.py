@@ -1,0 +1,201 @@
+"""ProcessPoolExecutor on worker processes started and supervised by Go.
+
+Data flow:
+
+    submit(fn, *args)                      worker process (_worker.py, plain Python)
+      pickle (fn, args, kwargs)  --TASK frame, fd 3-->  unpickle, call
+      Future (native)                                   pickle result / exception
+      Go queue -> idle worker      <--RESULT/ERROR, fd 4--
+      supervisor goroutine: outcome -> results worker (holds the GIL)
+        -> _Hooks.complete(): unpickle, set_result / set_exception
+
+Workers are started by exec of this interpreter (never a bare fork of a
+process that holds a Go runtime). A worker that dies is noticed at once by
+its supervisor goroutine (its pipe closes, then its exit status is read):
+the pool breaks as the stdlib's does and every pending future fails with
+BrokenProcessPool saying which worker died, how, and what it was running.
+
+mp_context is accepted for compatibility and validated, but it does not
+change how workers start (always exec, like the 'spawn' method): objects in
+initargs are pickled to the workers, so multiprocessing primitives that can
+only be inherited (a Queue, a Lock) cannot be passed that way.
+"""
+import itertools
+import multiprocessing.spawn
+import os
+import pickle
+import signal
+import sys
+import threading
+import weakref
+from concurrent.futures import process as _std_process
+from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
+
+from . import _base, _pickling, _worker
+from ._core import cold, hot
+from .thread import _join
+
+__all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
+
+_RESULT, _ERROR, _BROKEN = 3, 4, 100  # delivery kinds (gofutures/wire.go, pybind/gf.h)
+
+_executors = weakref.WeakSet()
+
+
+def _python_exit():
+    for executor in list(_executors):
+        executor.shutdown(wait=True)
+
+
+threading._register_atexit(_python_exit)
+
+
+class _Hooks:
+    """Runs on the pool's results worker, with the GIL: turns each outcome
+    into the future's result or exception."""
+
+    __slots__ = ()
+
+    def start(self, index):
+        pass
+
+    def stop(self, index):
+        with threading._active_limbo_lock:
+            threading._active.pop(threading.get_ident(), None)
+
+    def complete(self, future, kind, data):
+        if future.done():
+            return
+        if kind == _BROKEN:
+            exc = BrokenProcessPool(
+                "A process in the process pool was terminated abruptly while the future was "
+                "running or pending: " + data.decode("utf-8", "replace"))
+            future.set_exception(exc)
+            return
+        try:
+            value = pickle.loads(data)
+        except BaseException as exc:
+            future.set_exception(exc)
+            return
+        if kind == _ERROR:
+            future.set_exception(value)
+        else:
+            future.set_result(value)
+
+
+def _chunks(iterables, chunksize):
+    it = zip(*iterables)
+    while True:
+        chunk = tuple(itertools.islice(it, chunksize))
+        if not chunk:
+            return
+        yield chunk
+
+
+class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor):
+    """An Executor that runs calls in a pool of at most max_workers worker
+    processes. Drop-in for concurrent.futures.ProcessPoolExecutor."""
+
+    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
+                 *, max_tasks_per_child=None):
+        if max_workers is None:
+            max_workers = (os.process_cpu_count() if hasattr(os, "process_cpu_count")
+                           else os.cpu_count()) or 1
+        else:
+            if max_workers <= 0:
+                raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            if max_tasks_per_child <= 0:
+                raise ValueError("max_tasks_per_child must be >= 1")
+            if mp_context is not None and mp_context.get_start_method() == "fork":
+                raise ValueError("max_tasks_per_child is incompatible with the 'fork' "
+                                 "multiprocessing start method; supply a different mp_context.")
+        self._max_workers = max_workers
+        self._mp_context = mp_context
+        self._initializer, self._initargs = initializer, initargs
+        self._shutdown_called = False
+        # What multiprocessing's spawn sends its children: sys.path, the
+        # working directory, how to re-import __main__, the authkey.
+        preparation = multiprocessing.spawn.get_preparation_data("gofutures-worker")
+        preparation["authkey"] = bytes(preparation["authkey"])
+        init = {
+            "preparation": preparation,
+            "initializer": initializer,
+            "initargs": tuple(initargs),
+        }
+        argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
+        self._start(max_workers, argv, _pickling.dumps(init, initializer),
+                    max_tasks_per_child or 0, _base.Future, _Hooks())
+        _executors.add(self)
+
+    def _broken_error(self):
+        return BrokenProcessPool(
+            "A child process terminated abruptly, the process pool is not usable anymore: %s"
+            % self._broken_message())
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Schedules fn(*args, **kwargs) in a worker process; returns a Future."""
+        return self._submit_call(fn, args, kwargs, False)
+
+    def _submit_chunk(self, fn, chunk):
+        # One message runs fn(*args) for every args in chunk; the worker
+        # answers with the list of results (as the stdlib's _process_chunk).
+        return self._submit_call(fn, chunk, None, True)
+
+    def _submit_call(self, fn, args, kwargs, chunked):
+        if self._shutdown_called:
+            broken = self._broken_message()
+            if broken is not None:
+                raise self._broken_error()
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        try:
+            payload = _pickling.dumps((fn, args, kwargs, chunked), fn)
+        except Exception as exc:
+            # Only this call fails, with the pickling error.
+            future = _base.Future()
+            future.set_running_or_notify_cancel()
+            future.set_exception(exc)
+            return future
+        future = self._submit_payload(payload)
+        if isinstance(future, int):
+            raise self._broken_error()
+        return future
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+        """Returns an iterator equivalent to map(fn, *iterables), computed in
+        the worker processes, chunksize calls per message."""
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        if chunksize == 1:
+            return _base.map_with_buffer(self, fn, iterables, timeout, buffersize)
+        results = _base.map_with_buffer(self, fn, [_chunks(iterables, chunksize)],
+                                        timeout, buffersize, submit="_submit_chunk")
+        return itertools.chain.from_iterable(results)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """Stop accepting work; with cancel_futures cancel what is queued;
+        with wait return once every worker has exited."""
+        self._shutdown_called = True
+        self._close(cancel_futures, 0)
+        if wait:
+            pool_id = self._pool_id
+            _join(lambda ms: cold.JoinProcessPool(pool_id, ms))
+
+    def terminate_workers(self):
+        """Python 3.14's terminate_workers(): SIGTERM every worker at once;
+        queued tasks are cancelled, running ones fail with BrokenProcessPool."""
+        self._shutdown_called = True
+        self._close(True, signal.SIGTERM)
+
+    def kill_workers(self):
+        """Python 3.14's kill_workers(): as terminate_workers, with SIGKILL."""
+        self._shutdown_called = True
+        self._close(True, signal.SIGKILL)
+
+    def _worker_pids(self):
+        pids = cold.ProcessPoolPIDs(self._pool_id)
+        return [int(p) for p in pids.split(",")] if pids else []
