@@ -77,13 +77,21 @@ func NewThreadPool[P any](max int, runner Runner[P]) (*ThreadPool[P], error) {
 // Submit queues t. It fails with ErrBroken or ErrShutdown (checked in that
 // order, as the stdlib does).
 func (p *ThreadPool[P]) Submit(t Task[P]) error {
+	_, err := p.SubmitSpawn(t)
+	return err
+}
+
+// SubmitSpawn is Submit that also reports whether it started a new worker
+// for t (a caller may then wait for the worker to come up, as the stdlib's
+// Thread.start() does).
+func (p *ThreadPool[P]) SubmitSpawn(t Task[P]) (spawned bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.broken != nil {
-		return fmt.Errorf("%w: %w", ErrBroken, p.broken)
+		return false, fmt.Errorf("%w: %w", ErrBroken, p.broken)
 	}
 	if p.shutdown {
-		return ErrShutdown
+		return false, ErrShutdown
 	}
 	p.queue.push(t)
 	p.submitted.Add(1)
@@ -91,10 +99,12 @@ func (p *ThreadPool[P]) Submit(t Task[P]) error {
 		p.workers++
 		p.live++
 		go p.work(p.workers - 1)
-	} else if p.idle > 0 {
+		return true, nil
+	}
+	if p.idle > 0 {
 		p.wake.Signal()
 	}
-	return nil
+	return false, nil
 }
 
 func (p *ThreadPool[P]) work(i int) {

@@ -113,3 +113,24 @@ func ProcessPoolPIDs(id int64) string {
 	}
 	return pidList(p)
 }
+
+// JoinAllProcessPools shuts down every process pool (queued tasks still
+// run) and waits up to timeoutMillis for all their workers to exit and all
+// outcomes to be delivered. It is the interpreter-exit join for process
+// pools, including those whose executor object is gone.
+func JoinAllProcessPools(timeoutMillis int) bool {
+	deadline := time.Now().Add(time.Duration(timeoutMillis) * time.Millisecond)
+	procsMu.RLock()
+	all := make([]*processPool, 0, len(procs))
+	for _, p := range procs {
+		all = append(all, p)
+	}
+	procsMu.RUnlock()
+	for _, p := range all {
+		p.core.Shutdown(false)
+		if !joinProcessPool(p, deadline) {
+			return false
+		}
+	}
+	return true
+}

@@ -28,7 +28,15 @@ typedef struct {
     PyTypeObject *future_type; /* strong: the Future class to create */
 } PoolObject;
 
-enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2, SUBMIT_UNKNOWN = 3 };
+enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2, SUBMIT_UNKNOWN = 3, SUBMIT_SPAWNED = 4 };
+
+/* How long submit waits for a worker it started to come up. The stdlib's
+ * Thread.start() waits for its thread, so that a worker exists (and is
+ * listed) when submit returns; without the wait, a burst of submits holding
+ * the GIL would run ahead of every worker. */
+#define GF_SPAWN_WAIT_S 1.0
+
+static int await_started(void *pool, long long ns) { return gfPoolAwaitStarted((long long)(intptr_t)pool, ns); }
 
 static PyObject *pool_bind(PoolObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) return PyErr_Format(PyExc_TypeError, "_bind(pool_id, future_type, hooks)");
@@ -73,6 +81,12 @@ static PyObject *pool_submit(PoolObject *self, PyObject *const *args, Py_ssize_t
     if ((job->future = gf_future_new(self->future_type)) == NULL) goto fail;
     PyObject *fut = Py_NewRef(job->future);
     switch (gfPoolSubmit(self->pool, ((FutureObject *)fut)->h, job)) {
+    case SUBMIT_SPAWNED:
+        if (gf_block(await_started, (void *)(intptr_t)self->pool, GF_SPAWN_WAIT_S) < 0) {
+            Py_DECREF(fut); /* interrupted: the task is queued, the future stays valid */
+            return NULL;
+        }
+        return fut;
     case SUBMIT_OK:
         return fut; /* the Go pool owns the job now */
     case SUBMIT_BROKEN:

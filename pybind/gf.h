@@ -38,6 +38,8 @@ typedef struct gf_worker gf_worker;
 
 /* worker.c: called by Go on a worker goroutine locked to its OS thread. */
 gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more_handle, char **err);
+/* Runs hooks.init(index) (the initializer); *err as for attach. */
+void gf_worker_init(gf_worker *w, char **err);
 void gf_worker_run(gf_worker *w, gf_job *job);
 void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message);
 /* also_release: a reference to drop with the GIL held, or NULL. */

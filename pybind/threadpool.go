@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"runtime/cgo"
 	"sync"
+	"time"
 	"unsafe"
 
 	core "github.com/gofutures/gofutures/gofutures"
@@ -39,6 +40,10 @@ type threadPool struct {
 	started  int // workers ever started, recorded at release
 	stopped  int
 
+	// ready receives a token each time a worker has attached to Python and
+	// registered its thread (before its initializer runs).
+	ready chan struct{}
+
 	// workers[i] is written by worker i's goroutine in Start and read only
 	// by that goroutine afterwards, so it needs no lock.
 	workers []*worker
@@ -61,7 +66,7 @@ var (
 )
 
 func newThreadPool(maxWorkers int) (*threadPool, error) {
-	p := &threadPool{workers: make([]*worker, max(maxWorkers, 0))}
+	p := &threadPool{workers: make([]*worker, max(maxWorkers, 0)), ready: make(chan struct{}, max(maxWorkers, 0))}
 	c, err := core.NewThreadPool[*C.gf_job](maxWorkers, p)
 	if err != nil {
 		return nil, err
@@ -92,6 +97,10 @@ func (p *threadPool) Start(i int) error {
 	p.workers[i] = w
 	var msg *C.char
 	w.c = C.gf_worker_attach(hooks, C.long(i), C.uintptr_t(w.handle), &msg)
+	if msg == nil {
+		p.ready <- struct{}{} // capacity max workers: never blocks
+		C.gf_worker_init(w.c, &msg)
+	}
 	if msg != nil {
 		defer C.free(unsafe.Pointer(msg))
 		return fmt.Errorf("A thread initializer failed, the thread pool is not usable anymore (%s)", C.GoString(msg))
@@ -172,7 +181,27 @@ const (
 	submitBroken
 	submitShutdown
 	submitUnknown
+	submitSpawned // accepted, and a new worker is starting
 )
+
+// gfPoolAwaitStarted waits (GIL released by the caller) up to ns for a new
+// worker to come up.
+//
+//export gfPoolAwaitStarted
+func gfPoolAwaitStarted(id C.longlong, ns C.longlong) C.int {
+	p := lookupPool(id)
+	if p == nil {
+		return 1
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-p.ready:
+		return 1
+	case <-t.C:
+		return 0
+	}
+}
 
 //export gfPoolSubmit
 func gfPoolSubmit(id C.longlong, fh C.uintptr_t, job *C.gf_job) C.int {
@@ -180,7 +209,10 @@ func gfPoolSubmit(id C.longlong, fh C.uintptr_t, job *C.gf_job) C.int {
 	if p == nil {
 		return submitUnknown
 	}
-	switch err := p.core.Submit(task{Future: future(fh), Payload: job}); {
+	spawned, err := p.core.SubmitSpawn(task{Future: future(fh), Payload: job})
+	switch {
+	case err == nil && spawned:
+		return submitSpawned
 	case err == nil:
 		return submitOK
 	case errors.Is(err, core.ErrShutdown):

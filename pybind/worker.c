@@ -101,6 +101,15 @@ void gf_worker_run(gf_worker *w, gf_job *job) {
     w->ts = PyEval_SaveThread();
 }
 
+void gf_worker_init(gf_worker *w, char **err) {
+    PyEval_RestoreThread(w->ts);
+    *err = NULL;
+    PyObject *r = PyObject_CallMethod(w->hooks, "init", "l", w->index);
+    if (r == NULL) *err = exception_text();
+    Py_XDECREF(r);
+    w->ts = PyEval_SaveThread();
+}
+
 void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) {
     PyEval_RestoreThread(w->ts);
     for (long i = 0; i < n; i++) {

@@ -132,9 +132,14 @@ def as_completed(fs, timeout=None):
     finished = [f for f in fs if _settled(f)]
     pending = [f for f in fs if not _settled(f)]
     del fs
-    with _Following(pending) as following:
-        yield from finished
-        del finished
+    following = _Following(pending)
+    del pending  # _Following keeps the only list, which forgets each future it yields
+    with following:
+        # Yield without keeping a reference: a consumer that drops a yielded
+        # future must be able to free it (and its result).
+        finished.reverse()
+        while finished:
+            yield finished.pop()
         futures = following.futures
         left = len(futures)
         while left:
@@ -146,9 +151,13 @@ def as_completed(fs, timeout=None):
             tag = following.completions.next(remaining)
             if tag is None:
                 raise TimeoutError("%d (of %d) futures unfinished" % (left, total))
-            f, futures[tag] = futures[tag], None
             left -= 1
-            yield f
+            yield _take(futures, tag)
+
+
+def _take(items, index):
+    item, items[index] = items[index], None
+    return item
 
 
 def _result_or_cancel(fut, timeout=None):
@@ -191,12 +200,12 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize, submit="submit
                     if args is not None:
                         fs.append(getattr(ex, submit)(fn, *args))
                     del ex
-                fut = fs.popleft()
+                # No local names the future: once its result is yielded, the
+                # consumer holds the only reference to that result.
                 if timeout is None:
-                    yield _result_or_cancel(fut)
+                    yield _result_or_cancel(fs.popleft())
                 else:
-                    yield _result_or_cancel(fut, end_time - time.monotonic())
-                del fut
+                    yield _result_or_cancel(fs.popleft(), end_time - time.monotonic())
         finally:
             for future in fs:
                 future.cancel()

@@ -27,7 +27,6 @@ import pickle
 import signal
 import sys
 import threading
-import weakref
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
@@ -39,12 +38,10 @@ __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
 _RESULT, _ERROR, _BROKEN = 3, 4, 100  # delivery kinds (gofutures/wire.go, pybind/gf.h)
 
-_executors = weakref.WeakSet()
-
-
 def _python_exit():
-    for executor in list(_executors):
-        executor.shutdown(wait=True)
+    # As the stdlib, the program waits for queued work; and no results worker
+    # may hold a Python thread state when the interpreter finalizes.
+    _join(cold.JoinAllProcessPools)
 
 
 threading._register_atexit(_python_exit)
@@ -57,6 +54,9 @@ class _Hooks:
     __slots__ = ()
 
     def start(self, index):
+        pass
+
+    def init(self, index):
         pass
 
     def stop(self, index):
@@ -130,7 +130,6 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
         self._start(max_workers, argv, _pickling.dumps(init, initializer),
                     max_tasks_per_child or 0, _base.Future, _Hooks())
-        _executors.add(self)
 
     def _broken_error(self):
         return BrokenProcessPool(
@@ -195,6 +194,11 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         """Python 3.14's kill_workers(): as terminate_workers, with SIGKILL."""
         self._shutdown_called = True
         self._close(True, signal.SIGKILL)
+
+    @property
+    def _broken(self):
+        # The stdlib's attribute: False, or why the pool is broken.
+        return self._broken_message() or False
 
     def _worker_pids(self):
         pids = cold.ProcessPoolPIDs(self._pool_id)

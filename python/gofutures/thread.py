@@ -53,12 +53,21 @@ def _default_max_workers():
 
 class _WorkerThread(threading._DummyThread):
     """The threading.Thread that threading.current_thread() returns inside a
-    task: named as the stdlib names its workers, and unregistered when the
-    worker stops."""
+    task, and that executor._threads lists: named as the stdlib names its
+    workers; join() waits for the worker to stop."""
 
     def __init__(self, name):
         super().__init__()
         self.name = name
+        self._gf_stopped = threading.Event()
+
+    def is_alive(self):
+        return not self._gf_stopped.is_set()
+
+    def join(self, timeout=None):
+        if self is threading.current_thread():
+            raise RuntimeError("cannot join current thread")
+        self._gf_stopped.wait(timeout)
 
 
 class _WorkerHooks:
@@ -66,13 +75,16 @@ class _WorkerHooks:
     pool holds this object (not the executor, so that an executor that is
     dropped can be garbage collected as the stdlib's can)."""
 
-    __slots__ = ("prefix", "initializer", "initargs")
+    __slots__ = ("prefix", "initializer", "initargs", "threads")
 
     def __init__(self, prefix, initializer, initargs):
         self.prefix, self.initializer, self.initargs = prefix, initializer, initargs
+        self.threads = set()  # the executor's _threads
 
     def start(self, index):
-        _WorkerThread("%s_%d" % (self.prefix, index))
+        self.threads.add(_WorkerThread("%s_%d" % (self.prefix, index)))
+
+    def init(self, index):
         if self.initializer is not None:
             try:
                 self.initializer(*self.initargs)
@@ -82,7 +94,9 @@ class _WorkerHooks:
 
     def stop(self, index):
         with threading._active_limbo_lock:
-            threading._active.pop(threading.get_ident(), None)
+            thread = threading._active.pop(threading.get_ident(), None)
+        if isinstance(thread, _WorkerThread):
+            thread._gf_stopped.set()
 
 
 class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
@@ -106,8 +120,9 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         self._initializer = initializer
         self._initargs = initargs
         self._shutdown = False
-        self._bind(cold.NewThreadPool(max_workers), _base.Future,
-                   _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs)))
+        hooks = _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs))
+        self._threads = hooks.threads
+        self._bind(cold.NewThreadPool(max_workers), _base.Future, hooks)
         _executors.add(self)
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
@@ -126,6 +141,13 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
             _join(lambda ms: cold.JoinThreadPool(pool_id, ms))
 
     shutdown.__doc__ = _std_thread.ThreadPoolExecutor.shutdown.__doc__ or shutdown.__doc__
+
+    @property
+    def _broken(self):
+        # The stdlib's attribute: False, or why the pool is broken.
+        if cold.ThreadPoolStats(self._pool_id).Broken:
+            return "A thread initializer failed, the thread pool is not usable anymore"
+        return False
 
     def stats(self):
         """A snapshot of the pool's counters from the Go core."""
