@@ -6,6 +6,7 @@ Every example is the documents' code with `concurrent.futures` swapped for
 has no internet), serving pages under the documents' URL paths.
 """
 import http.server
+import math
 import statistics
 import sys
 import threading
@@ -112,6 +113,33 @@ def example_thread_names():
     print("主")
 
 
+PRIMES = [
+    112272535095293,
+    112582705942171,
+    112272535095293,
+    115280095190773,
+    115797848077099,
+    1099726899285419]
+
+
+def is_prime(n):
+    if n % 2 == 0:
+        return False
+
+    sqrt_n = int(math.floor(math.sqrt(n)))
+    for i in range(3, sqrt_n + 1, 2):
+        if n % i == 0:
+            return False
+    return True
+
+
+def example_primes():
+    banner("ProcessPoolExecutor: PRIMES")
+    with gofutures.ProcessPoolExecutor() as executor:
+        for number, prime in zip(PRIMES, executor.map(is_prime, PRIMES)):
+            print('%d is prime: %s' % (number, prime))
+
+
 def _time(fn, rounds=3):
     samples = []
     for _ in range(rounds):
@@ -154,10 +182,17 @@ def timing():
                     pass
         return run
 
+    def process_start(mod):
+        def run():
+            with mod.ProcessPoolExecutor(2) as ex:
+                ex.submit(abs, -1).result()
+        return run
+
     rows = [("Future round trip x100k", round_trip),
             ("submit + result x50k, 4 workers", submit_result),
             ("map over 200k items, 4 workers", thread_map),
-            ("as_completed over 50k, 4 workers", as_completed)]
+            ("as_completed over 50k, 4 workers", as_completed),
+            ("process pool start..first result, 2", process_start)]
     print("%-36s %10s %10s %8s" % ("scenario", "stdlib s", "gofutures", "ratio"))
     for name, make in rows:
         std = _time(make(concurrent.futures))
@@ -173,6 +208,7 @@ def main():
     example_square()
     example_done()
     example_thread_names()
+    example_primes()
     timing()
 
 
