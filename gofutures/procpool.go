@@ -187,7 +187,9 @@ func (p *ProcessPool) finish(w *procWorker, f Frame) {
 	w.done++
 	if p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild {
 		p.retireLocked(w)
-		if !p.shutdown && p.broken == nil {
+		// Replace it unless nothing is left to do: after Shutdown, queued
+		// tasks still need a worker.
+		if p.broken == nil && (!p.shutdown || p.queue.len() > 0) {
 			if err := p.spawnLocked(); err != nil {
 				defer p.breakWith(err)
 			}

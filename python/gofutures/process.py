@@ -47,6 +47,26 @@ def _python_exit():
 threading._register_atexit(_python_exit)
 
 
+class _WorkerProcess:
+    """A handle on a live worker process, for the stdlib's _processes."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def terminate(self):
+        os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+
+    def is_alive(self):
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
 class _Hooks:
     """Runs on the pool's results worker, with the GIL: turns each outcome
     into the future's result or exception."""
@@ -115,6 +135,10 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
                 raise ValueError("max_tasks_per_child is incompatible with the 'fork' "
                                  "multiprocessing start method; supply a different mp_context.")
         self._max_workers = max_workers
+        if mp_context is None:
+            # As the stdlib: max_tasks_per_child implies spawn. Workers start
+            # by exec either way; the context is kept for what callers read.
+            mp_context = multiprocessing.get_context("spawn" if max_tasks_per_child else None)
         self._mp_context = mp_context
         self._initializer, self._initargs = initializer, initargs
         self._shutdown_called = False
@@ -199,6 +223,12 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
     def _broken(self):
         # The stdlib's attribute: False, or why the pool is broken.
         return self._broken_message() or False
+
+    @property
+    def _processes(self):
+        # The stdlib's {pid: process} of live workers; these handles can be
+        # signalled (terminate, kill) and polled, not joined.
+        return {pid: _WorkerProcess(pid) for pid in self._worker_pids()}
 
     def _worker_pids(self):
         pids = cold.ProcessPoolPIDs(self._pool_id)
