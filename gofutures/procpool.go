@@ -146,6 +146,8 @@ func (p *ProcessPool) spawnLocked() error {
 		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
 	}
 	go p.supervise(w)
+	p.idle = append(p.idle, w)
+	p.dispatchLocked()
 	return nil
 }
 
@@ -158,10 +160,10 @@ func (p *ProcessPool) supervise(w *procWorker) {
 		}
 		switch f.Kind {
 		case FrameReady:
-			p.mu.Lock()
-			p.idle = append(p.idle, w)
-			p.dispatchLocked()
-			p.mu.Unlock()
+			// Nothing to do: a new worker counts as idle from its start and
+			// may already have its first task waiting in its pipe, which it
+			// reads once initialized (so a slow start delays, never loses,
+			// that task).
 		case FrameResult, FrameError:
 			if f.ID == 0 { // an error outside any task: the worker is about to exit
 				w.detail = string(f.Data)
@@ -215,6 +217,13 @@ func (p *ProcessPool) dispatchLocked() {
 		w := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		t, _ := p.queue.pop()
+		if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
+			// Cancelled while queued: acknowledged, never sent. The sink
+			// still hears of it (outside our lock) to release what it holds.
+			p.idle = append(p.idle, w)
+			go p.sink.Completed(t, FrameError, nil)
+			continue
+		}
 		w.current = t
 		if err := WriteFrame(w.in, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload}); err != nil {
 			// The worker is dying; its supervisor reports the task with it.
