@@ -39,12 +39,14 @@ go-test:
 	go vet ./gofutures/
 	CGO_CFLAGS="-I$$($(call python_for,$(MAIN_VERSION)) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" go vet ./pybind/
 	go test -race -count=1 ./gofutures/
+	go test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=10s ./gofutures/
 
 py-test-%: install-%
 	cd tests && ../$(call vpython,$*) -m pytest -q -c ../pyproject.toml --rootdir .. .
 
 cpython-suite: install-$(SUITE_VERSION)
 	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part thread
+	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part process
 
 test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
 	@echo "make test: all green"
