@@ -183,14 +183,7 @@ func gfProcNextDropped(id C.longlong) *C.PyObject {
 	if p == nil {
 		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.dropped) == 0 {
-		return nil
-	}
-	f := p.dropped[0]
-	p.dropped = p.dropped[1:]
-	return f
+	return popFront(&p.mu, &p.dropped)
 }
 
 // gfProcRelease is the executor object's end: the pool is shut down (queued

@@ -259,14 +259,19 @@ func gfPoolNextDropped(id C.longlong) *C.gf_job {
 	if p == nil {
 		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.dropped) == 0 {
-		return nil
+	return popFront(&p.mu, &p.dropped)
+}
+
+// popFront removes and returns the first element of *s, or the zero value
+// when it is empty; mu protects *s.
+func popFront[T any](mu *sync.Mutex, s *[]T) (v T) {
+	mu.Lock()
+	defer mu.Unlock()
+	if len(*s) == 0 {
+		return v
 	}
-	j := p.dropped[0]
-	p.dropped = p.dropped[1:]
-	return j
+	v, *s = (*s)[0], (*s)[1:]
+	return v
 }
 
 // gfPoolRelease is the executor object's end: the pool stops accepting work
