@@ -5,7 +5,6 @@
 #
 #   make demo   the seed documents' examples on gofutures + timing vs the stdlib
 #   make test   Go vet/race tests, pytest on 3.11/3.12/3.13, CPython's suite on 3.13
-#   make bench  the benchmark table (gofutures vs stdlib), also as JSON
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -20,7 +19,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
-.PHONY: demo test bench go-test py-test cpython-suite install-% clean
+.PHONY: demo test go-test cpython-suite clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
@@ -48,9 +47,6 @@ cpython-suite: install-$(SUITE_VERSION)
 
 test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
 	@echo "make test: all green"
-
-bench: install-$(MAIN_VERSION)
-	$(call vpython,$(MAIN_VERSION)) bench/bench.py --json bench-results.json
 
 clean:
 	rm -rf .build build .venv-* python/gofutures/_native
