@@ -38,6 +38,8 @@ go-test:
 	go vet ./gofutures/
 	CGO_CFLAGS="-I$$($(call python_for,$(MAIN_VERSION)) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" go vet ./pybind/
 	go test -race -count=1 ./gofutures/
+	# A short fuzz of the frame reader: a worker's bytes must never crash the supervisor.
+	go test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=10s ./gofutures/
 
 py-test-%: install-%
 	cd tests && ../$(call vpython,$*) -m pytest -q -c ../pyproject.toml --rootdir .. .

@@ -110,6 +110,7 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 	defer p.mu.Unlock()
 	for i := 0; i < cfg.Workers; i++ {
 		if err := p.spawnLocked(); err != nil {
+			p.broken = err // the deaths that follow are expected; nobody gets this pool
 			p.killAllLocked(syscall.SIGKILL)
 			return nil, err
 		}
@@ -179,6 +180,8 @@ func (p *ProcessPool) supervise(w *procWorker) {
 
 // finish completes w's current task and gives w new work, or retires it.
 func (p *ProcessPool) finish(w *procWorker, f Frame) {
+	var broken []*ProcTask
+	var breakErr error
 	p.mu.Lock()
 	t := w.current
 	if t == nil || t.ID != f.ID {
@@ -193,7 +196,9 @@ func (p *ProcessPool) finish(w *procWorker, f Frame) {
 		// tasks still need a worker.
 		if p.broken == nil && (!p.shutdown || p.queue.len() > 0) {
 			if err := p.spawnLocked(); err != nil {
-				defer p.breakWith(err)
+				if tasks, ok := p.breakLocked(err); ok {
+					broken, breakErr = tasks, err
+				}
 			}
 		}
 	} else {
@@ -202,6 +207,9 @@ func (p *ProcessPool) finish(w *procWorker, f Frame) {
 	}
 	p.mu.Unlock()
 	p.sink.Completed(t, f.Kind, f.Data)
+	if breakErr != nil {
+		p.sink.Broken(breakErr, broken)
+	}
 }
 
 func (p *ProcessPool) retireLocked(w *procWorker) {
@@ -266,9 +274,14 @@ func (p *ProcessPool) reap(w *procWorker, werr error) {
 		w.current = nil
 	}
 	p.closeExitedLocked()
-	p.mu.Unlock()
+	var tasks []*ProcTask
+	broke := false
 	if died != nil {
-		p.breakWith(died, orphan...)
+		tasks, broke = p.breakLocked(died, orphan...)
+	}
+	p.mu.Unlock()
+	if broke {
+		p.sink.Broken(died, tasks)
 	}
 }
 
@@ -281,14 +294,13 @@ func (p *ProcessPool) removeIdleLocked(w *procWorker) {
 	}
 }
 
-// breakWith breaks the pool once: every task not completed fails through
-// the sink, the other workers are killed, later submits fail.
-func (p *ProcessPool) breakWith(err error, extra ...*ProcTask) {
-	p.mu.Lock()
+// breakLocked breaks the pool once: the other workers are killed, later
+// submits fail, and it returns every task not completed, which the caller
+// passes to sink.Broken after unlocking. ok is false when the pool was
+// already broken (the sink has heard of it; extra was collected then).
+func (p *ProcessPool) breakLocked(err error, extra ...*ProcTask) ([]*ProcTask, bool) {
 	if p.broken != nil {
-		p.mu.Unlock()
-		p.sink.Broken(p.broken, extra)
-		return
+		return nil, false
 	}
 	p.broken = err
 	tasks := append(extra, p.queue.drain()...)
@@ -300,8 +312,7 @@ func (p *ProcessPool) breakWith(err error, extra ...*ProcTask) {
 	}
 	p.killAllLocked(syscall.SIGKILL)
 	p.closeExitedLocked()
-	p.mu.Unlock()
-	p.sink.Broken(err, tasks)
+	return tasks, true
 }
 
 func (p *ProcessPool) killAllLocked(sig syscall.Signal) {
@@ -385,4 +396,3 @@ func (p *ProcessPool) PIDs() []int {
 	}
 	return pids
 }
-

@@ -47,6 +47,9 @@ int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 erro
 PyObject *gf_future_new(PyTypeObject *type);
 /* worker.c: releases a job's references and frees it. */
 void gf_job_free(gf_job *job);
+/* worker.c: makes the no-op Python function workers call to honour GIL
+ * drop requests (module init; 0 or -1 with an exception set). */
+int gf_worker_init_checkpoint(void);
 
 /* util.c */
 typedef int (*gf_wait_fn)(void *arg, long long ns);

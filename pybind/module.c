@@ -32,7 +32,7 @@ static struct PyModuleDef hot_def = {
 };
 
 PyMODINIT_FUNC PyInit__hot(void) {
-    if (gf_stdlib.logger == NULL && load_stdlib() < 0) return NULL;
+    if (gf_stdlib.logger == NULL && (load_stdlib() < 0 || gf_worker_init_checkpoint() < 0)) return NULL;
     PyObject *m = PyModule_Create(&hot_def);
     if (m == NULL) return NULL;
     if (gf_future_init_type(m) < 0 || gf_executor_init_type(m) < 0 || gf_completions_init_type(m) < 0 ||

@@ -29,7 +29,7 @@ type processPool struct {
 	core    *core.ProcessPool
 	results *threadPool
 
-	mu      sync.Mutex            // protects the fields below
+	mu      sync.Mutex             // protects the fields below
 	futures map[uint64]*C.PyObject // strong refs of accepted tasks' futures, by task id
 	nextID  uint64
 	dropped []*C.PyObject // futures of tasks cancelled by shutdown, for C to cancel

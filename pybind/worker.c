@@ -12,10 +12,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How many queued tasks a worker may run per GIL acquisition. Python still
- * takes the GIL away on its switch interval while the tasks run bytecode;
- * the cap bounds only the time between checks of the queue's other users. */
-#define GF_BATCH 256
+/* Why a worker keeps the GIL for as long as tasks are queued, and never
+ * gives it back just to take it again: CPython hands the GIL over by a drop
+ * request, which a waiting thread makes only after waiting one whole switch
+ * interval (5 ms) without the GIL being released. A worker that released
+ * and retook it between batches restarted that wait every time, and starved
+ * every other thread (seconds, measured) whenever its queue stayed full, for
+ * instance a task that submits the next one. So the worker releases the GIL
+ * only when its queue is empty, and otherwise lets the drop request do the
+ * handover, as any Python thread does: a task running Python code honours
+ * it on its own; tasks that are C callables (a builtin, a bound C method)
+ * never reach the eval loop, so every GF_CHECKPOINT_EVERY tasks the worker
+ * calls a no-op Python function, whose entry honours a pending request. */
+#define GF_CHECKPOINT_EVERY 16
+
+static PyObject *checkpoint; /* strong, for the module's lifetime: lambda: None */
+
+int gf_worker_init_checkpoint(void) {
+    PyObject *globals = PyDict_New();
+    if (globals == NULL) return -1;
+    if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
+        Py_DECREF(globals);
+        return -1;
+    }
+    checkpoint = PyRun_String("lambda: None", Py_eval_input, globals, globals);
+    Py_DECREF(globals);
+    return checkpoint == NULL ? -1 : 0;
+}
 
 struct gf_worker {
     PyGILState_STATE gstate; /* from the Ensure that created ts */
@@ -92,11 +115,14 @@ static void run_job(gf_worker *w, gf_job *job) {
 
 void gf_worker_run(gf_worker *w, gf_job *job) {
     PyEval_RestoreThread(w->ts);
-    run_job(w, job);
-    for (int n = 1; n < GF_BATCH; n++) {
-        gf_job *next = gfWorkerMore(w->more);
-        if (next == NULL) break;
-        run_job(w, next);
+    for (unsigned long n = 1; job != NULL; n++) {
+        run_job(w, job);
+        if (n % GF_CHECKPOINT_EVERY == 0) {
+            PyObject *r = PyObject_CallNoArgs(checkpoint);
+            if (r == NULL) PyErr_Clear(); /* cannot fail; nothing to report */
+            Py_XDECREF(r);
+        }
+        job = gfWorkerMore(w->more);
     }
     w->ts = PyEval_SaveThread();
 }

@@ -131,6 +131,36 @@ def test_tasks_submitting_tasks():
         assert [f.result(timeout=TIMEOUT) for f in futures] == [1, 11, 21]
 
 
+@pytest.mark.parametrize("task", ["python", "builtin"])
+def test_other_threads_run_while_a_worker_queue_stays_full(task):
+    # A task that submits the next one keeps the worker's queue non-empty
+    # forever. The GIL must still reach other threads every switch interval,
+    # as with the stdlib (a regression: the worker starved them for seconds).
+    stop = threading.Event()
+    ex = gofutures.ThreadPoolExecutor(max_workers=1)
+
+    def chain():
+        if not stop.is_set():
+            ex.submit(chain)
+            if task == "builtin":
+                for _ in range(50):
+                    ex.submit(abs, -1)
+
+    ex.submit(chain)
+    try:
+        time.sleep(0.1)
+        start = time.monotonic()
+        for _ in range(20):
+            time.sleep(0.001)  # each sleep gives the GIL away and needs it back
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        ex.shutdown(wait=True)
+    # The stdlib needs about 20 switch intervals (0.1 s); the starved hand-overs
+    # took seconds each.
+    assert elapsed < 5, "20 GIL hand-overs took %.1f s" % elapsed
+
+
 def test_max_workers_bounds_concurrency():
     lock = threading.Lock()
     active = [0]
