@@ -45,7 +45,7 @@ py-test-%: install-%
 	cd tests && ../$(call vpython,$*) -m pytest -q -c ../pyproject.toml --rootdir .. .
 
 cpython-suite: install-$(SUITE_VERSION)
-	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part thread
+	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part all
 
 test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
 	@echo "make test: all green"

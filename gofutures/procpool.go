@@ -17,6 +17,15 @@ type ProcessConfig struct {
 	Env              []string // its environment; nil inherits this process's
 	Init             []byte   // FrameInit payload sent to every new worker; nil for none
 	MaxTasksPerChild int      // replace a worker after this many tasks; 0: never
+	// Lazy starts workers on demand, as the stdlib's spawn and forkserver
+	// pools do: a task that finds no idle worker starts one, up to Workers.
+	// Otherwise all Workers start in NewProcessPool.
+	Lazy bool
+	// Files are passed to every worker as its fds 5, 6, ... (what the
+	// parent pickled into Init may refer to them, e.g. a multiprocessing
+	// Queue in initargs). The pool owns them and closes them once no worker
+	// can start any more (every worker exited after Shutdown or a break).
+	Files []*os.File
 }
 
 // ProcTask is one call to run in a worker process.
@@ -83,6 +92,7 @@ type ProcessPool struct {
 	shutdown bool  // no more submits; workers exit when the queue is empty
 	broken   error // set once
 	killing  bool  // TerminateWorkers: deaths are expected
+	retiring int   // workers sent FrameExit and not yet reaped
 	exited   chan struct{}
 }
 
@@ -108,7 +118,7 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 	p := &ProcessPool{cfg: cfg, sink: sink, workers: map[*procWorker]struct{}{}, exited: make(chan struct{})}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i := 0; i < cfg.Workers; i++ {
+	for i := 0; i < cfg.Workers && !cfg.Lazy; i++ {
 		if err := p.spawnLocked(); err != nil {
 			p.broken = err // the deaths that follow are expected; nobody gets this pool
 			p.killAllLocked(syscall.SIGKILL)
@@ -132,7 +142,7 @@ func (p *ProcessPool) spawnLocked() error {
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Env = p.cfg.Env
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{taskR, resW} // the worker's fds 3 and 4
+	cmd.ExtraFiles = append([]*os.File{taskR, resW}, p.cfg.Files...) // the worker's fds 3, 4, 5...
 	err = cmd.Start()
 	taskR.Close()
 	resW.Close()
@@ -148,7 +158,6 @@ func (p *ProcessPool) spawnLocked() error {
 	}
 	go p.supervise(w)
 	p.idle = append(p.idle, w)
-	p.dispatchLocked()
 	return nil
 }
 
@@ -180,8 +189,6 @@ func (p *ProcessPool) supervise(w *procWorker) {
 
 // finish completes w's current task and gives w new work, or retires it.
 func (p *ProcessPool) finish(w *procWorker, f Frame) {
-	var broken []*ProcTask
-	var breakErr error
 	p.mu.Lock()
 	t := w.current
 	if t == nil || t.ID != f.ID {
@@ -190,52 +197,57 @@ func (p *ProcessPool) finish(w *procWorker, f Frame) {
 	}
 	w.current = nil
 	w.done++
+	var err error
 	if p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild {
 		p.retireLocked(w)
-		// Replace it unless nothing is left to do: after Shutdown, queued
-		// tasks still need a worker.
-		if p.broken == nil && (!p.shutdown || p.queue.len() > 0) {
-			if err := p.spawnLocked(); err != nil {
-				if tasks, ok := p.breakLocked(err); ok {
-					broken, breakErr = tasks, err
-				}
-			}
+		// An eager pool keeps its size; a lazy one starts a replacement only
+		// for queued work (dispatchLocked). After Shutdown, queued tasks
+		// still need a worker.
+		if !p.cfg.Lazy && p.broken == nil && (!p.shutdown || p.queue.len() > 0) {
+			err = p.spawnLocked()
 		}
 	} else {
 		p.idle = append(p.idle, w)
-		p.dispatchLocked()
 	}
-	p.mu.Unlock()
+	p.unlockAfterDispatch(err)
 	p.sink.Completed(t, f.Kind, f.Data)
-	if breakErr != nil {
-		p.sink.Broken(breakErr, broken)
-	}
 }
 
 func (p *ProcessPool) retireLocked(w *procWorker) {
 	w.retire = true
+	p.retiring++
 	WriteFrame(w.in, Frame{Kind: FrameExit})
 	w.in.Close()
 }
 
-// dispatchLocked pairs idle workers with queued tasks; once shut down with
-// nothing queued, it retires the idle workers.
-func (p *ProcessPool) dispatchLocked() {
-	for len(p.idle) > 0 && p.queue.len() > 0 {
-		w := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		t, _ := p.queue.pop()
-		if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
-			// Cancelled while queued: acknowledged, never sent. The sink
-			// still hears of it (outside our lock) to release what it holds.
-			p.idle = append(p.idle, w)
-			go p.sink.Completed(t, FrameError, nil)
-			continue
+// dispatchLocked pairs idle workers with queued tasks and starts the
+// workers a lazy pool lacks for what stays queued; once shut down with
+// nothing queued, it retires the idle workers. It returns the error of a
+// worker that could not be started.
+func (p *ProcessPool) dispatchLocked() error {
+	for {
+		for len(p.idle) > 0 && p.queue.len() > 0 {
+			w := p.idle[len(p.idle)-1]
+			p.idle = p.idle[:len(p.idle)-1]
+			t, _ := p.queue.pop()
+			if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
+				// Cancelled while queued: acknowledged, never sent. The sink
+				// still hears of it (outside our lock) to release what it holds.
+				p.idle = append(p.idle, w)
+				go p.sink.Completed(t, FrameError, nil)
+				continue
+			}
+			w.current = t
+			if err := WriteFrame(w.in, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload}); err != nil {
+				// The worker is dying; its supervisor reports the task with it.
+				continue
+			}
 		}
-		w.current = t
-		if err := WriteFrame(w.in, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload}); err != nil {
-			// The worker is dying; its supervisor reports the task with it.
-			continue
+		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)-p.retiring >= p.cfg.Workers {
+			break
+		}
+		if err := p.spawnLocked(); err != nil {
+			return err
 		}
 	}
 	if p.shutdown && p.queue.len() == 0 {
@@ -244,12 +256,34 @@ func (p *ProcessPool) dispatchLocked() {
 		}
 		p.idle = nil
 	}
+	return nil
+}
+
+// unlockAfterDispatch dispatches, unlocks, and breaks the pool if a worker
+// could not be started (err, or in the dispatch), since the tasks waiting
+// for it would otherwise wait forever.
+func (p *ProcessPool) unlockAfterDispatch(err error) {
+	if err == nil {
+		err = p.dispatchLocked()
+	}
+	var tasks []*ProcTask
+	broke := false
+	if err != nil {
+		tasks, broke = p.breakLocked(err)
+	}
+	p.mu.Unlock()
+	if broke {
+		p.sink.Broken(err, tasks)
+	}
 }
 
 // reap handles a worker whose pipe closed.
 func (p *ProcessPool) reap(w *procWorker, werr error) {
 	p.mu.Lock()
 	delete(p.workers, w)
+	if w.retire {
+		p.retiring--
+	}
 	p.removeIdleLocked(w)
 	expected := w.retire || p.killing || p.broken != nil
 	var died error
@@ -329,6 +363,9 @@ func (p *ProcessPool) closeExitedLocked() {
 	case <-p.exited:
 	default:
 		close(p.exited)
+		for _, f := range p.cfg.Files {
+			f.Close()
+		}
 	}
 }
 
@@ -336,15 +373,17 @@ func (p *ProcessPool) closeExitedLocked() {
 // ErrShutdown.
 func (p *ProcessPool) Submit(t *ProcTask) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.broken != nil {
-		return fmt.Errorf("%w: %w", ErrBroken, p.broken)
+		err := p.broken
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrBroken, err)
 	}
 	if p.shutdown {
+		p.mu.Unlock()
 		return ErrShutdown
 	}
 	p.queue.push(t)
-	p.dispatchLocked()
+	p.unlockAfterDispatch(nil) // a failed start fails t through the sink
 	return nil
 }
 
@@ -352,14 +391,13 @@ func (p *ProcessPool) Submit(t *ProcTask) error {
 // cancelPending the queued tasks are removed and returned (futures untouched).
 func (p *ProcessPool) Shutdown(cancelPending bool) []*ProcTask {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.shutdown = true
 	var dropped []*ProcTask
 	if cancelPending {
 		dropped = p.queue.drain()
 	}
-	p.dispatchLocked()
 	p.closeExitedLocked()
+	p.unlockAfterDispatch(nil)
 	return dropped
 }
 

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 //	kill               SIGKILL itself
 //	sleep:MS           sleep MS milliseconds, then FrameResult "slept MS"
 //	pid                FrameResult with its pid in decimal
+//	readfd:N           FrameResult with a line read from its fd N
 //	exitafter:MS:N     sleep MS milliseconds, send a FrameError of id 0
 //	                   "exiting pid=<pid>" (the worker's last words), exit N
 //
@@ -95,6 +96,15 @@ func testWorkerMain() int {
 				reply(FrameResult, f.ID, "slept "+arg)
 			case "pid":
 				reply(FrameResult, f.ID, strconv.Itoa(os.Getpid()))
+			case "readfd":
+				n, _ := strconv.Atoi(arg)
+				buf := make([]byte, 64)
+				k, err := os.NewFile(uintptr(n), "passed").Read(buf)
+				if err != nil {
+					reply(FrameError, f.ID, err.Error())
+				} else {
+					reply(FrameResult, f.ID, strings.TrimSpace(string(buf[:k])))
+				}
 			case "exitafter":
 				ms, code, _ := strings.Cut(arg, ":")
 				d, _ := strconv.Atoi(ms)
@@ -892,4 +902,93 @@ func assertBrokenAndReaped(t *testing.T, p *ProcessPool, pids []int) {
 		t.Fatal("Join after the break timed out")
 	}
 	assertReaped(t, p, pids)
+}
+
+func TestProcessPoolLazyStartsWorkersOnDemand(t *testing.T) {
+	cfg := testWorkerConfig(3)
+	cfg.Lazy = true
+	p, sink := newTestPool(t, cfg)
+	if pids := p.PIDs(); len(pids) != 0 {
+		t.Fatalf("a lazy pool started workers %v before any task", pids)
+	}
+	// One task at a time: the idle worker is reused, never a second one.
+	for i := uint64(1); i <= 3; i++ {
+		submit(t, p, i, "pid")
+		sink.waitCompleted(t, int(i))
+	}
+	if pids := p.PIDs(); len(pids) != 1 {
+		t.Errorf("sequential tasks started workers %v, want one", pids)
+	}
+	// Tasks that overlap start workers up to the limit, and no further.
+	for i := uint64(4); i <= 8; i++ {
+		submit(t, p, i, "sleep:100")
+	}
+	if pids := p.PIDs(); len(pids) != 3 {
+		t.Errorf("5 overlapping tasks: workers %v, want 3", pids)
+	}
+	sink.waitCompleted(t, 8)
+	shutdownAndJoin(t, p, p.PIDs())
+}
+
+func TestProcessPoolLazyMaxTasksPerChildReplacesOnlyForWork(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.Lazy = true
+	cfg.MaxTasksPerChild = 1
+	p, sink := newTestPool(t, cfg)
+	first := submit(t, p, 1, "pid")
+	c := sink.waitCompleted(t, 1)
+	pid, _ := strconv.Atoi(c[0].data)
+	deadline := time.Now().Add(procTimeout)
+	for len(p.PIDs()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pids := p.PIDs(); len(pids) != 0 {
+		t.Errorf("after its one task worker %d was not retired, or was replaced with nothing to do: %v", pid, pids)
+	}
+	submit(t, p, 2, "pid")
+	c = sink.waitCompleted(t, 2)
+	if c[1].data == c[0].data {
+		t.Errorf("task 2 ran in the retired worker %s (task %d)", c[1].data, first.ID)
+	}
+	shutdownAndJoin(t, p, []int{pid})
+}
+
+func TestProcessPoolLazyStartFailureFailsTheTask(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.Lazy = true
+	cfg.Command = []string{"/nonexistent/gofutures-worker"}
+	p, sink := newTestPool(t, cfg)
+	if err := p.Submit(&ProcTask{ID: 1, Future: NewFuture()}); err != nil {
+		t.Fatalf("Submit: %v; want the task accepted and failed through the sink", err)
+	}
+	b := sink.waitBroken(t)
+	if !strings.Contains(b.err.Error(), "cannot start a worker process") || !slices.Equal(taskIDs(b.tasks), []uint64{1}) {
+		t.Errorf("Broken(%v, %v); want the start error and task 1", b.err, taskIDs(b.tasks))
+	}
+	assertBrokenAndReaped(t, p, nil)
+}
+
+func TestProcessPoolFilesReachEveryWorker(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cfg := testWorkerConfig(1)
+	cfg.Lazy = true
+	cfg.MaxTasksPerChild = 1 // a second worker must get the file too
+	cfg.Files = []*os.File{r}
+	p, sink := newTestPool(t, cfg)
+	for i := uint64(1); i <= 2; i++ {
+		fmt.Fprintf(w, "line %d\n", i)
+		submit(t, p, i, "readfd:5")
+		if c := sink.waitCompleted(t, int(i)); c[i-1].kind != FrameResult || c[i-1].data != fmt.Sprintf("line %d", i) {
+			t.Fatalf("worker %d read %q (kind %d) from fd 5", i, c[i-1].data, c[i-1].kind)
+		}
+	}
+	shutdownAndJoin(t, p, nil)
+	// The pool owned the file and closed it once no worker could start.
+	if _, err := r.Stat(); err == nil {
+		t.Error("the pool's file is still open after every worker exited")
+	}
 }

@@ -20,27 +20,38 @@ typedef struct {
 enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
 
 /* _start(workers, argv, init, max_tasks_per_child, future_type, hooks) */
+/* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy).
+ * fds: descriptors every worker gets as its fds 5, 6, ...; the Go pool owns
+ * them from this call on, also when it fails. */
 static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) return PyErr_Format(PyExc_TypeError, "_start takes 6 arguments");
+    if (nargs != 8) return PyErr_Format(PyExc_TypeError, "_start takes 8 arguments");
     int workers = (int)PyLong_AsLong(args[0]);
     int max_tasks = (int)PyLong_AsLong(args[3]);
+    int lazy = PyObject_IsTrue(args[7]);
     if (PyErr_Occurred()) return NULL;
-    if (!PyList_Check(args[1]) || !PyBytes_Check(args[2]))
-        return PyErr_Format(PyExc_TypeError, "_start: argv must be a list, init bytes");
+    if (!PyList_Check(args[1]) || !PyBytes_Check(args[2]) || !PyList_Check(args[6]))
+        return PyErr_Format(PyExc_TypeError, "_start: argv and fds must be lists, init bytes");
     if (!PyType_Check(args[4]) || !PyType_IsSubtype((PyTypeObject *)args[4], gf_FutureBase))
         return PyErr_Format(PyExc_TypeError, "future_type must be a subclass of FutureBase");
     if (self->pool != 0) return PyErr_Format(PyExc_RuntimeError, "executor already started");
-    Py_ssize_t argc = PyList_GET_SIZE(args[1]);
+    Py_ssize_t argc = PyList_GET_SIZE(args[1]), nfds = PyList_GET_SIZE(args[6]);
     char **argv = calloc(argc + 1, sizeof(char *));
+    int *fds = calloc(nfds + 1, sizeof(int));
     for (Py_ssize_t i = 0; i < argc; i++) {
         const char *a = PyUnicode_AsUTF8(PyList_GET_ITEM(args[1], i));
-        if (a == NULL) { free(argv); return NULL; }
         argv[i] = (char *)a; /* borrowed from the list, alive during the call */
+    }
+    for (Py_ssize_t i = 0; i < nfds; i++) fds[i] = (int)PyLong_AsLong(PyList_GET_ITEM(args[6], i));
+    if (PyErr_Occurred()) {
+        free(argv);
+        free(fds);
+        return NULL;
     }
     char *err = NULL;
     long long id = gfProcStart(workers, argv, (int)argc, PyBytes_AS_STRING(args[2]),
-                               (int)PyBytes_GET_SIZE(args[2]), max_tasks, args[5], &err);
+                               (int)PyBytes_GET_SIZE(args[2]), max_tasks, fds, (int)nfds, lazy, args[5], &err);
     free(argv);
+    free(fds);
     if (id == 0) {
         PyErr_Format(PyExc_OSError, "cannot start the process pool: %s", err ? err : "unknown error");
         free(err);
@@ -115,7 +126,7 @@ static void proc_dealloc(ProcObject *self) {
 }
 
 static PyMethodDef proc_methods[] = {
-    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL, "_start(workers, argv, init, max_tasks, future_type, hooks)"},
+    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL, "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy)"},
     {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
     {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},

@@ -14,6 +14,8 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,16 +88,26 @@ func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 
 //export gfProcStart
 func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen C.int,
-	maxTasks C.int, hooks *C.PyObject, errOut **C.char) C.longlong {
+	maxTasks C.int, fds *C.int, nfds C.int, lazy C.int, hooks *C.PyObject, errOut **C.char) C.longlong {
 	args := make([]string, int(argc))
 	for i, a := range unsafe.Slice(argv, int(argc)) {
 		args[i] = C.GoString(a)
 	}
+	files := make([]*os.File, int(nfds))
+	for i, fd := range unsafe.Slice(fds, int(nfds)) {
+		files[i] = os.NewFile(uintptr(fd), fmt.Sprintf("worker fd %d", 5+i))
+	}
+	fail := func(err error) C.longlong {
+		for _, f := range files {
+			f.Close()
+		}
+		*errOut = C.CString(err.Error())
+		return 0
+	}
 	p := &processPool{futures: map[uint64]*C.PyObject{}}
 	results, err := newThreadPool(1)
 	if err != nil {
-		*errOut = C.CString(err.Error())
-		return 0
+		return fail(err)
 	}
 	p.results = results
 	// On success the caller gives the results pool a reference to hooks.
@@ -104,11 +116,12 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		Workers: int(workers), Command: args,
 		Init:             C.GoBytes(unsafe.Pointer(init), initLen),
 		MaxTasksPerChild: int(maxTasks),
+		Lazy:             lazy != 0,
+		Files:            files,
 	}, p)
 	if err != nil {
 		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release
-		*errOut = C.CString(err.Error())
-		return 0
+		return fail(err)
 	}
 	procsMu.Lock()
 	lastID++ // ids are shared with thread pools: one namespace

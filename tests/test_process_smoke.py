@@ -69,8 +69,9 @@ def test_unpicklable_argument_fails_only_that_future():
 
 def test_worker_death_breaks_pool_and_says_which():
     ex = gofutures.ProcessPoolExecutor(2)
-    pids = ex._worker_pids()
     fut = ex.submit(os._exit, 3)
+    pids = ex._worker_pids()
+    assert pids
     with pytest.raises(BrokenProcessPool) as info:
         fut.result(timeout=30)
     message = str(info.value)
@@ -90,9 +91,11 @@ def test_max_tasks_per_child_replaces_workers():
 
 def test_shutdown_leaves_no_workers():
     ex = gofutures.ProcessPoolExecutor(2)
+    busy = [ex.submit(time.sleep, 0.3) for _ in range(2)]
     pids = ex._worker_pids()
     assert len(pids) == 2
     assert ex.submit(_pid).result(timeout=30) in pids
+    assert all(f.result(timeout=30) is None for f in busy)
     ex.shutdown(wait=True)
     assert _wait_gone(pids)
 

@@ -22,7 +22,9 @@ def main_path():
     return getattr(sys.modules.get("__main__"), "__file__", None)
 
 
-def _needs_value(obj):
+def needs_value(obj):
+    """Whether obj (a function or class) must go by value: a worker could
+    not import it by name."""
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", "")
     if "<lambda>" in qualname or "<locals>" in qualname:
@@ -33,7 +35,7 @@ def _needs_value(obj):
 def dumps(obj, fn=None):
     """Pickle obj; fn (the called function) decides up front whether plain
     pickle can be trusted. Falls back to cloudpickle when plain pickle fails."""
-    if cloudpickle is not None and fn is not None and _needs_value(fn):
+    if cloudpickle is not None and fn is not None and needs_value(fn):
         return cloudpickle.dumps(obj)
     try:
         return pickle.dumps(obj)

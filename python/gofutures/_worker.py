@@ -9,6 +9,8 @@ to), so no worker outlives its pool.
 This file imports nothing from gofutures for that reason; it speaks the
 frame format of gofutures/wire.go itself.
 """
+import io
+import logging
 import os
 import pickle
 import struct
@@ -42,10 +44,26 @@ def read_frame(f):
     return kind, task_id, data
 
 
+def _dumps(obj):
+    """Pickle a result or an exception for the parent. Plain pickle sends
+    classes by name; a class that came here by value (defined in a notebook
+    or a function) has no name to import, so cloudpickle sends it back by
+    value, and the parent gets its own class again (cloudpickle tracks
+    classes it sent by an id)."""
+    try:
+        return pickle.dumps(obj)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        try:
+            import cloudpickle
+            return cloudpickle.dumps(obj)
+        except Exception:
+            raise exc from None
+
+
 def _send_error(out, task_id, exc):
     from concurrent.futures.process import _ExceptionWithTraceback
     try:
-        data = pickle.dumps(_ExceptionWithTraceback(exc, exc.__traceback__))
+        data = _dumps(_ExceptionWithTraceback(exc, exc.__traceback__))
     except Exception as pickling_error:  # the exception itself cannot be pickled
         text = "".join(traceback.format_exception(exc))
         substitute = RuntimeError("%s (the original exception could not be pickled: %s)"
@@ -54,12 +72,23 @@ def _send_error(out, task_id, exc):
     write_frame(out, ERROR, task_id, data)
 
 
-def _prepare(init):
+def _unpickling_failed(exc):
+    # The stdlib's worker dies of this, breaking the pool; here only this
+    # call fails, with the stdlib's exception type and the error as cause.
+    from concurrent.futures.process import BrokenProcessPool
+    broken = BrokenProcessPool("the worker could not unpickle this call: %s: %s"
+                               % (type(exc).__name__, exc))
+    broken.__cause__ = exc
+    broken.__traceback__ = exc.__traceback__
+    return broken
+
+
+def _prepare(preparation):
     """Make the parent's modules importable, as multiprocessing's spawn does:
     same sys.path and working directory, and the parent's main script loaded
     as __mp_main__ so that its functions unpickle by reference."""
     import multiprocessing.spawn
-    multiprocessing.spawn.prepare(init["preparation"])
+    multiprocessing.spawn.prepare(preparation)
 
 
 def main():
@@ -68,13 +97,25 @@ def main():
     frame = read_frame(tasks)
     if frame is None or frame[0] != INIT:
         return 1
+    # Two pickles, as multiprocessing's spawn sends: how to prepare this
+    # process (sys.path, __main__), then what may need that preparation to
+    # load (the initializer, its arguments).
+    payload = io.BytesIO(frame[2])
     try:
-        init = pickle.loads(frame[2])
-        _prepare(init)
+        _prepare(pickle.load(payload))
+        init = pickle.load(payload)
+    except BaseException:
+        text = traceback.format_exc()
+        write_frame(out, ERROR, 0, ("worker set-up failed: " + text).encode())
+        return 1
+    try:
         if init.get("initializer") is not None:
             init["initializer"](*init.get("initargs", ()))
     except BaseException:
         text = traceback.format_exc()
+        # Where the stdlib's workers report it, for handlers the initializer
+        # may have installed (a QueueHandler to the parent, say).
+        logging.getLogger("concurrent.futures").critical("Exception in initializer:", exc_info=True)
         write_frame(out, ERROR, 0, ("initializer failed: " + text).encode())
         return 1
     write_frame(out, READY, 0)
@@ -85,6 +126,10 @@ def main():
         kind, task_id, data = frame
         try:
             fn, args, kwargs, chunked = pickle.loads(data)
+        except BaseException as exc:
+            _send_error(out, task_id, _unpickling_failed(exc))
+            continue
+        try:
             if chunked:  # a map chunk: args holds one argument tuple per call
                 result = [fn(*call) for call in args]
             else:
@@ -94,7 +139,7 @@ def main():
             _send_error(out, task_id, exc)
             continue
         try:
-            payload = pickle.dumps(result)
+            payload = _dumps(result)
         except BaseException as exc:
             _send_error(out, task_id, exc)
             continue

@@ -15,10 +15,18 @@ its supervisor goroutine (its pipe closes, then its exit status is read):
 the pool breaks as the stdlib's does and every pending future fails with
 BrokenProcessPool saying which worker died, how, and what it was running.
 
-mp_context is accepted for compatibility and validated, but it does not
-change how workers start (always exec, like the 'spawn' method): objects in
-initargs are pickled to the workers, so multiprocessing primitives that can
-only be inherited (a Queue, a Lock) cannot be passed that way.
+mp_context never makes a worker fork: workers always start by exec, as
+with the 'spawn' method, and multiprocessing objects in initargs (a Queue
+for logging, a Lock) reach them as they reach spawned children (see
+_spawning.py), so they must come from a spawn or forkserver context. What
+the context does change is when workers start: on demand, one per task that
+finds no idle worker (as the stdlib's spawn and forkserver pools), or all at
+once with 'fork' (as the stdlib's fork pools).
+
+A call whose pickle cannot be loaded in the worker, or whose result cannot
+be loaded here, fails with BrokenProcessPool as in the stdlib (the loading
+error is its cause), but only that call does: the pool and its other calls
+go on, where the stdlib's pool breaks.
 """
 import itertools
 import multiprocessing.spawn
@@ -27,10 +35,11 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _pickling, _worker
+from . import _base, _pickling, _spawning, _worker
 from ._core import cold, hot
 from .thread import _join
 
@@ -48,23 +57,42 @@ threading._register_atexit(_python_exit)
 
 
 class _WorkerProcess:
-    """A handle on a live worker process, for the stdlib's _processes."""
+    """A handle on a worker process, for the stdlib's _processes: it can be
+    signalled (terminate, kill), polled and joined. The Go supervisor reaps
+    the process; a worker is alive until its pool has reaped it."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, pool_id):
         self.pid = pid
+        self._pool_id = pool_id
 
     def terminate(self):
-        os.kill(self.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
 
     def kill(self):
-        os.kill(self.pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig):
+        if self.is_alive():
+            os.kill(self.pid, sig)
 
     def is_alive(self):
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return self.pid in _live_pids(self._pool_id)
+
+    def join(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
+
+    def __repr__(self):
+        return "<gofutures worker process pid=%d %s>" % (
+            self.pid, "alive" if self.is_alive() else "exited")
+
+
+def _live_pids(pool_id):
+    pids = cold.ProcessPoolPIDs(pool_id)
+    return [int(p) for p in pids.split(",")] if pids else []
 
 
 class _Hooks:
@@ -95,7 +123,11 @@ class _Hooks:
         try:
             value = pickle.loads(data)
         except BaseException as exc:
-            future.set_exception(exc)
+            broken = BrokenProcessPool(
+                "the outcome of this call came back from its worker but could not be "
+                "unpickled here: %s: %s" % (type(exc).__name__, exc))
+            broken.__cause__ = exc
+            future.set_exception(broken)
             return
         if kind == _ERROR:
             future.set_exception(value)
@@ -146,14 +178,17 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         # working directory, how to re-import __main__, the authkey.
         preparation = multiprocessing.spawn.get_preparation_data("gofutures-worker")
         preparation["authkey"] = bytes(preparation["authkey"])
-        init = {
-            "preparation": preparation,
-            "initializer": initializer,
-            "initargs": tuple(initargs),
-        }
+        init = {"initializer": initializer, "initargs": tuple(initargs)}
+        child_fds = _spawning.ChildFds()
+        try:
+            payload = pickle.dumps(preparation) + _spawning.dumps_init(init, initializer, child_fds)
+        except BaseException:
+            child_fds.close()
+            raise
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
-        self._start(max_workers, argv, _pickling.dumps(init, initializer),
-                    max_tasks_per_child or 0, _base.Future, _Hooks())
+        lazy = mp_context.get_start_method(allow_none=False) != "fork"
+        self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
+                    _Hooks(), child_fds.take(), lazy)
 
     def _broken_error(self):
         return BrokenProcessPool(
@@ -228,8 +263,8 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
     def _processes(self):
         # The stdlib's {pid: process} of live workers; these handles can be
         # signalled (terminate, kill) and polled, not joined.
-        return {pid: _WorkerProcess(pid) for pid in self._worker_pids()}
+        pool_id = self._pool_id
+        return {pid: _WorkerProcess(pid, pool_id) for pid in _live_pids(pool_id)}
 
     def _worker_pids(self):
-        pids = cold.ProcessPoolPIDs(self._pool_id)
-        return [int(p) for p in pids.split(",")] if pids else []
+        return _live_pids(self._pool_id)

@@ -1,0 +1,168 @@
+"""gofutures.ProcessPoolExecutor: when workers start, what initargs may
+carry, how initializer failures and unloadable calls are reported, and the
+handles in _processes."""
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import queue
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+import gofutures
+
+TIMEOUT = 30
+
+
+def _pid(_=None):
+    return os.getpid()
+
+
+def _remember(q, lock):
+    global _QUEUE, _LOCK
+    _QUEUE, _LOCK = q, lock
+
+
+def _put_twice(x):
+    with _LOCK:
+        _QUEUE.put(x * 2)
+    return x
+
+
+def _log_then_fail(q):
+    logging.getLogger("concurrent.futures").addHandler(logging.handlers.QueueHandler(q))
+    raise ValueError("error in initializer")
+
+
+class _FailsToLoad:
+    """Pickles fine; raises when unpickled (in the worker, or here when a
+    worker returns it)."""
+
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+def _refuse():
+    raise RuntimeError("refusing to be unpickled")
+
+
+def _return_unloadable():
+    return _FailsToLoad()
+
+
+def _wait_until(cond, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_workers_start_on_demand_and_idle_ones_are_reused():
+    # With spawn and forkserver (not fork, the default on Linux before 3.14)
+    # the stdlib's pools start workers on demand, and so do gofutures'.
+    with gofutures.ProcessPoolExecutor(4, mp_context=SPAWN) as ex:
+        assert ex._processes == {}, "workers started before any task"
+        pids = {ex.submit(_pid).result(timeout=TIMEOUT) for _ in range(4)}
+        assert len(pids) == 1, "sequential tasks should reuse the idle worker"
+        assert list(ex._processes) == list(pids)
+
+
+def test_overlapping_tasks_start_workers_up_to_max_workers():
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
+        futures = [ex.submit(time.sleep, 0.2) for _ in range(5)]
+        assert len(ex._processes) == 2
+        assert [f.result(timeout=TIMEOUT) for f in futures] == [None] * 5
+
+
+def test_fork_context_starts_every_worker_at_once():
+    # As the stdlib's fork pools; the workers still start by exec.
+    with gofutures.ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("fork")) as ex:
+        assert len(ex._processes) == 3
+        assert ex.submit(_pid).result(timeout=TIMEOUT) in ex._processes
+
+
+def test_processes_handles_join_after_shutdown():
+    ex = gofutures.ProcessPoolExecutor(2)
+    futures = [ex.submit(time.sleep, 0.2) for _ in range(2)]
+    processes = ex._processes
+    assert len(processes) == 2 and all(p.is_alive() for p in processes.values())
+    ex.shutdown(wait=False)
+    for p in processes.values():
+        p.join(timeout=TIMEOUT)
+        assert not p.is_alive()
+        with pytest.raises(ProcessLookupError):
+            os.kill(p.pid, 0)  # exited and reaped: no zombie either
+    assert all(f.done() for f in futures)
+
+
+def test_spawn_context_queue_and_lock_in_initargs():
+    ctx = multiprocessing.get_context("spawn")
+    q, lock = ctx.Queue(), ctx.Lock()
+    # max_tasks_per_child: replacement workers get the queue too.
+    with gofutures.ProcessPoolExecutor(2, mp_context=ctx, initializer=_remember,
+                                       initargs=(q, lock), max_tasks_per_child=1) as ex:
+        assert list(ex.map(_put_twice, range(5))) == list(range(5))
+    assert sorted(q.get(timeout=TIMEOUT) for _ in range(5)) == [0, 2, 4, 6, 8]
+
+
+def test_fork_context_queue_in_initargs_is_refused_clearly():
+    q = multiprocessing.get_context("fork").Queue()
+    with pytest.raises(RuntimeError, match="fork context"):
+        gofutures.ProcessPoolExecutor(1, initializer=_remember, initargs=(q, None))
+
+
+def test_failing_initializer_is_logged_in_the_worker_and_breaks_the_pool():
+    q = multiprocessing.get_context("spawn").Queue()
+    ex = gofutures.ProcessPoolExecutor(1, initializer=_log_then_fail, initargs=(q,))
+    try:
+        future = ex.submit(_pid)
+        with pytest.raises(BrokenProcessPool, match="initializer failed"):
+            future.result(timeout=TIMEOUT)
+        assert _wait_until(lambda: ex._broken)
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(_pid)
+    finally:
+        ex.shutdown()
+    record = q.get(timeout=TIMEOUT)
+    assert "Exception in initializer:" in record.getMessage()
+    assert "ValueError: error in initializer" in record.getMessage()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.1)  # logged once per worker that started: one
+
+
+def test_call_that_cannot_be_unpickled_in_the_worker_fails_only_itself():
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        bad = ex.submit(id, _FailsToLoad())
+        with pytest.raises(BrokenProcessPool, match="could not unpickle this call") as info:
+            bad.result(timeout=TIMEOUT)
+        assert "refusing to be unpickled" in str(info.value.__cause__)
+        assert not ex._broken
+        assert ex.submit(pow, 2, 5).result(timeout=TIMEOUT) == 32
+
+
+def test_result_that_cannot_be_unpickled_here_fails_only_itself():
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        bad = ex.submit(_return_unloadable)
+        with pytest.raises(BrokenProcessPool, match="could not be unpickled here") as info:
+            bad.result(timeout=TIMEOUT)
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert ex.submit(pow, 3, 3).result(timeout=TIMEOUT) == 27
+
+
+@pytest.mark.parametrize("max_workers", [0, -1])
+def test_max_workers_must_be_positive(max_workers):
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        gofutures.ProcessPoolExecutor(max_workers)
+
+
+def test_max_tasks_per_child_with_fork_context_is_refused():
+    with pytest.raises(ValueError, match="incompatible with the 'fork'"):
+        gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                                      max_tasks_per_child=2)
