@@ -12,11 +12,13 @@ import (
 
 // ProcessConfig describes the worker processes of a ProcessPool.
 type ProcessConfig struct {
-	Workers          int      // how many worker processes run at once (>= 1)
-	Command          []string // argv that starts one worker (exec, never a bare fork)
-	Env              []string // its environment; nil inherits this process's
-	Init             []byte   // FrameInit payload sent to every new worker; nil for none
-	MaxTasksPerChild int      // replace a worker after this many tasks; 0: never
+	Workers int      // how many worker processes run at once (>= 1)
+	Command []string // argv that starts one worker (exec, never a bare fork)
+	Env     []string // its environment; nil inherits this process's
+	// Each worker's environment also gets GOFUTURES_WORKER=<n>, n counting
+	// the workers this pool started from 1, so that it can name itself.
+	Init             []byte // FrameInit payload sent to every new worker; nil for none
+	MaxTasksPerChild int    // replace a worker after this many tasks; 0: never
 	// Lazy starts workers on demand, as the stdlib's spawn and forkserver
 	// pools do: a task that finds no idle worker starts one, up to Workers.
 	// Otherwise all Workers start in NewProcessPool.
@@ -73,6 +75,10 @@ func (e *WorkerDied) Error() string {
 	return msg
 }
 
+// WorkerNumberEnv names the environment variable that tells a worker its
+// number in its pool (1 for the first worker started).
+const WorkerNumberEnv = "GOFUTURES_WORKER"
+
 // ErrTerminated breaks a pool whose workers were stopped on request
 // (TerminateWorkers).
 var ErrTerminated = errors.New("the worker processes were terminated on request")
@@ -93,6 +99,7 @@ type ProcessPool struct {
 	broken   error // set once
 	killing  bool  // TerminateWorkers: deaths are expected
 	retiring int   // workers sent FrameExit and not yet reaped
+	started  int   // workers started so far
 	exited   chan struct{}
 }
 
@@ -140,7 +147,12 @@ func (p *ProcessPool) spawnLocked() error {
 		return err
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
-	cmd.Env = p.cfg.Env
+	env := p.cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	p.started++
+	cmd.Env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = append([]*os.File{taskR, resW}, p.cfg.Files...) // the worker's fds 3, 4, 5...
 	err = cmd.Start()

@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 //	sleep:MS           sleep MS milliseconds, then FrameResult "slept MS"
 //	pid                FrameResult with its pid in decimal
 //	readfd:N           FrameResult with a line read from its fd N
+//	number             FrameResult with its GOFUTURES_WORKER number
 //	exitafter:MS:N     sleep MS milliseconds, send a FrameError of id 0
 //	                   "exiting pid=<pid>" (the worker's last words), exit N
 //
@@ -96,6 +97,8 @@ func testWorkerMain() int {
 				reply(FrameResult, f.ID, "slept "+arg)
 			case "pid":
 				reply(FrameResult, f.ID, strconv.Itoa(os.Getpid()))
+			case "number":
+				reply(FrameResult, f.ID, os.Getenv(WorkerNumberEnv))
 			case "readfd":
 				n, _ := strconv.Atoi(arg)
 				buf := make([]byte, 64)
@@ -991,4 +994,21 @@ func TestProcessPoolFilesReachEveryWorker(t *testing.T) {
 	if _, err := r.Stat(); err == nil {
 		t.Error("the pool's file is still open after every worker exited")
 	}
+}
+
+func TestProcessPoolWorkersAreNumbered(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.MaxTasksPerChild = 1
+	p, sink := newTestPool(t, cfg)
+	for i := uint64(1); i <= 3; i++ {
+		submit(t, p, i, "number")
+	}
+	var got []string
+	for _, c := range sink.waitCompleted(t, 3) {
+		got = append(got, c.data)
+	}
+	if !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("worker numbers %v, want [1 2 3] (one worker per task)", got)
+	}
+	shutdownAndJoin(t, p, nil)
 }

@@ -1,12 +1,14 @@
-"""The thread-pool and Future examples of the seed documents
-(/work/shared/seeds/*.txt), run against gofutures.
+"""The thread-pool and Future examples of the seed documents (the
+documents gofutures was created from, not shipped with it), run against
+gofutures.
 
 Each example keeps its code as printed in the seed; the only changes are:
   * `concurrent.futures` is swapped for `gofutures` in the import;
   * URLs point at a local HTTP server (no network here);
   * long sleeps are shortened;
   * ProcessPoolExecutor examples whose point is the pool API (submit/result,
-    shutdown) are run with ThreadPoolExecutor, gofutures having only threads;
+    shutdown) are also run here with ThreadPoolExecutor; their process-pool
+    versions are in test_process_seeds.py;
   * seed 001's `currentThread().getName()` (deprecated aliases) is spelled
     `current_thread().name`.
 Output is captured with capsys, or from a subprocess for the examples that

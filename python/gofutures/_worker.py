@@ -86,9 +86,35 @@ def _unpickling_failed(exc):
 def _prepare(preparation):
     """Make the parent's modules importable, as multiprocessing's spawn does:
     same sys.path and working directory, and the parent's main script loaded
-    as __mp_main__ so that its functions unpickle by reference."""
+    as __mp_main__ so that its functions unpickle by reference.
+
+    While the main script loads, the process counts as bootstrapping (as a
+    spawned child does), so a script without an `if __name__ ==
+    "__main__":` guard that starts a pool at import fails with
+    multiprocessing's own explanation instead of starting workers of
+    workers."""
+    import multiprocessing.process
     import multiprocessing.spawn
-    multiprocessing.spawn.prepare(preparation)
+    me = multiprocessing.process.current_process()
+    me._inheriting = True
+    try:
+        multiprocessing.spawn.prepare(preparation)
+    finally:
+        me._inheriting = False
+
+
+def _become_pool_process(start_method):
+    """Make multiprocessing.current_process() in this worker what it is in
+    the stdlib's pool workers: a ForkProcess, SpawnProcess or
+    ForkServerProcess named after its number, whose parent is the pool's
+    process."""
+    import multiprocessing
+    import multiprocessing.process as mp_process
+    cls = multiprocessing.get_context(start_method).Process
+    me = cls(name="%s-%s" % (cls.__name__, os.environ.get("GOFUTURES_WORKER", "1")))
+    me._parent_pid = os.getppid()
+    me._parent_name = "MainProcess"
+    mp_process._current_process = me
 
 
 def main():
@@ -104,6 +130,7 @@ def main():
     try:
         _prepare(pickle.load(payload))
         init = pickle.load(payload)
+        _become_pool_process(init["start_method"])
     except BaseException:
         text = traceback.format_exc()
         write_frame(out, ERROR, 0, ("worker set-up failed: " + text).encode())

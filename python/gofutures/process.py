@@ -24,8 +24,8 @@ finds no idle worker (as the stdlib's spawn and forkserver pools), or all at
 once with 'fork' (as the stdlib's fork pools).
 
 A call whose pickle cannot be loaded in the worker, or whose result cannot
-be loaded here, fails with BrokenProcessPool as in the stdlib (the loading
-error is its cause), but only that call does: the pool and its other calls
+be loaded here, fails with BrokenProcessPool as in the stdlib (its cause shows the
+loading error), but only that call does: the pool and its other calls
 go on, where the stdlib's pool breaks.
 """
 import itertools
@@ -178,7 +178,8 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         # working directory, how to re-import __main__, the authkey.
         preparation = multiprocessing.spawn.get_preparation_data("gofutures-worker")
         preparation["authkey"] = bytes(preparation["authkey"])
-        init = {"initializer": initializer, "initargs": tuple(initargs)}
+        start_method = mp_context.get_start_method(allow_none=False)
+        init = {"initializer": initializer, "initargs": tuple(initargs), "start_method": start_method}
         child_fds = _spawning.ChildFds()
         try:
             payload = pickle.dumps(preparation) + _spawning.dumps_init(init, initializer, child_fds)
@@ -186,7 +187,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             child_fds.close()
             raise
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
-        lazy = mp_context.get_start_method(allow_none=False) != "fork"
+        lazy = start_method != "fork"
         self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
                     _Hooks(), child_fds.take(), lazy)
 
