@@ -5,6 +5,8 @@
 #
 #   make demo   the seed documents' examples on gofutures + timing vs the stdlib
 #   make test   Go vet/race tests, pytest on 3.11/3.12/3.13, CPython's suite on 3.13
+#   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
+#               (a table each, and bench-results-3.X.json)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -12,6 +14,7 @@ SHELL := /bin/bash
 VERSIONS ?= 3.11 3.12 3.13
 MAIN_VERSION := $(firstword $(VERSIONS))
 SUITE_VERSION ?= 3.13
+BENCH_VERSIONS ?= 3.11 3.13
 
 # python_for(X.Y): python X.Y from pyenv's versions folder, else from PATH if it
 # really runs (a pyenv shim on PATH may refuse when the version isn't selected).
@@ -19,7 +22,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
-.PHONY: demo test go-test cpython-suite clean
+.PHONY: demo test bench go-test cpython-suite clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
@@ -46,6 +49,11 @@ py-test-%: install-%
 
 cpython-suite: install-$(SUITE_VERSION)
 	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part all
+
+bench: $(addprefix bench-,$(BENCH_VERSIONS))
+
+bench-%: install-%
+	$(call vpython,$*) bench/bench.py --json bench-results-$*.json
 
 test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
 	@echo "make test: all green"

@@ -1,0 +1,245 @@
+"""gofutures against concurrent.futures, side by side in one run.
+
+Usage: python bench/bench.py [--rounds N] [--json FILE] [--only 1,2,...]
+
+Each scenario runs for the stdlib and for gofutures alternately, --rounds
+times; the table shows both medians and the ratio gofutures / stdlib (below
+1 is faster). Scenario 9 measures peak memory in child processes instead.
+This is a benchmark: it asserts nothing.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import gofutures
+
+LIBS = {"stdlib": concurrent.futures, "gofutures": gofutures}
+
+
+def identity(x):
+    return x
+
+
+def spin(n=200_000):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+# ------------------------------------------------------------ scenarios
+# Each takes the module under test and returns the seconds it measured
+# (or a dict of named figures, for scenarios with more than one).
+
+
+def future_round_trip(cf, n=100_000):
+    Future = cf.Future
+    t = time.perf_counter()
+    for i in range(n):
+        f = Future()
+        f.set_running_or_notify_cancel()
+        f.set_result(i)
+        f.result()
+    return time.perf_counter() - t
+
+
+def thread_submit_result(cf, n=50_000):
+    with cf.ThreadPoolExecutor(4) as ex:
+        t = time.perf_counter()
+        fs = [ex.submit(identity, i) for i in range(n)]
+        for f in fs:
+            f.result()
+        return time.perf_counter() - t
+
+
+def thread_map(cf, n=200_000):
+    with cf.ThreadPoolExecutor(4) as ex:
+        t = time.perf_counter()
+        for _ in ex.map(identity, range(n)):
+            pass
+        return time.perf_counter() - t
+
+
+def thread_as_completed(cf, n=50_000):
+    with cf.ThreadPoolExecutor(4) as ex:
+        t = time.perf_counter()
+        fs = [ex.submit(identity, i) for i in range(n)]
+        for f in cf.as_completed(fs):
+            f.result()
+        return time.perf_counter() - t
+
+
+def _warm_pool(cf):
+    ex = cf.ProcessPoolExecutor(2)
+    list(ex.map(identity, range(4)))  # both workers up before the clock starts
+    return ex
+
+
+def process_map(cf, n=20_000):
+    ex = _warm_pool(cf)
+    try:
+        t = time.perf_counter()
+        for _ in ex.map(identity, range(n), chunksize=1):
+            pass
+        return time.perf_counter() - t
+    finally:
+        ex.shutdown()
+
+
+def process_as_completed(cf, n=5_000):
+    ex = _warm_pool(cf)
+    try:
+        t = time.perf_counter()
+        fs = [ex.submit(identity, i) for i in range(n)]
+        for f in cf.as_completed(fs):
+            f.result()
+        return time.perf_counter() - t
+    finally:
+        ex.shutdown()
+
+
+def process_cpu_bound(cf, tasks=16):
+    ex = _warm_pool(cf)
+    try:
+        t = time.perf_counter()
+        list(ex.map(spin, [200_000] * tasks))
+        return time.perf_counter() - t
+    finally:
+        ex.shutdown()
+
+
+def serial_cpu_bound(tasks=16):
+    t = time.perf_counter()
+    for _ in range(tasks):
+        spin(200_000)
+    return time.perf_counter() - t
+
+
+def process_start(cf):
+    t = time.perf_counter()
+    ex = cf.ProcessPoolExecutor(2)
+    ex.submit(identity, 1).result()
+    first = time.perf_counter() - t
+    ex.shutdown()
+    return {"first result": first, "with shutdown": time.perf_counter() - t}
+
+
+SCENARIOS = [
+    (1, "Future round trip x100k", future_round_trip),
+    (2, "threads: submit+result x50k, 4 workers", thread_submit_result),
+    (3, "threads: map 200k, 4 workers", thread_map),
+    (4, "threads: as_completed 50k, 4 workers", thread_as_completed),
+    (5, "processes: map 20k, chunksize=1, 2 workers", process_map),
+    (6, "processes: submit 5k + as_completed, 2 workers", process_as_completed),
+    (7, "processes: 16 CPU-bound tasks, 2 workers", process_cpu_bound),
+    (8, "processes: start, 2 workers", process_start),
+]
+
+
+# ------------------------------------------------------------ scenario 9
+
+
+def lazy_map_child(lib, n, buffersize):
+    """Runs in a child process: map identity over n items, report peak RSS."""
+    cf = LIBS[lib]
+    with cf.ThreadPoolExecutor(4) as ex:
+        kwargs = {"buffersize": buffersize} if buffersize else {}
+        count = sum(1 for _ in ex.map(identity, iter(range(n)), **kwargs))
+    assert count == n
+    print(json.dumps({"peak_mib": _peak_kib() / 1024}))
+
+
+def _peak_kib():
+    # VmHWM starts afresh at exec; ru_maxrss does not (Linux carries the
+    # parent's peak over fork and exec), so it would report this script's.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss(lib, n, buffersize):
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--rss-child", lib, str(n), str(buffersize)],
+        capture_output=True, text=True, check=True, timeout=1800).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_mib"]
+
+
+# ------------------------------------------------------------ the run
+
+
+def run(rounds, only):
+    results = []
+    print("gofutures %s, Python %s, %s, %d cores, %s" % (
+        gofutures.__version__, platform.python_version(), platform.machine(), os.cpu_count(),
+        time.strftime("%Y-%m-%d")))
+    print("%-48s %11s %11s %7s" % ("scenario (median of %d)" % rounds, "stdlib", "gofutures", "ratio"))
+    for number, name, fn in SCENARIOS:
+        if only and number not in only:
+            continue
+        samples = {"stdlib": [], "gofutures": []}
+        for _ in range(rounds):
+            for lib in ("stdlib", "gofutures"):  # alternate, so drift hits both
+                samples[lib].append(fn(LIBS[lib]))
+        for label, std, ours in _medians(samples):
+            row = {"scenario": number, "name": name + (" (%s)" % label if label else ""),
+                   "stdlib_s": std, "gofutures_s": ours, "ratio": ours / std}
+            results.append(row)
+            print("%-48s %10.4fs %10.4fs %7.3f" % (row["name"][:48], std, ours, row["ratio"]))
+        if number == 7:
+            serial = statistics.median(serial_cpu_bound() for _ in range(rounds))
+            speedup = serial / statistics.median(samples["gofutures"])
+            results.append({"scenario": 7, "name": "serial loop, same work", "serial_s": serial,
+                            "gofutures_speedup_over_serial": speedup})
+            print("%-48s %10.4fs %11s %6.2fx" % ("  serial loop (speed-up of gofutures)", serial, "", speedup))
+    if not only or 9 in only:
+        go = peak_rss("gofutures", 10_000_000, 1000)
+        std = peak_rss("stdlib", 1_000_000, 0)
+        results.append({"scenario": 9, "name": "lazy map peak RSS", "gofutures_10M_buffersize_1000_mib": go,
+                        "stdlib_eager_1M_mib": std})
+        print("%-48s %10.0fM %10.0fM" % ("map peak RSS: stdlib eager 1M | ours 10M lazy", std, go))
+    print("(ratio = gofutures / stdlib; below 1 is faster)")
+    return results
+
+
+def _medians(samples):
+    std, ours = samples["stdlib"], samples["gofutures"]
+    if isinstance(std[0], dict):
+        for key in std[0]:
+            yield (key, statistics.median(s[key] for s in std), statistics.median(s[key] for s in ours))
+    else:
+        yield ("", statistics.median(std), statistics.median(ours))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", help="also write the table here")
+    parser.add_argument("--only", help="comma-separated scenario numbers")
+    parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        lib, n, buffersize = args.rss_child
+        lazy_map_child(lib, int(n), int(buffersize))
+        return
+    only = {int(x) for x in args.only.split(",")} if args.only else set()
+    results = run(args.rounds, only)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+                       "cores": os.cpu_count(), "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
