@@ -1,9 +1,9 @@
 package pybind
 
 // The C side of the hot path reaches the core's futures and completions
-// through these exports. Each Go object is referred to from C by a
-// cgo.Handle (a uintptr); the C object that holds the handle frees it in its
-// dealloc. These functions never touch Python: they are called by C with or
+// through these exports. Each Go object is referred to from C by a handle
+// (a uintptr: a core.Handles slot for futures, which are many, a cgo.Handle
+// for the rest); the C object that holds the handle frees it in its dealloc. These functions never touch Python: they are called by C with or
 // without the GIL held, and only those called without it may block.
 
 /*
@@ -18,7 +18,10 @@ import (
 	core "github.com/gofutures/gofutures/gofutures"
 )
 
-func future(h C.uintptr_t) *core.Future { return cgo.Handle(h).Value().(*core.Future) }
+// futures holds every Future a Python object refers to.
+var futures core.Handles[core.Future]
+
+func future(h C.uintptr_t) *core.Future { return futures.Value(uintptr(h)) }
 
 func completions(h C.uintptr_t) *core.Completions {
 	return cgo.Handle(h).Value().(*core.Completions)
@@ -36,10 +39,10 @@ func cbool(b bool) C.int {
 }
 
 //export gfFutureNew
-func gfFutureNew() C.uintptr_t { return C.uintptr_t(cgo.NewHandle(core.NewFuture())) }
+func gfFutureNew() C.uintptr_t { return C.uintptr_t(futures.New(core.NewFuture())) }
 
 //export gfFutureFree
-func gfFutureFree(h C.uintptr_t) { cgo.Handle(h).Delete() }
+func gfFutureFree(h C.uintptr_t) { futures.Delete(uintptr(h)) }
 
 // gfFutureState returns the state in the low byte and 1<<8 if the future
 // finished with an exception.

@@ -188,7 +188,9 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize, submit="submit
         # The iterator must not keep the executor alive (the stdlib's does not).
         executor_ref = weakref.ref(executor)
     else:
-        fs = collections.deque(getattr(executor, submit)(fn, *args) for args in args_iter)
+        # map() drives the submits from C: no Python frame per item.
+        fs = collections.deque(map(getattr(executor, submit), itertools.repeat(fn), *iterables)
+                               if iterables else ())
     del executor
 
     def result_iterator():
