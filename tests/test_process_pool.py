@@ -166,3 +166,17 @@ def test_max_tasks_per_child_with_fork_context_is_refused():
     with pytest.raises(ValueError, match="incompatible with the 'fork'"):
         gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
                                       max_tasks_per_child=2)
+
+
+def test_import_alone_does_not_load_the_go_runtime():
+    # Workers re-import the main script; a script's bare `import gofutures`
+    # must not cost each of them a Go runtime. Names still resolve on use.
+    import subprocess
+    import sys
+    code = ("import sys, gofutures\n"
+            "print('gofutures._core' in sys.modules)\n"
+            "print(gofutures.thread.BrokenThreadPool.__name__, gofutures.ProcessPoolExecutor.__name__)\n"
+            "print('gofutures._core' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=TIMEOUT, check=True).stdout
+    assert out.split("\n") == ["False", "BrokenThreadPool ProcessPoolExecutor", "True", ""]

@@ -4,21 +4,48 @@ Swap `concurrent.futures` for `gofutures` in an import and the program runs
 unchanged: same names, signatures and behaviour, the exception classes are
 the stdlib's own, and the futures are concurrent.futures.Future instances.
 """
-from ._base import (
+from concurrent.futures._base import (  # the stdlib's own objects, re-exported
     ALL_COMPLETED,
     FIRST_COMPLETED,
     FIRST_EXCEPTION,
     BrokenExecutor,
     CancelledError,
     Executor,
-    Future,
     InvalidStateError,
     TimeoutError,
-    as_completed,
-    wait,
 )
-from .process import ProcessPoolExecutor
-from .thread import ThreadPoolExecutor
+
+# The names backed by the native library (the Go runtime) load on first
+# use. Why: a process-pool worker re-imports the parent's main script, and a
+# script that merely does `import gofutures` must not make every worker load
+# a Go runtime it never uses (60 ms of each worker's start, measured).
+_LAZY = {
+    "Future": "._base",
+    "wait": "._base",
+    "as_completed": "._base",
+    "ThreadPoolExecutor": ".thread",
+    "ProcessPoolExecutor": ".process",
+}
+
+
+_SUBMODULES = ("thread", "process")  # gofutures.thread.BrokenThreadPool, as in the stdlib
+
+
+def __getattr__(name):
+    import importlib
+    if name in _SUBMODULES:
+        return importlib.import_module("." + name, __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'gofutures' has no attribute %r" % name)
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
 
 __version__ = "0.1.0"
 
