@@ -57,6 +57,7 @@ type WorkerDied struct {
 	Signal   os.Signal // nil unless killed by a signal
 	TaskID   uint64    // 0 when it was not running a task
 	Detail   string    // what the worker said before dying, if anything
+	Starting bool      // it died before it was ready (during its Init)
 }
 
 func (e *WorkerDied) Error() string {
@@ -65,7 +66,12 @@ func (e *WorkerDied) Error() string {
 		how = fmt.Sprintf("was killed by signal %d (%v)", e.Signal.(syscall.Signal), e.Signal)
 	}
 	what := "while idle"
-	if e.TaskID != 0 {
+	switch {
+	case e.Starting && e.TaskID != 0:
+		what = fmt.Sprintf("while starting, with task %d waiting for it", e.TaskID)
+	case e.Starting:
+		what = "while starting"
+	case e.TaskID != 0:
 		what = fmt.Sprintf("while running task %d", e.TaskID)
 	}
 	msg := fmt.Sprintf("worker process %d %s %s", e.PID, how, what)
@@ -111,6 +117,7 @@ type procWorker struct {
 	current *ProcTask
 	done    int  // tasks completed
 	retire  bool // sent FrameExit; its exit is expected
+	ready   bool // answered FrameInit (or had none to answer)
 	detail  string
 }
 
@@ -163,7 +170,7 @@ func (p *ProcessPool) spawnLocked() error {
 		resR.Close()
 		return fmt.Errorf("cannot start a worker process: %w", err)
 	}
-	w := &procWorker{cmd: cmd, pid: cmd.Process.Pid, in: taskW, out: resR}
+	w := &procWorker{cmd: cmd, pid: cmd.Process.Pid, in: taskW, out: resR, ready: p.cfg.Init == nil}
 	p.workers[w] = struct{}{}
 	if p.cfg.Init != nil {
 		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
@@ -182,10 +189,13 @@ func (p *ProcessPool) supervise(w *procWorker) {
 		}
 		switch f.Kind {
 		case FrameReady:
-			// Nothing to do: a new worker counts as idle from its start and
-			// may already have its first task waiting in its pipe, which it
-			// reads once initialized (so a slow start delays, never loses,
-			// that task).
+			// A new worker counts as idle from its start and may already
+			// have its first task waiting in its pipe, which it reads once
+			// initialized (so a slow start delays, never loses, that task);
+			// ready only tells a death during start-up from a later one.
+			p.mu.Lock()
+			w.ready = true
+			p.mu.Unlock()
 		case FrameResult, FrameError:
 			if f.ID == 0 { // an error outside any task: the worker is about to exit
 				w.detail = string(f.Data)
@@ -300,7 +310,7 @@ func (p *ProcessPool) reap(w *procWorker, werr error) {
 	expected := w.retire || p.killing || p.broken != nil
 	var died error
 	if !expected {
-		d := &WorkerDied{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode(), Detail: w.detail}
+		d := &WorkerDied{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode(), Detail: w.detail, Starting: !w.ready}
 		if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			d.Signal = ws.Signal()
 		}

@@ -499,14 +499,14 @@ func TestProcessPoolInitFailure(t *testing.T) {
 	if !errors.As(b.err, &d) {
 		t.Fatalf("Broken(%v); want a *WorkerDied", b.err)
 	}
-	if d.PID != pids[0] || d.ExitCode != 1 || d.Signal != nil || d.TaskID != 0 {
-		t.Errorf("WorkerDied = %+v, want PID %d, ExitCode 1, no signal, TaskID 0", *d, pids[0])
+	if d.PID != pids[0] || d.ExitCode != 1 || d.Signal != nil || d.TaskID != 0 || !d.Starting {
+		t.Errorf("WorkerDied = %+v, want PID %d, ExitCode 1, no signal, TaskID 0, Starting", *d, pids[0])
 	}
 	if !strings.Contains(d.Detail, "initializer failed: fail") {
 		t.Errorf("WorkerDied.Detail = %q; want the worker's message", d.Detail)
 	}
-	if msg := d.Error(); !strings.Contains(msg, "while idle") || !strings.Contains(msg, "initializer failed: fail") {
-		t.Errorf("WorkerDied.Error() = %q; want \"while idle\" and the worker's message", msg)
+	if msg := d.Error(); !strings.Contains(msg, "while starting") || !strings.Contains(msg, "initializer failed: fail") {
+		t.Errorf("WorkerDied.Error() = %q; want \"while starting\" and the worker's message", msg)
 	}
 	if len(b.tasks) != 0 {
 		t.Errorf("Broken tasks = %v, want none", taskIDs(b.tasks))
@@ -1011,4 +1011,23 @@ func TestProcessPoolWorkersAreNumbered(t *testing.T) {
 		t.Errorf("worker numbers %v, want [1 2 3] (one worker per task)", got)
 	}
 	shutdownAndJoin(t, p, nil)
+}
+
+func TestProcessPoolDeathWhileStartingNamesTheWaitingTask(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.Lazy = true
+	cfg.Init = []byte("fail")
+	p, sink := newTestPool(t, cfg)
+	submit(t, p, 9, "echo:never")
+	b := sink.waitBroken(t)
+	var d *WorkerDied
+	if !errors.As(b.err, &d) || !d.Starting || d.TaskID != 9 {
+		t.Fatalf("Broken(%v); want a *WorkerDied while starting, task 9", b.err)
+	}
+	if msg := d.Error(); !strings.Contains(msg, "while starting, with task 9 waiting for it") {
+		t.Errorf("WorkerDied.Error() = %q; want it to say the worker was starting and task 9 waited", msg)
+	}
+	if !slices.Equal(taskIDs(b.tasks), []uint64{9}) {
+		t.Errorf("Broken tasks = %v, want [9]", taskIDs(b.tasks))
+	}
 }
