@@ -9,6 +9,7 @@ This is a benchmark: it asserts nothing.
 """
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import platform
@@ -76,43 +77,39 @@ def thread_as_completed(cf, n=50_000):
         return time.perf_counter() - t
 
 
+@contextlib.contextmanager
 def _warm_pool(cf):
+    """A 2-worker process pool with both workers up before the clock starts."""
     ex = cf.ProcessPoolExecutor(2)
-    list(ex.map(identity, range(4)))  # both workers up before the clock starts
-    return ex
-
-
-def process_map(cf, n=20_000):
-    ex = _warm_pool(cf)
     try:
-        t = time.perf_counter()
-        for _ in ex.map(identity, range(n), chunksize=1):
-            pass
-        return time.perf_counter() - t
+        list(ex.map(identity, range(4)))
+        yield ex
     finally:
         ex.shutdown()
 
 
+def process_map(cf, n=20_000):
+    with _warm_pool(cf) as ex:
+        t = time.perf_counter()
+        for _ in ex.map(identity, range(n), chunksize=1):
+            pass
+        return time.perf_counter() - t
+
+
 def process_as_completed(cf, n=5_000):
-    ex = _warm_pool(cf)
-    try:
+    with _warm_pool(cf) as ex:
         t = time.perf_counter()
         fs = [ex.submit(identity, i) for i in range(n)]
         for f in cf.as_completed(fs):
             f.result()
         return time.perf_counter() - t
-    finally:
-        ex.shutdown()
 
 
 def process_cpu_bound(cf, tasks=16):
-    ex = _warm_pool(cf)
-    try:
+    with _warm_pool(cf) as ex:
         t = time.perf_counter()
         list(ex.map(spin, [200_000] * tasks))
         return time.perf_counter() - t
-    finally:
-        ex.shutdown()
 
 
 def serial_cpu_bound(tasks=16):

@@ -3,7 +3,8 @@ package pybind
 // The C side of the hot path reaches the core's futures and completions
 // through these exports. Each Go object is referred to from C by a handle
 // (a uintptr: a core.Handles slot for futures, which are many, a cgo.Handle
-// for the rest); the C object that holds the handle frees it in its dealloc. These functions never touch Python: they are called by C with or
+// for the rest); the C object that holds the handle frees it in its
+// dealloc. These functions never touch Python: they are called by C with or
 // without the GIL held, and only those called without it may block.
 
 /*

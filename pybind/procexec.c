@@ -19,7 +19,6 @@ typedef struct {
 
 enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
 
-/* _start(workers, argv, init, max_tasks_per_child, future_type, hooks) */
 /* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy).
  * fds: descriptors every worker gets as its fds 5, 6, ...; the Go pool owns
  * them from this call on, also when it fails. */

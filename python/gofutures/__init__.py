@@ -26,8 +26,6 @@ _LAZY = {
     "ThreadPoolExecutor": ".thread",
     "ProcessPoolExecutor": ".process",
 }
-
-
 _SUBMODULES = ("thread", "process")  # gofutures.thread.BrokenThreadPool, as in the stdlib
 
 

@@ -74,7 +74,8 @@ def _send_error(out, task_id, exc):
 
 def _unpickling_failed(exc):
     # The stdlib's worker dies of this, breaking the pool; here only this
-    # call fails, with the stdlib's exception type and the error as cause.
+    # call fails, with the stdlib's exception type (the parent sees the
+    # unpickling error in the remote traceback attached as its cause).
     from concurrent.futures.process import BrokenProcessPool
     broken = BrokenProcessPool("the worker could not unpickle this call: %s: %s"
                                % (type(exc).__name__, exc))
