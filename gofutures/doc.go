@@ -1,6 +1,7 @@
 // Package gofutures is the Go core of the gofutures Python package: the
-// futures' state machine, waiting on many futures at once, and the thread
-// pool's scheduling.
+// futures' state machine, waiting on many futures at once, the thread
+// pool's scheduling, deadlock detection for waits on pool workers, and the
+// process pool's supervision.
 //
 // The core knows nothing about Python. It deals in futures, states, worker
 // indexes and opaque task payloads; the binding layer (package pybind) gives

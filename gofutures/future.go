@@ -3,6 +3,7 @@ package gofutures
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,15 @@ var ErrInvalidState = errors.New("future is in an invalid state for this transit
 // The zero value is a Pending future ready to use. A Future must not be
 // copied after first use.
 type Future struct {
+	// Tag is opaque to the core: its owner sets it before sharing the
+	// future (the binding stores its Python object's address) and errors
+	// that name the future print it.
+	Tag uintptr
+	// at is where a pool has the future: its queue slot while queued, its
+	// worker's slot once taken; nil for a future no pool scheduled. Only
+	// deadlock detection reads it, and only while the future is not done.
+	at atomic.Pointer[Slot]
+
 	mu      sync.Mutex    // protects every field below
 	state   State         //
 	failed  bool          // Finished with an exception (for FIRST_EXCEPTION)
@@ -42,6 +52,11 @@ func (f *Future) State() (State, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.state, f.failed
+}
+
+func (f *Future) isDone() bool {
+	s, _ := f.State()
+	return s.Done()
 }
 
 // Cancel cancels a Pending future. It reports whether the future is cancelled
@@ -75,6 +90,7 @@ func (f *Future) SetRunningOrNotifyCancel() (bool, error) {
 	case Cancelled:
 		f.state = CancelledAndNotified
 		f.notifyLocked()
+		f.countLocked(outcomeSkipped)
 		return false, nil
 	}
 	return false, ErrInvalidState
@@ -92,7 +108,19 @@ func (f *Future) Finish(failed bool) error {
 	f.state, f.failed = Finished, failed
 	f.closeDoneLocked()
 	f.notifyLocked()
+	if failed {
+		f.countLocked(outcomeFailed)
+	} else {
+		f.countLocked(outcomeSucceeded)
+	}
 	return nil
+}
+
+// countLocked tells the pool that scheduled f how it ended.
+func (f *Future) countLocked(o taskOutcome) {
+	if at := f.at.Load(); at != nil {
+		at.pool.outcome(o)
+	}
 }
 
 // Force puts the future in state s whatever its current state, waking

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,10 +46,13 @@ type Runner[P any] interface {
 
 // ThreadPool runs tasks on at most Max worker goroutines, started lazily as
 // in the stdlib: a submit starts a worker only when more tasks are queued
-// than workers are idle. Workers live until Shutdown.
+// than workers are idle. Workers live until Shutdown, except the extra
+// workers of a pool that grows on block (see ThreadPoolOptions).
 type ThreadPool[P any] struct {
 	max    int
 	runner Runner[P]
+	opts   ThreadPoolOptions
+	queued *Slot // Future.at of every queued task
 
 	mu       sync.Mutex // protects the fields up to exited
 	wake     sync.Cond  // signalled (with mu) when the queue grows or the pool stops
@@ -58,19 +62,42 @@ type ThreadPool[P any] struct {
 	shutdown bool          // no more submits; workers exit once the queue is empty
 	broken   error         // set once, when a worker's Start fails
 	live     int           // workers started and not yet exited
+	blocked  int           // live workers waiting for a future (counted only when growing)
+	slots    []*Slot       // the live workers' slots
 	exited   chan struct{} // closed once stopping (shutdown or broken) and live == 0
 
-	submitted, taken atomic.Int64
+	submitted, taken           atomic.Int64
+	succeeded, failed, skipped atomic.Int64
+}
+
+// ThreadPoolOptions are a ThreadPool's optional behaviours.
+type ThreadPoolOptions struct {
+	// Name names the pool and, with "_<index>", its workers in errors.
+	Name string
+	// GrowOnBlock lets the pool run more than max workers while some of
+	// them wait for futures: each waiting worker makes room for one more,
+	// so a task that submits to its own pool and waits still finishes, as
+	// in a fork-join pool. Extra workers exit when the waits end.
+	GrowOnBlock bool
 }
 
 // NewThreadPool returns a pool of at most max workers (max >= 1) that runs
 // tasks with runner.
 func NewThreadPool[P any](max int, runner Runner[P]) (*ThreadPool[P], error) {
+	return NewThreadPoolWith(max, runner, ThreadPoolOptions{})
+}
+
+// NewThreadPoolWith is NewThreadPool with options.
+func NewThreadPoolWith[P any](max int, runner Runner[P], opts ThreadPoolOptions) (*ThreadPool[P], error) {
 	if max < 1 {
 		return nil, fmt.Errorf("max_workers must be greater than 0, got %d", max)
 	}
-	p := &ThreadPool[P]{max: max, runner: runner, exited: make(chan struct{})}
+	if opts.Name == "" {
+		opts.Name = "ThreadPool"
+	}
+	p := &ThreadPool[P]{max: max, runner: runner, opts: opts, exited: make(chan struct{})}
 	p.wake.L = &p.mu
+	p.queued = &Slot{pool: p, Index: -1}
 	return p, nil
 }
 
@@ -93,22 +120,53 @@ func (p *ThreadPool[P]) SubmitSpawn(t Task[P]) (spawned bool, err error) {
 	if p.shutdown {
 		return false, ErrShutdown
 	}
+	t.Future.at.Store(p.queued)
 	p.queue.push(t)
 	p.submitted.Add(1)
-	if p.queue.len() > p.idle && p.workers < p.max {
-		p.workers++
-		p.live++
-		go p.work(p.workers - 1)
-		return true, nil
-	}
+	spawned = p.spawnIfNeededLocked()
 	if p.idle > 0 {
 		p.wake.Signal()
 	}
-	return false, nil
+	return spawned, nil
 }
 
-func (p *ThreadPool[P]) work(i int) {
-	defer p.exit()
+// spawnIfNeededLocked starts a worker when more tasks are queued than
+// workers are idle and the pool has room: fewer than max workers that are
+// not blocked (blocked is 0 unless the pool grows on block).
+func (p *ThreadPool[P]) spawnIfNeededLocked() bool {
+	if p.queue.len() <= p.idle || p.live-p.blocked >= p.max || p.shutdown || p.broken != nil {
+		return false
+	}
+	s := &Slot{pool: p, Index: p.workers}
+	p.workers++
+	p.live++
+	p.slots = append(p.slots, s)
+	go p.work(s)
+	return true
+}
+
+// overfullLocked reports whether a worker should exit because the pool runs
+// more workers than it may now that some waits ended.
+func (p *ThreadPool[P]) overfullLocked() bool { return p.live-p.blocked > p.max }
+
+// Slot returns worker i's slot, or nil if worker i is not alive. A Runner
+// calls it from worker i (between Start and Stop) to register the waits of
+// the tasks it runs (Slot.Block).
+func (p *ThreadPool[P]) Slot(i int) *Slot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.slots {
+		if s.Index == i {
+			return s
+		}
+	}
+	return nil
+}
+
+func (p *ThreadPool[P]) work(s *Slot) {
+	i := s.Index
+	retired := false
+	defer func() { p.exit(s, retired) }()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := p.runner.Start(i); err != nil {
@@ -117,39 +175,53 @@ func (p *ThreadPool[P]) work(i int) {
 		return
 	}
 	defer p.runner.Stop(i)
+	more := func() (Task[P], bool) { return p.more(s) }
 	for {
-		t, ok := p.take()
+		t, ok, retire := p.take(s)
 		if !ok {
+			retired = retire
 			return
 		}
-		p.runner.Run(i, t, p.more)
+		p.runner.Run(i, t, more)
 	}
 }
 
 // take blocks until a task is queued (ok) or the pool stops with an empty
-// queue (not ok).
-func (p *ThreadPool[P]) take() (Task[P], bool) {
+// queue (not ok). A worker the pool no longer needs (overfull) gets not ok
+// and retire: take has already counted it out of live.
+func (p *ThreadPool[P]) take(s *Slot) (t Task[P], ok, retire bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.queue.len() == 0 && !p.shutdown && p.broken == nil {
+	for p.queue.len() == 0 && !p.shutdown && p.broken == nil && !p.overfullLocked() {
 		p.idle++
 		p.wake.Wait()
 		p.idle--
 	}
-	t, ok := p.queue.pop()
-	if ok {
-		p.taken.Add(1)
+	if p.overfullLocked() {
+		p.live--
+		return t, false, true
 	}
-	return t, ok
+	t, ok = p.popLocked(s)
+	return t, ok, false
 }
 
-// more is take without blocking.
-func (p *ThreadPool[P]) more() (Task[P], bool) {
+// more is take without blocking; an overfull pool gives its worker nothing
+// more, so that it comes back to take and retires.
+func (p *ThreadPool[P]) more(s *Slot) (Task[P], bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.overfullLocked() {
+		var none Task[P]
+		return none, false
+	}
+	return p.popLocked(s)
+}
+
+func (p *ThreadPool[P]) popLocked(s *Slot) (Task[P], bool) {
 	t, ok := p.queue.pop()
 	if ok {
 		p.taken.Add(1)
+		t.Future.at.Store(s)
 	}
 	return t, ok
 }
@@ -161,13 +233,26 @@ func (p *ThreadPool[P]) breakWith(err error) []Task[P] {
 		p.broken = err
 	}
 	p.wake.Broadcast()
-	return p.queue.drain()
+	return p.drainLocked()
 }
 
-func (p *ThreadPool[P]) exit() {
+// drainLocked empties the queue; the tasks it returns are nowhere.
+func (p *ThreadPool[P]) drainLocked() []Task[P] {
+	tasks := p.queue.drain()
+	for _, t := range tasks {
+		t.Future.at.Store(nil)
+	}
+	return tasks
+}
+
+// exit is a worker's end; retired says take already counted it out of live.
+func (p *ThreadPool[P]) exit(s *Slot, retired bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.live--
+	if !retired {
+		p.live--
+	}
+	p.slots = slices.DeleteFunc(p.slots, func(x *Slot) bool { return x == s })
 	p.closeExitedLocked()
 }
 
@@ -193,7 +278,7 @@ func (p *ThreadPool[P]) Shutdown(cancelPending bool) []Task[P] {
 	p.wake.Broadcast()
 	p.closeExitedLocked()
 	if cancelPending {
-		return p.queue.drain()
+		return p.drainLocked()
 	}
 	return nil
 }
@@ -214,18 +299,62 @@ func (p *ThreadPool[P]) Err() error {
 
 // ThreadPoolStats is a snapshot of a pool's counters.
 type ThreadPoolStats struct {
-	Workers, Idle, Queued int // Workers counts every worker ever started
-	Submitted, Taken      int64
-	Shutdown, Broken      bool
+	Workers, Live, Idle, Queued int // Workers counts every worker ever started
+	Submitted, Taken            int64
+	// Outcomes of the taken tasks so far: finished with a result, with an
+	// exception, or skipped because they were cancelled while queued.
+	Succeeded, Failed, Skipped int64
+	Shutdown, Broken           bool
 }
+
+// Running is how many taken tasks have no outcome yet.
+func (s ThreadPoolStats) Running() int64 { return s.Taken - s.Succeeded - s.Failed - s.Skipped }
 
 // Stats returns a snapshot of the pool's counters.
 func (p *ThreadPool[P]) Stats() ThreadPoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return ThreadPoolStats{
-		Workers: p.workers, Idle: p.idle, Queued: p.queue.len(),
+		Workers: p.workers, Live: p.live, Idle: p.idle, Queued: p.queue.len(),
 		Submitted: p.submitted.Load(), Taken: p.taken.Load(),
+		Succeeded: p.succeeded.Load(), Failed: p.failed.Load(), Skipped: p.skipped.Load(),
 		Shutdown: p.shutdown, Broken: p.broken != nil,
+	}
+}
+
+// capacity, name, blocking and outcome make the pool a scheduler for
+// deadlock detection.
+
+func (p *ThreadPool[P]) capacity() ([]*Slot, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	canStart := p.opts.GrowOnBlock || (p.live < p.max && !p.shutdown && p.broken == nil)
+	return slices.Clone(p.slots), canStart
+}
+
+func (p *ThreadPool[P]) name() string { return p.opts.Name }
+
+func (p *ThreadPool[P]) blocking(delta int) {
+	if !p.opts.GrowOnBlock {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked += delta
+	if delta > 0 {
+		p.spawnIfNeededLocked()
+	} else if p.overfullLocked() {
+		p.wake.Broadcast() // an idle worker retires
+	}
+}
+
+func (p *ThreadPool[P]) outcome(o taskOutcome) {
+	switch o {
+	case outcomeSucceeded:
+		p.succeeded.Add(1)
+	case outcomeFailed:
+		p.failed.Add(1)
+	default:
+		p.skipped.Add(1)
 	}
 }

@@ -11,6 +11,8 @@ package pybind
 
 import (
 	"time"
+
+	core "github.com/gofutures/gofutures/gofutures"
 )
 
 // Version is the version of the Go core and binding.
@@ -18,9 +20,11 @@ func Version() string { return "0.1.0" }
 
 // NewThreadPool creates a thread pool of at most maxWorkers workers and
 // returns its id. The Python executor then binds its hooks to it (C hot
-// path) before submitting.
-func NewThreadPool(maxWorkers int) (int64, error) {
-	p, err := newThreadPool(maxWorkers)
+// path) before submitting. name names it in errors (its workers are
+// name_0, name_1, ...); growOnBlock lets a worker that waits for a future
+// make room for one more worker (core.ThreadPoolOptions.GrowOnBlock).
+func NewThreadPool(maxWorkers int, name string, growOnBlock bool) (int64, error) {
+	p, err := newThreadPool(maxWorkers, core.ThreadPoolOptions{Name: name, GrowOnBlock: growOnBlock})
 	if err != nil {
 		return 0, err
 	}
@@ -68,10 +72,15 @@ func JoinAllThreadPools(timeoutMillis int) bool {
 // PoolStats is a snapshot of a thread pool's counters.
 type PoolStats struct {
 	Workers   int   // workers started so far
+	Live      int   // workers started and not exited
 	Idle      int   // workers waiting for work
 	Queued    int   // tasks waiting for a worker
 	Submitted int64 // tasks accepted
 	Taken     int64 // tasks handed to a worker
+	Running   int64 // taken and not yet done
+	Done      int64 // finished with a result or an exception
+	Failed    int64 // of those, with an exception
+	Cancelled int64 // cancelled while queued (never ran)
 	Shutdown  bool
 	Broken    bool
 }
@@ -85,7 +94,12 @@ func ThreadPoolStats(id int64) PoolStats {
 		return PoolStats{Shutdown: true}
 	}
 	s := p.core.Stats()
-	return PoolStats{s.Workers, s.Idle, s.Queued, s.Submitted, s.Taken, s.Shutdown, s.Broken}
+	return PoolStats{
+		Workers: s.Workers, Live: s.Live, Idle: s.Idle, Queued: s.Queued,
+		Submitted: s.Submitted, Taken: s.Taken, Running: s.Running(),
+		Done: s.Succeeded + s.Failed, Failed: s.Failed, Cancelled: s.Skipped,
+		Shutdown: s.Shutdown, Broken: s.Broken,
+	}
 }
 
 // JoinProcessPool waits up to timeoutMillis for the pool's worker processes

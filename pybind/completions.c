@@ -18,10 +18,23 @@
 PyTypeObject *gf_Completions;
 PyTypeObject *gf_Bridge;
 
+/* For deadlock detection, a Completions also keeps the handles of the
+ * gofutures futures it follows that next() has not returned yet (swap-
+ * removal: pending[pos[tag]] is tag's handle, ptag[i] the tag of
+ * pending[i]), and whether it follows any other kind of future, which the
+ * core cannot see through. */
 typedef struct {
     PyObject_HEAD
     uintptr_t h;
+    uintptr_t *pending;
+    long *ptag, *pos;
+    long n, cap, ntags;
+    int foreign;
 } CompletionsObject;
+
+/* Waits that follow more futures than this are not checked for deadlocks
+ * (registering them would cost more than it can save). */
+#define GF_DEADLOCK_CHECK_MAX 1024
 
 typedef struct {
     PyObject_HEAD
@@ -37,7 +50,67 @@ static PyObject *comp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static void comp_dealloc(CompletionsObject *c) {
     if (c->h != 0) gfCompFree(c->h);
+    PyMem_Free(c->pending);
+    PyMem_Free(c->ptag);
+    PyMem_Free(c->pos);
     Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static int grow(void **a, size_t elem, long cap) {
+    void *p = PyMem_Realloc(*a, elem * (size_t)cap);
+    if (p == NULL) { PyErr_NoMemory(); return -1; }
+    *a = p;
+    return 0;
+}
+
+/* track records h as pending under tag (tags are small and distinct). */
+static int track(CompletionsObject *c, uintptr_t h, long tag) {
+    if (tag < 0) { PyErr_SetString(PyExc_ValueError, "negative tag"); return -1; }
+    if (c->n == c->cap) {
+        long cap = c->cap ? 2 * c->cap : 16;
+        if (grow((void **)&c->pending, sizeof *c->pending, cap) < 0 ||
+            grow((void **)&c->ptag, sizeof *c->ptag, cap) < 0) return -1;
+        c->cap = cap;
+    }
+    if (tag >= c->ntags) {
+        long ntags = tag + 1 > 2 * c->ntags ? tag + 1 : 2 * c->ntags;
+        if (grow((void **)&c->pos, sizeof *c->pos, ntags) < 0) return -1;
+        for (long i = c->ntags; i < ntags; i++) c->pos[i] = -1;
+        c->ntags = ntags;
+    }
+    c->pos[tag] = c->n;
+    c->pending[c->n] = h;
+    c->ptag[c->n] = tag;
+    c->n++;
+    return 0;
+}
+
+/* untrack forgets tag once next() has returned it. */
+static void untrack(CompletionsObject *c, long tag) {
+    if (tag < 0 || tag >= c->ntags || c->pos[tag] < 0) return;
+    long i = c->pos[tag], last = c->n - 1;
+    c->pending[i] = c->pending[last];
+    c->ptag[i] = c->ptag[last];
+    c->pos[c->ptag[i]] = i;
+    c->pos[tag] = -1;
+    c->n--;
+}
+
+/* register_wait: on a worker thread, registers a wait for all (ALL_COMPLETED)
+ * or any of the pending futures, when the core can judge it: an any-wait
+ * that also follows foreign futures, or follows too many, is not checked
+ * (an all-wait can be checked on a part). Returns 1 registered, 0 not,
+ * -1 with DeadlockError set. */
+static int register_wait(CompletionsObject *c, int all, double timeout) {
+    uintptr_t slot = gf_worker_slot;
+    if (slot == 0 || c->n == 0) return 0;
+    long n = c->n;
+    if (n > GF_DEADLOCK_CHECK_MAX) {
+        if (!all) return 0;
+        n = GF_DEADLOCK_CHECK_MAX;
+    }
+    if (!all && c->foreign) return 0;
+    return gf_wait_register(slot, c->pending, n, all, timeout >= 0) < 0 ? -1 : 1;
 }
 
 /* watch(future, tag) -> bool: follow a gofutures future (True), or return
@@ -47,6 +120,7 @@ static PyObject *comp_watch(CompletionsObject *c, PyObject *const *args, Py_ssiz
     if (!gf_future_check(args[0])) Py_RETURN_FALSE;
     long tag = PyLong_AsLong(args[1]);
     if (tag == -1 && PyErr_Occurred()) return NULL;
+    if (track(c, ((FutureObject *)args[0])->h, tag) < 0) return NULL;
     gfCompWatch(c->h, ((FutureObject *)args[0])->h, tag);
     Py_RETURN_TRUE;
 }
@@ -79,7 +153,11 @@ static PyObject *comp_await(CompletionsObject *c, PyObject *const *args, Py_ssiz
     await_arg a = {c->h, (int)PyLong_AsLong(args[0]), PyLong_AsLong(args[1])};
     double timeout;
     if (PyErr_Occurred() || gf_parse_timeout(args[2], &timeout) < 0) return NULL;
+    if (gfCompAwait(a.h, a.mode, a.total, 0)) Py_RETURN_TRUE;
+    int registered = register_wait(c, a.mode == 0, timeout);
+    if (registered < 0) return NULL;
     int rc = gf_block(await_fn, &a, timeout);
+    if (registered) gfWaitUnblock(gf_worker_slot);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
@@ -94,9 +172,16 @@ static PyObject *comp_next(CompletionsObject *c, PyObject *timeout_obj) {
     next_arg a = {c->h, -1};
     double timeout;
     if (gf_parse_timeout(timeout_obj, &timeout) < 0) return NULL;
-    int rc = gf_block(next_fn, &a, timeout);
+    int rc = gfCompNext(a.h, 0, &a.tag);
+    if (!rc) {
+        int registered = register_wait(c, 0, timeout);
+        if (registered < 0) return NULL;
+        rc = gf_block(next_fn, &a, timeout);
+        if (registered) gfWaitUnblock(gf_worker_slot);
+    }
     if (rc < 0) return NULL;
     if (rc == 0) Py_RETURN_NONE;
+    untrack(c, a.tag);
     return PyLong_FromLong(a.tag);
 }
 
@@ -105,6 +190,7 @@ static PyObject *comp_bridge(CompletionsObject *c, PyObject *tag_obj) {
     if (tag == -1 && PyErr_Occurred()) return NULL;
     BridgeObject *b = PyObject_New(BridgeObject, gf_Bridge);
     if (b == NULL) return NULL;
+    c->foreign = 1;
     b->completions = Py_NewRef((PyObject *)c);
     b->tag = tag;
     return (PyObject *)b;

@@ -131,7 +131,7 @@ int gf_future_cancel(FutureObject *f) {
 
 PyObject *gf_future_new(PyTypeObject *type) {
     FutureObject *f = (FutureObject *)type->tp_alloc(type, 0);
-    if (f != NULL) f->h = gfFutureNew();
+    if (f != NULL) f->h = gfFutureNew((uintptr_t)f);
     return (PyObject *)f;
 }
 
@@ -212,7 +212,10 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
     if (state_of(f) >= ST_CANCELLED) return 0;
     double timeout;
     if (gf_parse_timeout(timeout_obj, &timeout) < 0) return -1;
+    uintptr_t slot = gf_worker_slot;
+    if (slot != 0 && gf_wait_register(slot, &f->h, 1, 1, timeout >= 0) < 0) return -1;
     int rc = gf_block(wait_done, (void *)f->h, timeout);
+    if (slot != 0) gfWaitUnblock(slot);
     if (rc < 0) return -1;
     if (rc == 0) {
         PyErr_SetNone(gf_stdlib.TimeoutError);

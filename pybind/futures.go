@@ -39,8 +39,15 @@ func cbool(b bool) C.int {
 	return 0
 }
 
+// gfFutureNew makes a Go future for the Python future at tag (its address,
+// which errors print as Python's repr does).
+//
 //export gfFutureNew
-func gfFutureNew() C.uintptr_t { return C.uintptr_t(futures.New(core.NewFuture())) }
+func gfFutureNew(tag C.uintptr_t) C.uintptr_t {
+	f := core.NewFuture()
+	f.Tag = uintptr(tag)
+	return C.uintptr_t(futures.New(f))
+}
 
 //export gfFutureFree
 func gfFutureFree(h C.uintptr_t) { futures.Delete(uintptr(h)) }

@@ -37,7 +37,9 @@ typedef struct gf_job {
 typedef struct gf_worker gf_worker;
 
 /* worker.c: called by Go on a worker goroutine locked to its OS thread. */
-gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more_handle, char **err);
+/* slot_handle: the worker's core.Slot (cgo.Handle), which blocking waits on
+ * this thread register (gf_worker_slot). */
+gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more_handle, uintptr_t slot_handle, char **err);
 /* Runs hooks.init(index) (the initializer); *err as for attach. */
 void gf_worker_init(gf_worker *w, char **err);
 void gf_worker_run(gf_worker *w, gf_job *job);

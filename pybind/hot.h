@@ -24,6 +24,7 @@ typedef struct {
     PyObject *logger;           /* logging.getLogger("concurrent.futures") */
     PyObject *state_names[5];   /* _base.PENDING ... _base.FINISHED */
     PyObject *condition_type;   /* threading.Condition */
+    PyObject *DeadlockError;    /* gofutures._deadlock.DeadlockError */
 } gf_stdlib_t;
 extern gf_stdlib_t gf_stdlib;
 
@@ -50,6 +51,16 @@ void gf_job_free(gf_job *job);
 /* worker.c: makes the no-op Python function workers call to honour GIL
  * drop requests (module init; 0 or -1 with an exception set). */
 int gf_worker_init_checkpoint(void);
+
+/* worker.c: the running thread's worker slot (a cgo.Handle of its
+ * core.Slot), or 0 on a thread that is no gofutures worker. */
+extern _Thread_local uintptr_t gf_worker_slot;
+
+/* deadlock.c: registers the worker at slot as waiting for the n futures
+ * handles hs (all of them, or any when all is 0); 0 when the wait may go
+ * ahead (the caller then calls gfWaitUnblock(slot) after it), or -1 with
+ * gofutures.DeadlockError set when it could never end. */
+int gf_wait_register(uintptr_t slot, uintptr_t *hs, long n, int all, int timed);
 
 /* util.c */
 typedef int (*gf_wait_fn)(void *arg, long long ns);

@@ -19,7 +19,8 @@ static int load_stdlib(void) {
         import_attr(base, "InvalidStateError", &gf_stdlib.InvalidStateError) < 0 ||
         import_attr(base, "LOGGER", &gf_stdlib.logger) < 0 ||
         import_attr("concurrent.futures.thread", "BrokenThreadPool", &gf_stdlib.BrokenThreadPool) < 0 ||
-        import_attr("threading", "Condition", &gf_stdlib.condition_type) < 0)
+        import_attr("threading", "Condition", &gf_stdlib.condition_type) < 0 ||
+        import_attr("gofutures._deadlock", "DeadlockError", &gf_stdlib.DeadlockError) < 0)
         return -1;
     for (int i = 0; i < 5; i++)
         if (import_attr(base, states[i], &gf_stdlib.state_names[i]) < 0) return -1;

@@ -105,7 +105,7 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		return 0
 	}
 	p := &processPool{futures: map[uint64]*C.PyObject{}}
-	results, err := newThreadPool(1)
+	results, err := newThreadPool(1, core.ThreadPoolOptions{Name: "ProcessPoolResults"})
 	if err != nil {
 		return fail(err)
 	}

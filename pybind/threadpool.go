@@ -44,9 +44,11 @@ type threadPool struct {
 	// registered its thread (before its initializer runs).
 	ready chan struct{}
 
-	// workers[i] is written by worker i's goroutine in Start and read only
-	// by that goroutine afterwards, so it needs no lock.
-	workers []*worker
+	// workers[i] is written by worker i's goroutine in Start and deleted in
+	// Stop; only that goroutine uses the value, but a pool that grows on
+	// block may add workers beyond max, so the map itself is guarded.
+	workersMu sync.Mutex
+	workers   map[int]*worker
 }
 
 // worker is one worker goroutine's C state and the core's `more` function,
@@ -55,6 +57,7 @@ type worker struct {
 	c      *C.gf_worker
 	handle cgo.Handle
 	more   func() (task, bool)
+	slot   cgo.Handle // the worker's *core.Slot, for C's blocking waits
 }
 
 var (
@@ -65,9 +68,9 @@ var (
 	lastID int64
 )
 
-func newThreadPool(maxWorkers int) (*threadPool, error) {
-	p := &threadPool{workers: make([]*worker, max(maxWorkers, 0)), ready: make(chan struct{}, max(maxWorkers, 0))}
-	c, err := core.NewThreadPool[*C.gf_job](maxWorkers, p)
+func newThreadPool(maxWorkers int, opts core.ThreadPoolOptions) (*threadPool, error) {
+	p := &threadPool{workers: map[int]*worker{}, ready: make(chan struct{}, max(maxWorkers, 0))}
+	c, err := core.NewThreadPoolWith[*C.gf_job](maxWorkers, p, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +97,15 @@ func (p *threadPool) Start(i int) error {
 	p.mu.Unlock()
 	w := &worker{}
 	w.handle = cgo.NewHandle(w)
-	p.workers[i] = w
+	w.slot = cgo.NewHandle(p.core.Slot(i))
+	p.setWorker(i, w)
 	var msg *C.char
-	w.c = C.gf_worker_attach(hooks, C.long(i), C.uintptr_t(w.handle), &msg)
+	w.c = C.gf_worker_attach(hooks, C.long(i), C.uintptr_t(w.handle), C.uintptr_t(w.slot), &msg)
 	if msg == nil {
-		p.ready <- struct{}{} // capacity max workers: never blocks
+		select {
+		case p.ready <- struct{}{}:
+		default: // an extra worker of a growing pool: no submit waits for it
+		}
 		C.gf_worker_init(w.c, &msg)
 	}
 	if msg != nil {
@@ -108,8 +115,24 @@ func (p *threadPool) Start(i int) error {
 	return nil
 }
 
+func (p *threadPool) worker(i int) *worker {
+	p.workersMu.Lock()
+	defer p.workersMu.Unlock()
+	return p.workers[i]
+}
+
+func (p *threadPool) setWorker(i int, w *worker) {
+	p.workersMu.Lock()
+	defer p.workersMu.Unlock()
+	if w == nil {
+		delete(p.workers, i)
+	} else {
+		p.workers[i] = w
+	}
+}
+
 func (p *threadPool) Run(i int, t task, more func() (task, bool)) {
-	w := p.workers[i]
+	w := p.worker(i)
 	w.more = more
 	C.gf_worker_run(w.c, t.Payload)
 }
@@ -124,7 +147,7 @@ func (p *threadPool) Broken(i int, err error, dropped []task) {
 	}
 	msg := C.CString(err.Error())
 	defer C.free(unsafe.Pointer(msg))
-	C.gf_worker_broken(p.workers[i].c, &jobs[0], C.long(len(jobs)), msg)
+	C.gf_worker_broken(p.worker(i).c, &jobs[0], C.long(len(jobs)), msg)
 }
 
 func (p *threadPool) Stop(i int) {
@@ -138,9 +161,11 @@ func (p *threadPool) Stop(i int) {
 	if last != nil {
 		forgetPool(p.id)
 	}
-	w := p.workers[i]
+	w := p.worker(i)
+	p.setWorker(i, nil)
 	C.gf_worker_detach(w.c, last)
 	w.handle.Delete()
+	w.slot.Delete()
 }
 
 // forgetPool removes a released pool whose workers have all stopped; until

@@ -59,8 +59,11 @@ static char *exception_text(void) {
     return out;
 }
 
-gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more, char **err) {
+_Thread_local uintptr_t gf_worker_slot;
+
+gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more, uintptr_t slot, char **err) {
     gf_worker *w = calloc(1, sizeof *w);
+    gf_worker_slot = slot;
     w->gstate = PyGILState_Ensure();
     w->hooks = Py_NewRef(hooks);
     w->index = index;
@@ -156,6 +159,7 @@ void gf_worker_detach(gf_worker *w, PyObject *also_release) {
     Py_XDECREF(r);
     Py_DECREF(w->hooks);
     PyGILState_Release(w->gstate); /* destroys ts and releases the GIL */
+    gf_worker_slot = 0;
     free(w);
 }
 

@@ -15,6 +15,8 @@ from concurrent.futures._base import (  # the stdlib's own objects, re-exported
     TimeoutError,
 )
 
+from ._deadlock import DeadlockError
+
 # The names backed by the native library (the Go runtime) load on first
 # use. Why: a process-pool worker re-imports the parent's main script, and a
 # script that merely does `import gofutures` must not make every worker load
@@ -55,6 +57,7 @@ __all__ = (
     "TimeoutError",
     "InvalidStateError",
     "BrokenExecutor",
+    "DeadlockError",
     "Future",
     "Executor",
     "wait",

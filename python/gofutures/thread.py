@@ -108,13 +108,20 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
 
     _counter = itertools.count().__next__
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
+                 *, grow_on_block=False):
+        """grow_on_block (gofutures only): while a task waits for a future,
+        the pool may start one more worker in its place, so that tasks that
+        submit to their own pool and wait (fork-join style) finish instead of
+        raising DeadlockError. The extra workers exit when the waits end."""
         if max_workers is None:
             max_workers = _default_max_workers()
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        if not isinstance(grow_on_block, bool):
+            raise TypeError("grow_on_block must be True or False, got %r" % (grow_on_block,))
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix or ("ThreadPoolExecutor-%d" % self._counter())
         self._initializer = initializer
@@ -122,7 +129,8 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         self._shutdown = False
         hooks = _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs))
         self._threads = hooks.threads
-        self._bind(cold.NewThreadPool(max_workers), _base.Future, hooks)
+        self._bind(cold.NewThreadPool(max_workers, self._thread_name_prefix, grow_on_block),
+                   _base.Future, hooks)
         _executors.add(self)
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
@@ -150,8 +158,11 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         return False
 
     def stats(self):
-        """A snapshot of the pool's counters from the Go core."""
+        """A snapshot of the pool's counters from the Go core (gofutures
+        only): workers alive, idle; tasks queued, running, done (of which
+        failed) and cancelled before they ran; submitted in all."""
         s = cold.ThreadPoolStats(self._pool_id)
-        return {"workers": s.Workers, "idle": s.Idle, "queued": s.Queued,
-                "submitted": s.Submitted, "taken": s.Taken,
+        return {"workers": s.Live, "idle": s.Idle, "queued": s.Queued,
+                "running": s.Running, "done": s.Done, "failed": s.Failed,
+                "cancelled": s.Cancelled, "submitted": s.Submitted,
                 "shutdown": s.Shutdown, "broken": s.Broken}
