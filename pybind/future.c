@@ -22,6 +22,8 @@ PyTypeObject *gf_FutureBase;
 
 static int state_of(FutureObject *f) { return gfFutureState(f->h) & 0xff; }
 
+int gf_future_done(FutureObject *f) { return state_of(f) >= ST_CANCELLED; }
+
 int gf_future_check(PyObject *o) { return PyObject_TypeCheck(o, gf_FutureBase); }
 
 /* Acquires f->condition if it exists; *held receives a strong reference to

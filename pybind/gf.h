@@ -32,6 +32,8 @@ typedef struct gf_job {
 /* Delivery kind for "the pool broke before this task completed"; data is
  * the reason, UTF-8. */
 #define GF_DELIVER_BROKEN 100
+/* Delivery kind of a pickled return value (gofutures.FrameResult). */
+#define GF_DELIVER_RESULT 3
 
 /* A worker goroutine's persistent Python thread state (see worker.c). */
 typedef struct gf_worker gf_worker;

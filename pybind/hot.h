@@ -43,6 +43,7 @@ int gf_future_check(PyObject *o);                 /* is a FutureBase instance */
 int gf_future_start(FutureObject *f);             /* 1 running, 0 cancelled, -1 error */
 int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc); /* 0 or -1 */
 int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 error */
+int gf_future_done(FutureObject *f);              /* cancelled or finished */
 
 /* future.c: a new Future of the given FutureBase subtype (new reference). */
 PyObject *gf_future_new(PyTypeObject *type);

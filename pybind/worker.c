@@ -27,8 +27,14 @@
 #define GF_CHECKPOINT_EVERY 16
 
 static PyObject *checkpoint; /* strong, for the module's lifetime: lambda: None */
+static PyObject *pickle_loads; /* strong, for the module's lifetime */
 
 int gf_worker_init_checkpoint(void) {
+    PyObject *pickle = PyImport_ImportModule("pickle");
+    if (pickle == NULL) return -1;
+    pickle_loads = PyObject_GetAttrString(pickle, "loads");
+    Py_DECREF(pickle);
+    if (pickle_loads == NULL) return -1;
     PyObject *globals = PyDict_New();
     if (globals == NULL) return -1;
     if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
@@ -85,7 +91,31 @@ static void free_job(gf_job *job) {
     free(job);
 }
 
+/* deliver_result is the common case of deliver, without a Python frame:
+ * a value that unpickles becomes the future's result. It reports whether
+ * it took care of the job; anything else (an exception, a pickle that
+ * fails, a break) goes to the hooks, which explain it. */
+static int deliver_result(gf_job *job) {
+    FutureObject *f = (FutureObject *)job->future;
+    if (job->kind != GF_DELIVER_RESULT) return 0;
+    if (gf_future_done(f)) return 1; /* cancelled or set meanwhile: as hooks.complete */
+    PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
+    PyObject *value = data ? PyObject_CallOneArg(pickle_loads, data) : NULL;
+    Py_XDECREF(data);
+    if (value == NULL) {
+        PyErr_Clear(); /* the hooks unpickle again and report why it fails */
+        return 0;
+    }
+    if (gf_future_complete(f, value, NULL) < 0) gf_log_exception("could not deliver the outcome of %r", job->future);
+    Py_DECREF(value);
+    return 1;
+}
+
 static void deliver(gf_worker *w, gf_job *job) {
+    if (deliver_result(job)) {
+        free_job(job);
+        return;
+    }
     PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
     PyObject *r = data ? PyObject_CallMethod(w->hooks, "complete", "OiO", job->future, job->kind, data) : NULL;
     if (r == NULL) gf_log_exception("could not deliver the outcome of %r", job->future);
