@@ -192,8 +192,8 @@ static PyObject *fut_done(FutureObject *f, PyObject *unused) {
 
 static int wait_done(void *h, long long ns) { return gfFutureWait((uintptr_t)h, ns); }
 
-/* Waits until f is done; 0 when done, -1 with TimeoutError or another
- * exception set. */
+/* Waits until f is done; its (done) state, or -1 with TimeoutError or
+ * another exception set. */
 static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = {"timeout", NULL};
     PyObject *timeout_obj = Py_None;
@@ -211,7 +211,8 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
         }
         timeout_obj = args[0];
     }
-    if (state_of(f) >= ST_CANCELLED) return 0;
+    int s = state_of(f);
+    if (s >= ST_CANCELLED) return s;
     double timeout;
     if (gf_parse_timeout(timeout_obj, &timeout) < 0) return -1;
     uintptr_t slot = gf_worker_slot;
@@ -223,12 +224,12 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
         PyErr_SetNone(gf_stdlib.TimeoutError);
         return -1;
     }
-    return 0;
+    return state_of(f);
 }
 
 static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    if (wait_for(f, args, nargs, kwnames) < 0) return NULL;
-    int s = state_of(f);
+    int s = wait_for(f, args, nargs, kwnames);
+    if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
         PyErr_SetNone(gf_stdlib.CancelledError);
         return NULL;
@@ -241,13 +242,52 @@ static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t n
 }
 
 static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    if (wait_for(f, args, nargs, kwnames) < 0) return NULL;
-    int s = state_of(f);
+    int s = wait_for(f, args, nargs, kwnames);
+    if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
         PyErr_SetNone(gf_stdlib.CancelledError);
         return NULL;
     }
     return Py_NewRef(f->exception ? f->exception : Py_None);
+}
+
+/* ---- module function: map's per-item step ----------------------------- */
+
+/* result_or_cancel(future, timeout=None): the result, or, when waiting for
+ * it fails (a timeout, Ctrl-C, the call's exception), the future is
+ * cancelled and the error raised: what Executor.map does for each item, as
+ * one C call. Any other kind of future gets the same done in Python terms. */
+PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) return PyErr_Format(PyExc_TypeError, "result_or_cancel(future, timeout=None)");
+    PyObject *fut = args[0];
+    PyObject *r;
+    if (gf_future_check(fut)) {
+        r = fut_result((FutureObject *)fut, args + 1, nargs - 1, NULL);
+    } else {
+        PyObject *meth = PyUnicode_FromString("result");
+        r = meth ? PyObject_VectorcallMethod(meth, (PyObject *[]){fut, nargs > 1 ? args[1] : Py_None}, 2, NULL) : NULL;
+        Py_XDECREF(meth);
+    }
+    if (r != NULL) return r;
+    PyObject *exc = gf_fetch_exception();
+    PyObject *c = gf_future_check(fut) ? PyBool_FromLong(gf_future_cancel((FutureObject *)fut))
+                                       : PyObject_CallMethod(fut, "cancel", NULL);
+    if (c == NULL) { /* the cancel's own error wins, with the first as its context, as in Python */
+        PyObject *second = gf_fetch_exception();
+        if (second != NULL && exc != NULL) PyException_SetContext(second, exc); /* steals exc */
+        else Py_XDECREF(exc);
+        if (second != NULL) {
+            gf_raise(second);
+            Py_DECREF(second);
+        }
+        return NULL;
+    }
+    Py_DECREF(c);
+    if (exc != NULL) {
+        gf_raise(exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
 }
 
 static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {

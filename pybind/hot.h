@@ -44,6 +44,8 @@ int gf_future_start(FutureObject *f);             /* 1 running, 0 cancelled, -1 
 int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc); /* 0 or -1 */
 int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 error */
 int gf_future_done(FutureObject *f);              /* cancelled or finished */
+/* future.c: the module function result_or_cancel (METH_FASTCALL). */
+PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* future.c: a new Future of the given FutureBase subtype (new reference). */
 PyObject *gf_future_new(PyTypeObject *type);

@@ -27,9 +27,15 @@ static int load_stdlib(void) {
     return 0;
 }
 
+static PyMethodDef hot_functions[] = {
+    {"result_or_cancel", (PyCFunction)(void (*)(void))gf_result_or_cancel, METH_FASTCALL,
+     "result_or_cancel(future, timeout=None): its result; if that fails, cancel it and re-raise."},
+    {NULL}
+};
+
 static struct PyModuleDef hot_def = {
     PyModuleDef_HEAD_INIT, "_hot",
-    "gofutures' hot path: Future, ThreadPoolBase and Completions in C over the Go core.", -1, NULL,
+    "gofutures' hot path: Future, ThreadPoolBase and Completions in C over the Go core.", -1, hot_functions,
 };
 
 PyMODINIT_FUNC PyInit__hot(void) {
