@@ -2,6 +2,7 @@ package gofutures
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -28,6 +29,13 @@ import (
 // checked when it blocked, and the rest of the system only frees workers),
 // so checking it alone finds every deadlock, when it forms.
 //
+// Limits, by design: the proof treats a queued future as one that only a
+// worker can finish, so a wait that someone outside the pools would have
+// ended by cancelling it (Future.cancel, shutdown with cancel_futures) is
+// still reported; and only waits that go through the core (gofutures' own
+// result, exception, wait, as_completed) are seen, not a stdlib wait on the
+// same futures.
+//
 // Locking: graphMu protects every Slot's waiting fields. It is taken before
 // a pool's mutex and before a Future's, never after them.
 var graphMu sync.Mutex
@@ -38,6 +46,9 @@ var graphMu sync.Mutex
 type Slot struct {
 	pool  scheduler
 	Index int // worker index, -1 for the queue
+	// Extra marks a worker a growing pool started because its workers
+	// blocked, not for a submit. Set before the worker starts; read-only.
+	Extra bool
 
 	// Protected by graphMu.
 	waits   []*Future // what the worker waits for; nil when it is not blocked
@@ -112,52 +123,52 @@ func (s *Slot) Unblock() {
 func (s *Slot) blockedLocked() bool { return s.waits != nil && !s.timed }
 
 // deadlockLocked finds the largest stuck set in reach of s and reports a
-// DeadlockError if s is in it.
+// DeadlockError if s is in it. Each blocked worker's futures are read once,
+// into the few places they can finish (deps), so a pass costs per place,
+// not per future.
 func (s *Slot) deadlockLocked() error {
-	caps := map[scheduler]poolCapacity{}
-	capOf := func(p scheduler) poolCapacity {
-		c, ok := caps[p]
-		if !ok {
-			c.workers, c.canStart = p.capacity()
-			caps[p] = c
-		}
-		return c
-	}
-	// Every blocked worker in reach, starting from s.
-	stuck := map[*Slot]bool{}
+	g := &stuckSet{members: map[*Slot]bool{}, deps: map[*Slot]*waitDeps{}, caps: map[scheduler]poolCapacity{}}
+	// Every blocked worker in reach, starting from s; a pool's workers are
+	// in reach once any future queued in it is.
+	queues := map[scheduler]bool{}
 	todo := []*Slot{s}
 	for len(todo) > 0 {
 		w := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		if stuck[w] || !w.blockedLocked() {
+		if g.members[w] || !w.blockedLocked() {
 			continue
 		}
-		stuck[w] = true
-		for _, f := range w.waits {
-			at := f.at.Load()
-			switch {
-			case at == nil:
-			case at.Index >= 0:
-				todo = append(todo, at)
-			default:
-				todo = append(todo, capOf(at.pool).workers...)
+		d := w.depsLocked()
+		if d.free {
+			continue // its wait ends, or can end without any worker
+		}
+		g.members[w], g.deps[w] = true, d
+		todo = append(todo, d.workers...)
+		for _, p := range d.queues {
+			if !queues[p] {
+				queues[p] = true
+				todo = append(todo, g.capOf(p).workers...)
 			}
 		}
 	}
-	// Remove every worker with a way out until none is left to remove.
+	// Remove every worker with a way out until none is left to remove. A
+	// pass judges each pool's queue once (full: every worker in the set);
+	// judging it before some removals of the same pass only delays those to
+	// the next pass, so the result is the same largest stuck set.
 	for changed := true; changed; {
 		changed = false
-		for w := range stuck {
-			if !w.waitStuck(stuck, capOf) {
-				delete(stuck, w)
+		g.full = map[scheduler]bool{}
+		for w := range g.members {
+			if !g.deps[w].stuck(g) {
+				delete(g.members, w)
 				changed = true
 			}
 		}
 	}
-	if !stuck[s] {
+	if !g.members[s] {
 		return nil
 	}
-	return s.explain(stuck, capOf)
+	return s.explain(g)
 }
 
 type poolCapacity struct {
@@ -165,54 +176,111 @@ type poolCapacity struct {
 	canStart bool
 }
 
-// waitStuck reports whether w's wait can only end through the workers in
-// stuck.
-func (w *Slot) waitStuck(stuck map[*Slot]bool, capOf func(scheduler) poolCapacity) bool {
-	pending := 0
+// stuckSet is the candidate stuck set of one deadlockLocked call.
+type stuckSet struct {
+	members map[*Slot]bool
+	deps    map[*Slot]*waitDeps        // each member's
+	caps    map[scheduler]poolCapacity // read once per call
+	full    map[scheduler]bool         // per pass: the pool may start no worker and all its workers are members
+}
+
+func (g *stuckSet) capOf(p scheduler) poolCapacity {
+	c, ok := g.caps[p]
+	if !ok {
+		c.workers, c.canStart = p.capacity()
+		g.caps[p] = c
+	}
+	return c
+}
+
+// waitDeps is where a blocked worker's pending futures are: running on
+// workers, queued in pools. Each place is listed once.
+type waitDeps struct {
+	all     bool // the wait needs all of its futures, else any one
+	free    bool // the wait can end without any worker: an any-wait with a done future or one the core did not schedule, or an all-wait with nothing pending
+	workers []*Slot
+	queues  []scheduler
+}
+
+func (w *Slot) depsLocked() *waitDeps {
+	d := &waitDeps{all: w.waitAll}
+	pending := false
 	for _, f := range w.waits {
-		if f.isDone() {
-			if !w.waitAll {
-				return false // an any-wait with a done future ends now
+		if f.isDone.Load() {
+			if !d.all {
+				d.free = true
+				return d
 			}
 			continue
 		}
-		pending++
-		fs := futureStuck(f, stuck, capOf)
-		if w.waitAll && fs {
-			return true
+		at := f.at.Load()
+		if at == nil {
+			if !d.all {
+				d.free = true
+				return d
+			}
+			continue // an all-wait may still be stuck on its other futures
 		}
-		if !w.waitAll && !fs {
-			return false
+		pending = true
+		if at.Index >= 0 {
+			if !slices.Contains(d.workers, at) {
+				d.workers = append(d.workers, at)
+			}
+		} else if !slices.Contains(d.queues, at.pool) {
+			d.queues = append(d.queues, at.pool)
 		}
 	}
-	return !w.waitAll && pending > 0
+	d.free = !pending
+	return d
 }
 
-// futureStuck reports whether pending future f can only finish through the
-// workers in stuck.
-func futureStuck(f *Future, stuck map[*Slot]bool, capOf func(scheduler) poolCapacity) bool {
-	at := f.at.Load()
+// stuck reports whether the wait can only end through the members of g.
+func (d *waitDeps) stuck(g *stuckSet) bool {
+	for _, w := range d.workers {
+		if g.members[w] == d.all {
+			return d.all
+		}
+	}
+	for _, p := range d.queues {
+		if g.queueFull(p) == d.all {
+			return d.all
+		}
+	}
+	return !d.all
+}
+
+// queueFull reports whether a task queued in p can only start once a member
+// of g stops waiting.
+func (g *stuckSet) queueFull(p scheduler) bool {
+	full, ok := g.full[p]
+	if !ok {
+		c := g.capOf(p)
+		full = !c.canStart && len(c.workers) > 0
+		for _, w := range c.workers {
+			full = full && g.members[w]
+		}
+		g.full[p] = full
+	}
+	return full
+}
+
+// futureStuck reports whether a pending future that is at at (its Future.at)
+// can only finish through the members of g.
+func (g *stuckSet) futureStuck(at *Slot) bool {
 	switch {
 	case at == nil:
 		return false
 	case at.Index >= 0:
-		return stuck[at]
+		return g.members[at]
 	}
-	c := capOf(at.pool)
-	if c.canStart || len(c.workers) == 0 {
-		return false
-	}
-	for _, w := range c.workers {
-		if !stuck[w] {
-			return false
-		}
-	}
-	return true
+	return g.queueFull(at.pool)
 }
 
-// explain follows the wait from s through the stuck set and says what it
-// found: a cycle back to s, or a pool whose workers are all blocked.
-func (s *Slot) explain(stuck map[*Slot]bool, capOf func(scheduler) poolCapacity) error {
+// explain follows the wait from s through the stuck set g and says what it
+// found: a cycle back to s, or a pool whose workers are all blocked. It
+// returns nil if the chain cannot be followed (a future finished while
+// graphMu was held: nothing is stuck after all).
+func (s *Slot) explain(g *stuckSet) error {
 	var b strings.Builder
 	var futures []*Future
 	seen := map[*Slot]bool{}
@@ -220,13 +288,15 @@ func (s *Slot) explain(stuck map[*Slot]bool, capOf func(scheduler) poolCapacity)
 	fmt.Fprintf(&b, "this wait would never end: worker %s waits for ", s.name())
 	for {
 		seen[w] = true
-		f := w.stuckWait(stuck, capOf)
+		f, at := w.stuckWait(g)
+		if f == nil {
+			return nil
+		}
 		futures = append(futures, f)
-		at := f.at.Load()
 		fmt.Fprintf(&b, "%s, ", describe(f))
 		if at.Index < 0 {
 			names := []string{}
-			for _, x := range capOf(at.pool).workers {
+			for _, x := range g.capOf(at.pool).workers {
 				names = append(names, x.name())
 			}
 			fmt.Fprintf(&b, "which is queued in %s, whose workers (all it may have) are all blocked waiting: %s",
@@ -247,14 +317,16 @@ func (s *Slot) explain(stuck map[*Slot]bool, capOf func(scheduler) poolCapacity)
 	return &DeadlockError{Futures: futures, msg: b.String()}
 }
 
-// stuckWait returns one of w's pending futures that is stuck.
-func (w *Slot) stuckWait(stuck map[*Slot]bool, capOf func(scheduler) poolCapacity) *Future {
+// stuckWait returns one of w's pending futures that is stuck, and where it
+// is; nil if there is none.
+func (w *Slot) stuckWait(g *stuckSet) (*Future, *Slot) {
 	for _, f := range w.waits {
-		if !f.isDone() && futureStuck(f, stuck, capOf) {
-			return f
+		at := f.at.Load()
+		if at != nil && !f.isDone.Load() && g.futureStuck(at) {
+			return f, at
 		}
 	}
-	panic("gofutures: a stuck worker waits for no stuck future")
+	return nil, nil
 }
 
 func (s *Slot) name() string {

@@ -335,3 +335,80 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// A growing pool that is shut down while a task waits for a queued one still
+// starts the worker that task needs (no submit can start it any more).
+func TestGrowOnBlockAfterShutdown(t *testing.T) {
+	p := newSlotPool(t, 1, ThreadPoolOptions{Name: "grow", GrowOnBlock: true})
+	var e errs
+	submitted := make(chan struct{})
+	shut := make(chan struct{})
+	outer := submitFn(t, p, func(s *Slot) error {
+		inner := submitFn(t, p, func(*Slot) error { return nil })
+		close(submitted)
+		<-shut
+		return e.add(waitFor(s, inner, 0))
+	})
+	<-submitted
+	p.Shutdown(false)
+	close(shut)
+	mustFinish(t, outer)
+	if len(e.list) != 0 {
+		t.Fatalf("errors: %v", e.list)
+	}
+}
+
+// A done future no longer points into its pool.
+func TestDoneFutureForgetsItsPool(t *testing.T) {
+	p := newSlotPool(t, 1, ThreadPoolOptions{})
+	f := submitFn(t, p, func(*Slot) error { return nil })
+	mustFinish(t, f)
+	if at := f.at.Load(); at != nil {
+		t.Errorf("a done future is still at %s", at.name())
+	}
+}
+
+// A blocked pool with a deep queue: checking one more wait must not cost
+// a walk of every worker per queued future.
+func BenchmarkBlockOnManyQueued(b *testing.B) {
+	const workers, queued = 32, 1024
+	r := &slotRunner{}
+	p, _ := NewThreadPoolWith[func(*Slot) error](workers, r, ThreadPoolOptions{})
+	r.pool = p
+	release := make(chan struct{})
+	var fs []*Future
+	started := make(chan *Slot, workers)
+	for i := 0; i < workers; i++ {
+		f := NewFuture()
+		p.Submit(Task[func(*Slot) error]{Future: f, Payload: func(s *Slot) error { started <- s; <-release; return nil }})
+	}
+	var slots []*Slot
+	for i := 0; i < workers; i++ {
+		slots = append(slots, <-started)
+	}
+	for i := 0; i < queued; i++ {
+		f := NewFuture()
+		p.Submit(Task[func(*Slot) error]{Future: f, Payload: func(*Slot) error { return nil }})
+		fs = append(fs, f)
+	}
+	// Every worker but the last waits for any of the queued futures; the
+	// last one's wait completes the deadlock, found anew each time.
+	for _, s := range slots[1:] {
+		if err := s.Block(fs, false, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := slots[0].Block(fs, false, false); err == nil {
+			b.Fatal("no deadlock found")
+		}
+	}
+	b.StopTimer()
+	for _, s := range slots[1:] {
+		s.Unblock()
+	}
+	close(release)
+	p.Shutdown(true)
+	p.Join(time.Now().Add(5 * time.Second))
+}

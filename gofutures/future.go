@@ -29,6 +29,9 @@ type Future struct {
 	// worker's slot once taken; nil for a future no pool scheduled. Only
 	// deadlock detection reads it, and only while the future is not done.
 	at atomic.Pointer[Slot]
+	// isDone mirrors state.Done() for readers that must not take mu for
+	// each of many futures (deadlock detection). Written with mu held.
+	isDone atomic.Bool
 
 	mu      sync.Mutex    // protects every field below
 	state   State         //
@@ -52,11 +55,6 @@ func (f *Future) State() (State, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.state, f.failed
-}
-
-func (f *Future) isDone() bool {
-	s, _ := f.State()
-	return s.Done()
 }
 
 // Cancel cancels a Pending future. It reports whether the future is cancelled
@@ -118,7 +116,9 @@ func (f *Future) Finish(failed bool) error {
 
 // countLocked tells the pool that scheduled f how it ended.
 func (f *Future) countLocked(o taskOutcome) {
-	if at := f.at.Load(); at != nil {
+	// A done future is nowhere: dropping at also lets a finished pool be
+	// collected while its futures live on.
+	if at := f.at.Swap(nil); at != nil {
 		at.pool.outcome(o)
 	}
 }
@@ -133,7 +133,10 @@ func (f *Future) Force(s State, failed bool) {
 	f.state, f.failed = s, failed
 	if s.Done() {
 		f.closeDoneLocked()
-	} else if f.done != nil {
+	} else {
+		f.isDone.Store(false)
+	}
+	if !s.Done() && f.done != nil {
 		select {
 		case <-f.done: // a closed channel cannot be reopened: start a new one
 			f.done = nil
@@ -190,6 +193,7 @@ func (f *Future) Unwatch(c *Completions) {
 }
 
 func (f *Future) closeDoneLocked() {
+	f.isDone.Store(true)
 	if f.done == nil {
 		f.done = closedChan
 		return

@@ -123,7 +123,7 @@ func (p *ThreadPool[P]) SubmitSpawn(t Task[P]) (spawned bool, err error) {
 	t.Future.at.Store(p.queued)
 	p.queue.push(t)
 	p.submitted.Add(1)
-	spawned = p.spawnIfNeededLocked()
+	spawned = p.spawnIfNeededLocked(false)
 	if p.idle > 0 {
 		p.wake.Signal()
 	}
@@ -132,12 +132,15 @@ func (p *ThreadPool[P]) SubmitSpawn(t Task[P]) (spawned bool, err error) {
 
 // spawnIfNeededLocked starts a worker when more tasks are queued than
 // workers are idle and the pool has room: fewer than max workers that are
-// not blocked (blocked is 0 unless the pool grows on block).
-func (p *ThreadPool[P]) spawnIfNeededLocked() bool {
-	if p.queue.len() <= p.idle || p.live-p.blocked >= p.max || p.shutdown || p.broken != nil {
+// not blocked (blocked is 0 unless the pool grows on block). extra says a
+// blocking worker, not a submit, asked for it. A growing pool still starts
+// extra workers after Shutdown: the queued tasks its blocked workers wait
+// for must run.
+func (p *ThreadPool[P]) spawnIfNeededLocked(extra bool) bool {
+	if p.queue.len() <= p.idle || p.live-p.blocked >= p.max || p.broken != nil || (p.shutdown && !extra) {
 		return false
 	}
-	s := &Slot{pool: p, Index: p.workers}
+	s := &Slot{pool: p, Index: p.workers, Extra: extra}
 	p.workers++
 	p.live++
 	p.slots = append(p.slots, s)
@@ -328,7 +331,10 @@ func (p *ThreadPool[P]) Stats() ThreadPoolStats {
 func (p *ThreadPool[P]) capacity() ([]*Slot, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	canStart := p.opts.GrowOnBlock || (p.live < p.max && !p.shutdown && p.broken == nil)
+	// A growing pool starts a worker for a queued task whenever all its
+	// workers block, even after Shutdown; a broken one never does (and has
+	// no queue).
+	canStart := p.broken == nil && (p.opts.GrowOnBlock || (p.live < p.max && !p.shutdown))
 	return slices.Clone(p.slots), canStart
 }
 
@@ -342,7 +348,7 @@ func (p *ThreadPool[P]) blocking(delta int) {
 	defer p.mu.Unlock()
 	p.blocked += delta
 	if delta > 0 {
-		p.spawnIfNeededLocked()
+		p.spawnIfNeededLocked(true)
 	} else if p.overfullLocked() {
 		p.wake.Broadcast() // an idle worker retires
 	}

@@ -33,15 +33,17 @@ type threadPool struct {
 	dropped []*C.gf_job // cancelled by Shutdown, waiting for C to cancel their futures
 	// The hooks must outlive every worker (Start reads them) and the
 	// executor object (which may start workers by submitting). The executor
-	// sets released and records how many workers were ever started; the
-	// last of those to stop releases the hooks, or release itself does if
-	// they have all stopped.
+	// sets released; then the worker whose Stop makes stopped equal to the
+	// core's count of workers ever started releases the hooks, or release
+	// itself does if they have all stopped. The count is read when it is
+	// final: a released pool starts workers only for a live worker that
+	// blocks (a growing pool), never once all have stopped.
 	released bool
-	started  int // workers ever started, recorded at release
 	stopped  int
 
-	// ready receives a token each time a worker has attached to Python and
-	// registered its thread (before its initializer runs).
+	// ready receives a token each time a worker a submit started has
+	// attached to Python and registered its thread (before its initializer
+	// runs), for that submit to wait on.
 	ready chan struct{}
 
 	// workers[i] is written by worker i's goroutine in Start and deleted in
@@ -97,14 +99,17 @@ func (p *threadPool) Start(i int) error {
 	p.mu.Unlock()
 	w := &worker{}
 	w.handle = cgo.NewHandle(w)
-	w.slot = cgo.NewHandle(p.core.Slot(i))
+	slot := p.core.Slot(i)
+	w.slot = cgo.NewHandle(slot)
 	p.setWorker(i, w)
 	var msg *C.char
 	w.c = C.gf_worker_attach(hooks, C.long(i), C.uintptr_t(w.handle), C.uintptr_t(w.slot), &msg)
 	if msg == nil {
-		select {
-		case p.ready <- struct{}{}:
-		default: // an extra worker of a growing pool: no submit waits for it
+		if !slot.Extra { // an extra worker of a growing pool: no submit waits for it
+			select {
+			case p.ready <- struct{}{}:
+			default: // its submit gave up waiting long ago
+			}
 		}
 		C.gf_worker_init(w.c, &msg)
 	}
@@ -154,7 +159,7 @@ func (p *threadPool) Stop(i int) {
 	p.mu.Lock()
 	p.stopped++
 	var last *C.PyObject
-	if p.released && p.stopped == p.started {
+	if p.released && p.stopped == p.core.Stats().Workers {
 		last, p.hooks = p.hooks, nil
 	}
 	p.mu.Unlock()
@@ -310,11 +315,11 @@ func gfPoolRelease(id C.longlong) *C.PyObject {
 	if p == nil {
 		return nil
 	}
-	p.core.Shutdown(false) // no worker starts after this
+	p.core.Shutdown(false) // from now on only a blocked worker makes another start
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.released, p.started = true, p.core.Stats().Workers
-	if p.stopped < p.started {
+	p.released = true
+	if p.stopped < p.core.Stats().Workers {
 		return nil
 	}
 	forgetPool(p.id)

@@ -192,6 +192,29 @@ def test_grow_on_block_fork_join_recursion_then_shrinks_back():
         while ex.stats()["workers"] > 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert ex.stats()["workers"] <= 2
+        # _threads lists the pool's workers, not the extra ones that retired.
+        assert len(ex._threads) <= 2
+
+
+def test_grow_on_block_after_shutdown_still_runs_the_nested_task():
+    # The pool is shut down while its only worker is about to wait for a task
+    # it queued: no submit can start a worker any more, the growth must.
+    ex = ThreadPoolExecutor(max_workers=1, grow_on_block=True)
+    queued = threading.Event()
+    go_on = threading.Event()
+
+    def outer():
+        inner = ex.submit(pow, 3, 3)
+        queued.set()
+        go_on.wait(10)
+        return inner.result(timeout=10)
+
+    f = ex.submit(outer)
+    assert queued.wait(10)
+    ex.shutdown(wait=False)
+    go_on.set()
+    assert f.result(timeout=10) == 27
+    ex.shutdown(wait=True)
 
 
 def test_without_grow_on_block_fork_join_recursion_deadlocks():

@@ -75,11 +75,12 @@ class _WorkerHooks:
     pool holds this object (not the executor, so that an executor that is
     dropped can be garbage collected as the stdlib's can)."""
 
-    __slots__ = ("prefix", "initializer", "initargs", "threads")
+    __slots__ = ("prefix", "initializer", "initargs", "threads", "closing")
 
     def __init__(self, prefix, initializer, initargs):
         self.prefix, self.initializer, self.initargs = prefix, initializer, initargs
         self.threads = set()  # the executor's _threads
+        self.closing = False  # shutdown() was called
 
     def start(self, index):
         self.threads.add(_WorkerThread("%s_%d" % (self.prefix, index)))
@@ -97,6 +98,12 @@ class _WorkerHooks:
             thread = threading._active.pop(threading.get_ident(), None)
         if isinstance(thread, _WorkerThread):
             thread._gf_stopped.set()
+            if not self.closing:
+                # A worker that stops before shutdown is an extra worker of a
+                # growing pool (or the pool broke): _threads lists the pool's
+                # workers, not every worker it ever had. After shutdown the
+                # stdlib keeps the stopped threads listed, so do we.
+                self.threads.discard(thread)
 
 
 class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
@@ -129,6 +136,7 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         self._shutdown = False
         hooks = _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs))
         self._threads = hooks.threads
+        self._hooks = hooks
         self._bind(cold.NewThreadPool(max_workers, self._thread_name_prefix, grow_on_block),
                    _base.Future, hooks)
         _executors.add(self)
@@ -143,6 +151,7 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         """Stop accepting work; with cancel_futures, cancel what is still
         queued; with wait, return only once every worker has exited."""
         self._shutdown = True
+        self._hooks.closing = True
         self._close(cancel_futures)
         if wait:
             pool_id = self._pool_id
