@@ -47,7 +47,7 @@ void gf_worker_init(gf_worker *w, char **err);
 void gf_worker_run(gf_worker *w, gf_job *job);
 void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message);
 /* also_release: a reference to drop with the GIL held, or NULL. */
-void gf_worker_detach(gf_worker *w, PyObject *also_release);
+void gf_worker_detach(gf_worker *w, PyObject *also_release, int retired);
 
 /* Reference counting from Go, for objects Go owns; the GIL must be held. */
 void gf_decref(PyObject *o);

@@ -158,8 +158,12 @@ func (p *threadPool) Broken(i int, err error, dropped []task) {
 func (p *threadPool) Stop(i int) {
 	p.mu.Lock()
 	p.stopped++
+	s := p.core.Stats()
+	// A worker that stops while its pool goes on was retired (an extra
+	// worker of a growing pool whose wait ended).
+	retired := !s.Shutdown && !s.Broken
 	var last *C.PyObject
-	if p.released && p.stopped == p.core.Stats().Workers {
+	if p.released && p.stopped == s.Workers {
 		last, p.hooks = p.hooks, nil
 	}
 	p.mu.Unlock()
@@ -168,7 +172,11 @@ func (p *threadPool) Stop(i int) {
 	}
 	w := p.worker(i)
 	p.setWorker(i, nil)
-	C.gf_worker_detach(w.c, last)
+	var r C.int
+	if retired {
+		r = 1
+	}
+	C.gf_worker_detach(w.c, last, r)
 	w.handle.Delete()
 	w.slot.Delete()
 }

@@ -181,10 +181,10 @@ void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) 
     w->ts = PyEval_SaveThread();
 }
 
-void gf_worker_detach(gf_worker *w, PyObject *also_release) {
+void gf_worker_detach(gf_worker *w, PyObject *also_release, int retired) {
     PyEval_RestoreThread(w->ts);
     Py_XDECREF(also_release);
-    PyObject *r = PyObject_CallMethod(w->hooks, "stop", "l", w->index);
+    PyObject *r = PyObject_CallMethod(w->hooks, "stop", "lO", w->index, retired ? Py_True : Py_False);
     if (r == NULL) gf_log_exception("worker %r failed to stop cleanly", w->hooks);
     Py_XDECREF(r);
     Py_DECREF(w->hooks);

@@ -107,7 +107,7 @@ class _Hooks:
     def init(self, index):
         pass
 
-    def stop(self, index):
+    def stop(self, index, retired):
         with threading._active_limbo_lock:
             threading._active.pop(threading.get_ident(), None)
 

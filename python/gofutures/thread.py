@@ -75,12 +75,11 @@ class _WorkerHooks:
     pool holds this object (not the executor, so that an executor that is
     dropped can be garbage collected as the stdlib's can)."""
 
-    __slots__ = ("prefix", "initializer", "initargs", "threads", "closing")
+    __slots__ = ("prefix", "initializer", "initargs", "threads")
 
     def __init__(self, prefix, initializer, initargs):
         self.prefix, self.initializer, self.initargs = prefix, initializer, initargs
         self.threads = set()  # the executor's _threads
-        self.closing = False  # shutdown() was called
 
     def start(self, index):
         self.threads.add(_WorkerThread("%s_%d" % (self.prefix, index)))
@@ -93,16 +92,15 @@ class _WorkerHooks:
                 LOGGER.critical("Exception in initializer:", exc_info=True)
                 raise
 
-    def stop(self, index):
+    def stop(self, index, retired):
         with threading._active_limbo_lock:
             thread = threading._active.pop(threading.get_ident(), None)
         if isinstance(thread, _WorkerThread):
             thread._gf_stopped.set()
-            if not self.closing:
-                # A worker that stops before shutdown is an extra worker of a
-                # growing pool (or the pool broke): _threads lists the pool's
-                # workers, not every worker it ever had. After shutdown the
-                # stdlib keeps the stopped threads listed, so do we.
+            if retired:
+                # An extra worker of a growing pool, whose wait ended: _threads
+                # lists the pool's workers, not every worker it ever had.
+                # Workers that stop at shutdown stay listed, as the stdlib's do.
                 self.threads.discard(thread)
 
 
@@ -136,7 +134,6 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         self._shutdown = False
         hooks = _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs))
         self._threads = hooks.threads
-        self._hooks = hooks
         self._bind(cold.NewThreadPool(max_workers, self._thread_name_prefix, grow_on_block),
                    _base.Future, hooks)
         _executors.add(self)
@@ -151,7 +148,6 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         """Stop accepting work; with cancel_futures, cancel what is still
         queued; with wait, return only once every worker has exited."""
         self._shutdown = True
-        self._hooks.closing = True
         self._close(cancel_futures)
         if wait:
             pool_id = self._pool_id
