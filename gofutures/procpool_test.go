@@ -158,7 +158,14 @@ type procSink struct {
 	mu        sync.Mutex
 	completed []procCompletion
 	broken    []procBroken
+	failed    []procFailed
 	changed   chan struct{} // gets a token after every call
+}
+
+// procFailed is one ProcessSink.Failed call.
+type procFailed struct {
+	task *ProcTask
+	err  error
 }
 
 func newProcSink() *procSink { return &procSink{changed: make(chan struct{}, 1)} }
@@ -178,6 +185,32 @@ func (s *procSink) Broken(err error, tasks []*ProcTask) {
 	s.broken = append(s.broken, procBroken{err, slices.Clone(tasks)})
 	s.mu.Unlock()
 	s.poke()
+}
+
+func (s *procSink) Failed(t *ProcTask, err error) {
+	s.mu.Lock()
+	s.failed = append(s.failed, procFailed{t, err})
+	s.mu.Unlock()
+	s.poke()
+}
+
+// waitFailed waits for at least n Failed calls and returns them.
+func (s *procSink) waitFailed(t *testing.T, n int) []procFailed {
+	t.Helper()
+	deadline := time.After(procTimeout)
+	for {
+		s.mu.Lock()
+		f := slices.Clone(s.failed)
+		s.mu.Unlock()
+		if len(f) >= n {
+			return f
+		}
+		select {
+		case <-s.changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d Failed calls; got %v", n, f)
+		}
+	}
 }
 
 func (s *procSink) poke() {
