@@ -22,7 +22,8 @@ func (e *TaskTimeout) Error() string {
 		e.TaskID, e.Limit, e.PID)
 }
 
-// armLocked starts the TaskTimeout timer of t, just written to w. The timer
+// armLocked starts the TaskTimeout timer of t, w's task, once both t is
+// written to w and w is ready. The timer
 // goroutine takes p.mu and kills w only if t is still w's task, so a timer
 // that fires as the answer arrives does nothing.
 func (p *ProcessPool) armLocked(w *procWorker, t *ProcTask) {

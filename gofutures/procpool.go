@@ -43,8 +43,9 @@ type ProcessConfig struct {
 	// DefaultMaxStartDeaths.
 	MaxStartDeaths int
 	// TaskTimeout: a task still running this long after it was written to
-	// its worker has the worker killed (SIGKILL) and replaced, and fails
-	// with a *TaskTimeout. 0: no limit.
+	// its worker (or, if the worker was still starting, after it became
+	// ready) has the worker killed (SIGKILL) and replaced, and fails with a
+	// *TaskTimeout. 0: no limit.
 	TaskTimeout time.Duration
 	// MaxWorkerMemory: a worker whose resident set (VmRSS) exceeds this
 	// many bytes after a task is retired as MaxTasksPerChild retires one.
@@ -229,8 +230,14 @@ func (p *ProcessPool) supervise(w *procWorker) {
 			// have its first task waiting in its pipe, which it reads once
 			// initialized (so a slow start delays, never loses, that task);
 			// ready only tells a death during start-up from a later one.
+			// A task's time limit counts from here for a task that was
+			// waiting for the worker to start (the initializer's time is
+			// not the task's).
 			p.mu.Lock()
 			w.ready = true
+			if w.current != nil {
+				p.armLocked(w, w.current)
+			}
 			p.mu.Unlock()
 		case FrameResult, FrameError:
 			if f.ID == 0 { // an error outside any task: the worker is about to exit
@@ -314,7 +321,9 @@ func (p *ProcessPool) dispatchLocked() error {
 				// The worker is dying; its supervisor reports the task with it.
 				continue
 			}
-			p.armLocked(w, t)
+			if w.ready {
+				p.armLocked(w, t) // else once it is (FrameReady)
+			}
 		}
 		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)-p.retiring >= p.cfg.Workers {
 			break

@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 // testWorkerMain is a worker speaking the frame protocol on fds 3 (tasks,
 // read) and 4 (results, write), as gofutures/_worker.py does. A FrameInit
 // is answered with FrameReady, or, if its payload is "fail", with a FrameError
-// of id 0 and exit status 1. A task's payload is a command:
+// of id 0 and exit status 1; if it is "sleep:MS", after sleeping MS
+// milliseconds. A task's payload is a command:
 //
 //	echo:X             FrameResult X
 //	raise:X            FrameError X
@@ -74,6 +75,10 @@ func testWorkerMain() int {
 			if string(f.Data) == "fail" {
 				reply(FrameError, 0, "initializer failed: fail")
 				return 1
+			}
+			if ms, ok := strings.CutPrefix(string(f.Data), "sleep:"); ok {
+				d, _ := strconv.Atoi(ms)
+				time.Sleep(time.Duration(d) * time.Millisecond)
 			}
 			reply(FrameReady, 0, "")
 		case FrameExit:

@@ -167,3 +167,18 @@ func TestProcessPoolDefaultDeathStillBreaks(t *testing.T) {
 		t.Errorf("Stats() = %+v; want broken, no survived death", s)
 	}
 }
+
+func TestProcessPoolTaskTimeoutCountsFromReady(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.Lazy = true
+	cfg.Init = []byte("sleep:500") // a slow initializer
+	cfg.TaskTimeout = 300 * time.Millisecond
+	p, sink := newTestPool(t, cfg)
+	submit(t, p, 1, "sleep:10") // waits for the start, then runs well within the limit
+	if c := sink.waitCompleted(t, 1); c[0].data != "slept 10" {
+		t.Errorf("completion %+v", c[0])
+	}
+	if s := p.Stats(); s.Killed != 0 {
+		t.Errorf("Stats() = %+v; the start-up must not count against the task", s)
+	}
+}

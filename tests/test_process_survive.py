@@ -131,6 +131,13 @@ def test_task_timeout_kills_the_worker_and_goes_on(pools):
     assert s["killed"] == 1 and s["failed"] == 1 and not s["broken"]
 
 
+def test_task_timeout_does_not_count_the_worker_start(pools):
+    # The limit is the call's: a slow initializer does not eat into it.
+    pool = pools(1, initializer=time.sleep, initargs=(1.0,), task_timeout=0.5)
+    assert pool.submit(_square, 4).result(timeout=TIMEOUT) == 16
+    assert pool.stats()["killed"] == 0
+
+
 def test_kill_task(pools):
     pool = pools(1)
     running = pool.submit(_sleep, 3600)
