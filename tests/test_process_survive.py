@@ -74,7 +74,7 @@ def test_survive_fails_only_the_segfaulting_call(pools):
         assert f.result(timeout=TIMEOUT) == i * i
     exc = futures[42].exception(timeout=TIMEOUT)
     assert isinstance(exc, WorkerDiedError) and isinstance(exc, BrokenProcessPool)
-    assert exc.signal == signal.SIGSEGV and exc.exitcode is None
+    assert exc.signal == signal.SIGSEGV and exc.exitcode == -signal.SIGSEGV
     assert exc.pid > 0 and exc.task_id > 0 and not exc.starting
     assert exc.task == "_square_or_segfault(42)"
     assert "worker process %d was killed by signal %d" % (exc.pid, signal.SIGSEGV) in str(exc)

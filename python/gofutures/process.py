@@ -158,7 +158,8 @@ def _failed_alone(kind, data):
     if kind == _TIMEOUT:
         return TaskTimeoutError(message, h["pid"], h["limit"], task, h["task_id"])
     signum = h["signal"] or None
-    return WorkerDiedError(message, h["pid"], None if signum else h["exitcode"], signum,
+    # exitcode as multiprocessing.Process.exitcode gives it: -N for signal N.
+    return WorkerDiedError(message, h["pid"], -signum if signum else h["exitcode"], signum,
                            task, h["task_id"], h["starting"])
 
 
