@@ -27,7 +27,10 @@ func (e *TaskTimeout) Error() string {
 // goroutine takes p.mu and kills w only if t is still w's task, so a timer
 // that fires as the answer arrives does nothing.
 func (p *ProcessPool) armLocked(w *procWorker, t *ProcTask) {
-	limit := p.cfg.TaskTimeout
+	limit := t.Timeout
+	if limit <= 0 {
+		limit = p.cfg.TaskTimeout
+	}
 	if limit <= 0 {
 		return
 	}

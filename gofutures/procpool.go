@@ -58,6 +58,9 @@ type ProcTask struct {
 	ID      uint64
 	Future  *Future
 	Payload []byte // the FrameTask payload
+	// Timeout is this task's own time limit (see ProcessConfig.TaskTimeout);
+	// 0: the pool's.
+	Timeout time.Duration
 }
 
 // ProcessSink receives what a ProcessPool's tasks produce. Its methods are

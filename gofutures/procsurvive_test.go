@@ -182,3 +182,19 @@ func TestProcessPoolTaskTimeoutCountsFromReady(t *testing.T) {
 		t.Errorf("Stats() = %+v; the start-up must not count against the task", s)
 	}
 }
+
+func TestProcessPoolPerTaskTimeout(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1)) // no pool-wide limit
+	hung := &ProcTask{ID: 1, Future: NewFuture(), Payload: []byte("sleep:20000"), Timeout: 200 * time.Millisecond}
+	if err := p.Submit(hung); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, p, 2, "sleep:300") // longer than task 1's limit, but has none
+	var to *TaskTimeout
+	if f := sink.waitFailed(t, 1); !errors.As(f[0].err, &to) || to.Limit != hung.Timeout || f[0].task != hung {
+		t.Fatalf("Failed(%d, %v); want task 1 timed out after %v", f[0].task.ID, f[0].err, hung.Timeout)
+	}
+	if c := sink.waitCompleted(t, 1); c[0].data != "slept 300" {
+		t.Errorf("completion %+v", c[0])
+	}
+}

@@ -76,21 +76,34 @@ static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
     return s;
 }
 
-/* _submit_payload(payload) -> Future, or raises BrokenProcessPool (the
- * message comes from Python's hooks) / RuntimeError after shutdown. */
-static PyObject *proc_submit(ProcObject *self, PyObject *payload) {
+/* submit_limited: _submit_payload's work, with the task's own time limit
+ * (0: the pool's). */
+static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long timeout_ns) {
     if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
     if (!PyBytes_Check(payload)) return PyErr_Format(PyExc_TypeError, "payload must be bytes");
     PyObject *fut = gf_future_new(self->future_type);
     if (fut == NULL) return NULL;
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
     int rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut,
-                          PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload));
+                          PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), timeout_ns);
     if (rc == SUBMIT_OK) return fut;
     Py_DECREF(fut);
     Py_DECREF(fut);
     if (rc == SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
     return PyLong_FromLong(rc); /* broken: Python raises with the message */
+}
+
+/* _submit_payload(payload) -> Future, or raises BrokenProcessPool (the
+ * message comes from Python's hooks) / RuntimeError after shutdown. */
+static PyObject *proc_submit(ProcObject *self, PyObject *payload) { return submit_limited(self, payload, 0); }
+
+/* _submit_payload_limited(payload, timeout_ns): as _submit_payload, with a
+ * time limit of this task's own (submit_with_timeout). */
+static PyObject *proc_submit_limited(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "_submit_payload_limited(payload, timeout_ns)");
+    long long timeout_ns = PyLong_AsLongLong(args[1]);
+    if (timeout_ns == -1 && PyErr_Occurred()) return NULL;
+    return submit_limited(self, args[0], timeout_ns);
 }
 
 /* _kill_task(future) -> bool: if future's task is running in a worker,
@@ -150,6 +163,8 @@ static void proc_dealloc(ProcObject *self) {
 static PyMethodDef proc_methods[] = {
     {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL, "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy, survive, task_timeout_ns, max_memory)"},
     {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
+    {"_submit_payload_limited", (PyCFunction)(void (*)(void))proc_submit_limited, METH_FASTCALL,
+     "_submit_payload_limited(pickled call, timeout_ns) -> Future"},
     {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
     {"_kill_task", (PyCFunction)proc_kill_task, METH_O, "_kill_task(future) -> whether its running task was killed"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},

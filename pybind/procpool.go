@@ -180,14 +180,15 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 }
 
 //export gfProcSubmit
-func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t) C.int {
+func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t, timeoutNs C.longlong) C.int {
 	p := lookupProc(id)
 	if p == nil {
 		return submitUnknown
 	}
 	p.mu.Lock()
 	p.nextID++
-	t := &core.ProcTask{ID: p.nextID, Future: future(fh), Payload: C.GoBytes(unsafe.Pointer(data), C.int(n))}
+	t := &core.ProcTask{ID: p.nextID, Future: future(fh), Payload: C.GoBytes(unsafe.Pointer(data), C.int(n)),
+		Timeout: time.Duration(timeoutNs)}
 	p.futures[t.ID] = fut
 	p.mu.Unlock()
 	err := p.core.Submit(t)

@@ -138,6 +138,20 @@ def test_task_timeout_does_not_count_the_worker_start(pools):
     assert pool.stats()["killed"] == 0
 
 
+def test_submit_with_timeout(pools):
+    pool = pools(1)  # no pool-wide limit: only the call that asks for one has it
+    hung = pool.submit_with_timeout(0.5, _sleep, 3600)
+    slow = pool.submit(_sleep, 1.0)
+    with pytest.raises(TaskTimeoutError) as info:
+        hung.result(timeout=TIMEOUT)
+    assert info.value.timeout == 0.5
+    assert slow.result(timeout=TIMEOUT) == 1.0
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        pool.submit_with_timeout(0, _square, 1)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+        pool.submit_with_timeout(None, _square, 1)
+
+
 def test_kill_task(pools):
     pool = pools(1)
     running = pool.submit(_sleep, 3600)
@@ -199,10 +213,10 @@ def _exit_raise():
     ({"survive": 1}, TypeError, "survive must be True or False"),
     ({"task_timeout": "1"}, TypeError, "task_timeout must be a number of seconds"),
     ({"task_timeout": True}, TypeError, "task_timeout must be a number of seconds"),
-    ({"task_timeout": 0}, ValueError, "task_timeout must be a positive number"),
-    ({"task_timeout": -1.5}, ValueError, "task_timeout must be a positive number"),
-    ({"task_timeout": float("nan")}, ValueError, "task_timeout must be a positive number"),
-    ({"task_timeout": float("inf")}, ValueError, "task_timeout must be a positive number"),
+    ({"task_timeout": 0}, ValueError, "task_timeout must be a positive, finite number"),
+    ({"task_timeout": -1.5}, ValueError, "task_timeout must be a positive, finite number"),
+    ({"task_timeout": float("nan")}, ValueError, "task_timeout must be a positive, finite number"),
+    ({"task_timeout": float("inf")}, ValueError, "task_timeout must be a positive, finite number"),
     ({"max_worker_memory": 1.5}, TypeError, "max_worker_memory must be a number of bytes"),
     ({"max_worker_memory": 0}, ValueError, "max_worker_memory must be a positive number"),
 ])

@@ -184,15 +184,7 @@ def _check_extras(survive, task_timeout, max_worker_memory):
     (survive, task timeout in ns or 0, memory limit in bytes or 0)."""
     if not isinstance(survive, bool):
         raise TypeError("survive must be True or False, got %r" % (survive,))
-    timeout_ns = 0
-    if task_timeout is not None:
-        if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
-            raise TypeError("task_timeout must be a number of seconds or None, got %r"
-                            % (task_timeout,))
-        if not 0 < task_timeout < 10**9:  # also rejects NaN
-            raise ValueError("task_timeout must be a positive number of seconds (and finite), "
-                             "got %r" % (task_timeout,))
-        timeout_ns = max(1, int(task_timeout * 1e9))
+    timeout_ns = 0 if task_timeout is None else _timeout_ns("task_timeout", task_timeout)
     if max_worker_memory is None:
         max_worker_memory = 0
     elif isinstance(max_worker_memory, bool) or not isinstance(max_worker_memory, int):
@@ -202,6 +194,16 @@ def _check_extras(survive, task_timeout, max_worker_memory):
         raise ValueError("max_worker_memory must be a positive number of bytes, got %r"
                          % (max_worker_memory,))
     return survive, timeout_ns, max_worker_memory
+
+
+def _timeout_ns(name, seconds):
+    """A time limit in seconds, checked, in nanoseconds (at least 1)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError("%s must be a number of seconds, got %r" % (name, seconds))
+    if not 0 < seconds < 10**9:  # also rejects NaN and infinity
+        raise ValueError("%s must be a positive, finite number of seconds, got %r"
+                         % (name, seconds))
+    return max(1, int(seconds * 1e9))
 
 
 def _chunks(iterables, chunksize):
@@ -287,12 +289,19 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         """Schedules fn(*args, **kwargs) in a worker process; returns a Future."""
         return self._submit_call(fn, args, kwargs, False)
 
+    def submit_with_timeout(self, timeout, fn, /, *args, **kwargs):
+        """As submit(fn, *args, **kwargs), with a time limit of this call's
+        own (gofutures only), in seconds, in place of the pool's
+        task_timeout: past it the worker is killed and replaced and the
+        future raises TaskTimeoutError."""
+        return self._submit_call(fn, args, kwargs, False, _timeout_ns("timeout", timeout))
+
     def _submit_chunk(self, fn, chunk):
         # One message runs fn(*args) for every args in chunk; the worker
         # answers with the list of results (as the stdlib's _process_chunk).
         return self._submit_call(fn, chunk, None, True)
 
-    def _submit_call(self, fn, args, kwargs, chunked):
+    def _submit_call(self, fn, args, kwargs, chunked, timeout_ns=0):
         if self._shutdown_called:
             broken = self._broken_message()
             if broken is not None:
@@ -306,7 +315,10 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             future.set_running_or_notify_cancel()
             future.set_exception(exc)
             return future
-        future = self._submit_payload(payload)
+        if timeout_ns:
+            future = self._submit_payload_limited(payload, timeout_ns)
+        else:
+            future = self._submit_payload(payload)
         if isinstance(future, int):
             raise self._broken_error()
         return future
