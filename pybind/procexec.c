@@ -161,7 +161,8 @@ static void proc_dealloc(ProcObject *self) {
 }
 
 static PyMethodDef proc_methods[] = {
-    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL, "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy, survive, task_timeout_ns, max_memory)"},
+    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL,
+     "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy, survive, task_timeout_ns, max_memory)"},
     {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
     {"_submit_payload_limited", (PyCFunction)(void (*)(void))proc_submit_limited, METH_FASTCALL,
      "_submit_payload_limited(pickled call, timeout_ns) -> Future"},

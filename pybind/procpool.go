@@ -180,7 +180,8 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 }
 
 //export gfProcSubmit
-func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t, timeoutNs C.longlong) C.int {
+func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t,
+	timeoutNs C.longlong) C.int {
 	p := lookupProc(id)
 	if p == nil {
 		return submitUnknown

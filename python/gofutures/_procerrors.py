@@ -17,10 +17,11 @@ class WorkerDiedError(BrokenProcessPool):
     A BrokenProcessPool, so code written for the stdlib's pool, where the
     same death breaks the pool, still catches it.
 
-    Attributes: pid, exitcode (as multiprocessing.Process.exitcode: -N
-    when killed by signal N), signal (the signal number, or None), starting (it died before it was ready: check
-    the initializer), task (a short description of the call, fn(args...)),
-    task_id (the pool's number for the call).
+    Attributes: pid; exitcode (as multiprocessing.Process.exitcode: -N
+    when killed by signal N); signal (the signal number, or None);
+    starting (it died before it was ready: check the initializer); task (a
+    short description of the call, fn(args...)); task_id (the pool's
+    number for the call).
     """
 
     def __init__(self, message, pid=None, exitcode=None, signal=None, task=None,

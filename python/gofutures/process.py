@@ -156,8 +156,13 @@ def _failed_alone(kind, data):
     task = _describe(call)
     message = "%s; the call was %s" % (h["message"], task)
     if kind == _TIMEOUT:
-        return TaskTimeoutError(message, h["pid"], h["limit"], task, h["task_id"])
+        return TaskTimeoutError(message + " (raise the limit if such a call needs longer)",
+                                h["pid"], h["limit"], task, h["task_id"])
     signum = h["signal"] or None
+    if h["starting"]:
+        message += " (check the initializer, and that workers can import the main module)"
+    elif signum:
+        message += " (a crash in native code, or a kill from outside such as the OOM killer)"
     # exitcode as multiprocessing.Process.exitcode gives it: -N for signal N.
     return WorkerDiedError(message, h["pid"], -signum if signum else h["exitcode"], signum,
                            task, h["task_id"], h["starting"])
@@ -175,7 +180,8 @@ def _describe(call):
     short.maxstring = short.maxother = 40
     if chunked:
         return "%s over a chunk of %d calls" % (name, len(args))
-    parts = [short.repr(a) for a in args] + ["%s=%s" % (k, short.repr(v)) for k, v in (kwargs or {}).items()]
+    parts = [short.repr(a) for a in args]
+    parts += ["%s=%s" % (k, short.repr(v)) for k, v in (kwargs or {}).items()]
     return "%s(%s)" % (name, ", ".join(parts))
 
 
