@@ -49,7 +49,8 @@ type ProcessConfig struct {
 	TaskTimeout time.Duration
 	// MaxWorkerMemory: a worker whose resident set (VmRSS) exceeds this
 	// many bytes after a task is retired as MaxTasksPerChild retires one.
-	// 0: no limit. Read from /proc; where there is none it never acts.
+	// 0: no limit. Read from /proc/<pid>/statm; where there is none it
+	// never acts.
 	MaxWorkerMemory int64
 }
 
@@ -159,6 +160,7 @@ type procWorker struct {
 	// so that a late answer is ignored, and failed with kill once reaped.
 	kill   error
 	killed *ProcTask
+	memory memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
 }
 
 // NewProcessPool starts cfg.Workers workers and returns the pool.
@@ -248,11 +250,12 @@ func (p *ProcessPool) supervise(w *procWorker) {
 				continue
 			}
 			// Read outside the lock: the worker is between tasks.
-			over := p.cfg.MaxWorkerMemory > 0 && residentBytes(w.pid) > p.cfg.MaxWorkerMemory
+			over := p.cfg.MaxWorkerMemory > 0 && w.memory.residentBytes(w.pid) > p.cfg.MaxWorkerMemory
 			p.finish(w, f, over)
 		}
 	}
 	w.out.Close()
+	w.memory.close()
 	werr := w.cmd.Wait()
 	p.reap(w, werr)
 }

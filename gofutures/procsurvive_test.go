@@ -2,6 +2,7 @@ package gofutures
 
 import (
 	"errors"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -131,7 +132,9 @@ func TestProcessPoolKillTask(t *testing.T) {
 }
 
 func TestProcessPoolMaxWorkerMemoryRecycles(t *testing.T) {
-	if residentBytes(syscall.Getpid()) == 0 {
+	var m memoryMeter
+	defer m.close()
+	if m.residentBytes(syscall.Getpid()) == 0 {
 		t.Skip("no /proc/<pid>/status VmRSS here")
 	}
 	cfg := testWorkerConfig(1)
@@ -197,4 +200,22 @@ func TestProcessPoolPerTaskTimeout(t *testing.T) {
 	if c := sink.waitCompleted(t, 1); c[0].data != "slept 300" {
 		t.Errorf("completion %+v", c[0])
 	}
+}
+
+func TestMemoryMeterFollowsGrowth(t *testing.T) {
+	var m memoryMeter
+	defer m.close()
+	before := m.residentBytes(syscall.Getpid())
+	if before == 0 {
+		t.Skip("no /proc/<pid>/statm here")
+	}
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = 1 // touch every page
+	}
+	after := m.residentBytes(syscall.Getpid()) // the same open file, read again
+	if after-before < 48<<20 {
+		t.Errorf("resident %d -> %d bytes after touching 64 MiB", before, after)
+	}
+	runtime.KeepAlive(big)
 }
