@@ -5,6 +5,7 @@ worker still breaks the pool as the stdlib's does.
 Everything the workers unpickle lives at module level here: workers import
 this module by name (tests/ is on the sys.path they inherit).
 """
+import multiprocessing
 import os
 import signal
 import time
@@ -100,6 +101,18 @@ def test_survive_exit_code_and_crash_loop_guard(pools):
     assert sum(type(e) is WorkerDiedError and e.starting for e in errors) == 2
     with pytest.raises(BrokenProcessPool):
         looping.submit(_square, 1)
+
+
+def test_survive_keeps_an_eager_pool_full(pools):
+    # With 'fork' every worker starts at once (as the stdlib's fork pools);
+    # a dead one is replaced at once too, not on demand.
+    pool = pools(2, mp_context=multiprocessing.get_context("fork"), survive=True)
+    assert isinstance(pool.submit(_exit, 9).exception(timeout=TIMEOUT), WorkerDiedError)
+    deadline = time.monotonic() + TIMEOUT
+    while len(pool._worker_pids()) != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert pool.submit(_square, 6).result(timeout=TIMEOUT) == 36
 
 
 def test_default_mode_still_breaks(pools):
