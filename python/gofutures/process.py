@@ -47,13 +47,13 @@ from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTracebac
 
 from . import _base, _pickling, _spawning, _worker
 from ._core import cold, hot
-from ._procerrors import TaskTimeoutError, WorkerDiedError
+from ._procextras import check_extras, failed_alone, timeout_ns
 from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
 _RESULT, _ERROR, _BROKEN = 3, 4, 100  # delivery kinds (gofutures/wire.go, pybind/gf.h)
-_DIED, _TIMEOUT, _KILLED = 101, 102, 103  # a call failed alone (pybind/procpool.go)
+_DIED, _KILLED = 101, 103  # a call failed alone (pybind/procpool.go, _procextras.py)
 
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
@@ -124,7 +124,7 @@ class _Hooks:
             return
         if kind >= _DIED:
             if kind != _KILLED:  # kill_task already ended that future cancelled
-                future.set_exception(_failed_alone(kind, data))
+                future.set_exception(failed_alone(kind, data))
             return
         if kind == _BROKEN:
             exc = BrokenProcessPool(
@@ -145,71 +145,6 @@ class _Hooks:
             future.set_exception(value)
         else:
             future.set_result(value)
-
-
-def _failed_alone(kind, data):
-    """The exception of a call that failed alone: data is a JSON header
-    (pybind/procpool.go's failure), a newline, then the call's pickle."""
-    import json
-    header, _, call = data.partition(b"\n")
-    h = json.loads(header)
-    task = _describe(call)
-    message = "%s; the call was %s" % (h["message"], task)
-    if kind == _TIMEOUT:
-        return TaskTimeoutError(message + " (raise the limit if such a call needs longer)",
-                                h["pid"], h["limit"], task, h["task_id"])
-    signum = h["signal"] or None
-    if h["starting"]:
-        message += " (check the initializer, and that workers can import the main module)"
-    elif signum:
-        message += " (a crash in native code, or a kill from outside such as the OOM killer)"
-    # exitcode as multiprocessing.Process.exitcode gives it: -N for signal N.
-    return WorkerDiedError(message, h["pid"], -signum if signum else h["exitcode"], signum,
-                           task, h["task_id"], h["starting"])
-
-
-def _describe(call):
-    """fn(args...) of a pickled call, shortened; only read when it failed."""
-    import reprlib
-    try:
-        fn, args, kwargs, chunked = pickle.loads(call)
-    except BaseException as exc:
-        return "<a call that cannot be unpickled here: %s>" % type(exc).__name__
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    short = reprlib.Repr()
-    short.maxstring = short.maxother = 40
-    if chunked:
-        return "%s over a chunk of %d calls" % (name, len(args))
-    parts = [short.repr(a) for a in args]
-    parts += ["%s=%s" % (k, short.repr(v)) for k, v in (kwargs or {}).items()]
-    return "%s(%s)" % (name, ", ".join(parts))
-
-
-def _check_extras(survive, task_timeout, max_worker_memory):
-    """Validates the opt-in keywords; returns them as _start takes them:
-    (survive, task timeout in ns or 0, memory limit in bytes or 0)."""
-    if not isinstance(survive, bool):
-        raise TypeError("survive must be True or False, got %r" % (survive,))
-    timeout_ns = 0 if task_timeout is None else _timeout_ns("task_timeout", task_timeout)
-    if max_worker_memory is None:
-        max_worker_memory = 0
-    elif isinstance(max_worker_memory, bool) or not isinstance(max_worker_memory, int):
-        raise TypeError("max_worker_memory must be a number of bytes (an int) or None, got %r"
-                        % (max_worker_memory,))
-    elif max_worker_memory <= 0:
-        raise ValueError("max_worker_memory must be a positive number of bytes, got %r"
-                         % (max_worker_memory,))
-    return survive, timeout_ns, max_worker_memory
-
-
-def _timeout_ns(name, seconds):
-    """A time limit in seconds, checked, in nanoseconds (at least 1)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError("%s must be a number of seconds, got %r" % (name, seconds))
-    if not 0 < seconds < 10**9:  # also rejects NaN and infinity
-        raise ValueError("%s must be a positive, finite number of seconds, got %r"
-                         % (name, seconds))
-    return max(1, int(seconds * 1e9))
 
 
 def _chunks(iterables, chunksize):
@@ -260,7 +195,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             if mp_context is not None and mp_context.get_start_method() == "fork":
                 raise ValueError("max_tasks_per_child is incompatible with the 'fork' "
                                  "multiprocessing start method; supply a different mp_context.")
-        extras = _check_extras(survive, task_timeout, max_worker_memory)
+        extras = check_extras(survive, task_timeout, max_worker_memory)
         self._max_workers = max_workers
         if mp_context is None:
             # As the stdlib: max_tasks_per_child implies spawn. Workers start
@@ -300,7 +235,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         own (gofutures only), in seconds, in place of the pool's
         task_timeout: past it the worker is killed and replaced and the
         future raises TaskTimeoutError."""
-        return self._submit_call(fn, args, kwargs, False, _timeout_ns("timeout", timeout))
+        return self._submit_call(fn, args, kwargs, False, timeout_ns("timeout", timeout))
 
     def _submit_chunk(self, fn, chunk):
         # One message runs fn(*args) for every args in chunk; the worker
