@@ -8,6 +8,7 @@ this module by name (tests/ is on the sys.path they inherit).
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
@@ -174,8 +175,15 @@ def test_kill_task(pools):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     pid = pool._worker_pids()[0]
+    waited, called = [], []
+    waiter = threading.Thread(target=lambda: waited.append(gofutures.wait([running], timeout=TIMEOUT)))
+    waiter.start()
+    time.sleep(0.1)  # let it register as a waiter
+    running.add_done_callback(called.append)
     assert pool.kill_task(running) is True
-    assert running.cancelled()
+    assert running.cancelled() and called == [running]
+    waiter.join(TIMEOUT)
+    assert waited[0].done == {running}  # a waiting wait() hears of it
     with pytest.raises(CancelledError):
         running.result(timeout=TIMEOUT)
     assert queued.result(timeout=TIMEOUT) == 25
