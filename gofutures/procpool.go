@@ -28,6 +28,30 @@ type ProcessConfig struct {
 	// Queue in initargs). The pool owns them and closes them once no worker
 	// can start any more (every worker exited after Shutdown or a break).
 	Files []*os.File
+
+	// The opt-in extras (procsurvive.go, proclimits.go); their zero values
+	// keep the stdlib's behaviour.
+
+	// Survive: a worker that dies unexpectedly fails only the task it was
+	// running (sink.Failed with a *WorkerDied) and is replaced; the pool
+	// goes on. Workers that keep dying while starting still break it
+	// (MaxStartDeaths).
+	Survive bool
+	// MaxStartDeaths: in Survive mode, this many consecutive deaths of
+	// starting workers, with no task completed in between, break the pool
+	// (a crashing initializer would otherwise respawn forever). 0 means
+	// DefaultMaxStartDeaths.
+	MaxStartDeaths int
+	// TaskTimeout: a task still running this long after it was written to
+	// its worker (or, if the worker was still starting, after it became
+	// ready) has the worker killed (SIGKILL) and replaced, and fails with a
+	// *TaskTimeout. 0: no limit.
+	TaskTimeout time.Duration
+	// MaxWorkerMemory: a worker whose resident set (VmRSS) exceeds this
+	// many bytes after a task is retired as MaxTasksPerChild retires one.
+	// 0: no limit. Read from /proc/<pid>/statm; where there is none it
+	// never acts.
+	MaxWorkerMemory int64
 }
 
 // ProcTask is one call to run in a worker process.
@@ -35,6 +59,9 @@ type ProcTask struct {
 	ID      uint64
 	Future  *Future
 	Payload []byte // the FrameTask payload
+	// Timeout is this task's own time limit (see ProcessConfig.TaskTimeout);
+	// 0: the pool's.
+	Timeout time.Duration
 }
 
 // ProcessSink receives what a ProcessPool's tasks produce. Its methods are
@@ -47,6 +74,10 @@ type ProcessSink interface {
 	// every task accepted and not completed, which will never run. Called
 	// at most once.
 	Broken(err error, tasks []*ProcTask)
+	// Failed: t alone failed with err and the pool goes on: its worker
+	// was killed for it (*TaskTimeout, ErrTaskKilled) or, in Survive mode,
+	// died running it (*WorkerDied). Called once per such task.
+	Failed(t *ProcTask, err error)
 }
 
 // WorkerDied says which worker process ended unexpectedly, how, and what it
@@ -106,7 +137,11 @@ type ProcessPool struct {
 	killing  bool  // TerminateWorkers: deaths are expected
 	retiring int   // workers sent FrameExit and not yet reaped
 	started  int   // workers started so far
-	exited   chan struct{}
+	// startDeaths counts consecutive unexpected deaths of starting workers
+	// (reset by a completed task), for the Survive crash-loop guard.
+	startDeaths int
+	counts      procCounts // for Stats
+	exited      chan struct{}
 }
 
 type procWorker struct {
@@ -119,6 +154,13 @@ type procWorker struct {
 	retire  bool // sent FrameExit; its exit is expected
 	ready   bool // answered FrameInit (or had none to answer)
 	detail  string
+	timer   *time.Timer // TaskTimeout of current; stopped when it ends
+	// kill says why the pool SIGKILLed this worker (its death is then
+	// expected); killed is the task it was running, taken out of current
+	// so that a late answer is ignored, and failed with kill once reaped.
+	kill   error
+	killed *ProcTask
+	memory memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
 }
 
 // NewProcessPool starts cfg.Workers workers and returns the pool.
@@ -193,24 +235,34 @@ func (p *ProcessPool) supervise(w *procWorker) {
 			// have its first task waiting in its pipe, which it reads once
 			// initialized (so a slow start delays, never loses, that task);
 			// ready only tells a death during start-up from a later one.
+			// A task's time limit counts from here for a task that was
+			// waiting for the worker to start (the initializer's time is
+			// not the task's).
 			p.mu.Lock()
 			w.ready = true
+			if w.current != nil {
+				p.armLocked(w, w.current)
+			}
 			p.mu.Unlock()
 		case FrameResult, FrameError:
 			if f.ID == 0 { // an error outside any task: the worker is about to exit
 				w.detail = string(f.Data)
 				continue
 			}
-			p.finish(w, f)
+			// Read outside the lock: the worker is between tasks.
+			over := p.cfg.MaxWorkerMemory > 0 && w.memory.residentBytes(w.pid) > p.cfg.MaxWorkerMemory
+			p.finish(w, f, over)
 		}
 	}
 	w.out.Close()
+	w.memory.close()
 	werr := w.cmd.Wait()
 	p.reap(w, werr)
 }
 
-// finish completes w's current task and gives w new work, or retires it.
-func (p *ProcessPool) finish(w *procWorker, f Frame) {
+// finish completes w's current task and gives w new work, or retires it
+// (after MaxTasksPerChild tasks, or when over its memory limit).
+func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	p.mu.Lock()
 	t := w.current
 	if t == nil || t.ID != f.ID {
@@ -218,9 +270,19 @@ func (p *ProcessPool) finish(w *procWorker, f Frame) {
 		return // not ours (a protocol error); the worker's death will tell
 	}
 	w.current = nil
+	w.stopTimerLocked()
 	w.done++
+	p.startDeaths = 0
+	if f.Kind == FrameResult {
+		p.counts.done++
+	} else {
+		p.counts.fail(1)
+	}
 	var err error
-	if p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild {
+	if over || (p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild) {
+		if over {
+			p.counts.recycled++
+		}
 		p.retireLocked(w)
 		// An eager pool keeps its size; a lazy one starts a replacement only
 		// for queued work (dispatchLocked). After Shutdown, queued tasks
@@ -256,6 +318,7 @@ func (p *ProcessPool) dispatchLocked() error {
 				// Cancelled while queued: acknowledged, never sent. The sink
 				// still hears of it (outside our lock) to release what it holds.
 				p.idle = append(p.idle, w)
+				p.counts.cancelled++
 				go p.sink.Completed(t, FrameError, nil)
 				continue
 			}
@@ -263,6 +326,9 @@ func (p *ProcessPool) dispatchLocked() error {
 			if err := WriteFrame(w.in, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload}); err != nil {
 				// The worker is dying; its supervisor reports the task with it.
 				continue
+			}
+			if w.ready {
+				p.armLocked(w, t) // else once it is (FrameReady)
 			}
 		}
 		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)-p.retiring >= p.cfg.Workers {
@@ -283,7 +349,8 @@ func (p *ProcessPool) dispatchLocked() error {
 
 // unlockAfterDispatch dispatches, unlocks, and breaks the pool if a worker
 // could not be started (err, or in the dispatch), since the tasks waiting
-// for it would otherwise wait forever.
+// for it would otherwise wait forever. Callers may have started a worker
+// (err is then its start error).
 func (p *ProcessPool) unlockAfterDispatch(err error) {
 	if err == nil {
 		err = p.dispatchLocked()
@@ -292,6 +359,8 @@ func (p *ProcessPool) unlockAfterDispatch(err error) {
 	broke := false
 	if err != nil {
 		tasks, broke = p.breakLocked(err)
+	} else {
+		p.closeExitedLocked() // a replacement's predecessor was the last worker of a shut-down pool
 	}
 	p.mu.Unlock()
 	if broke {
@@ -299,46 +368,68 @@ func (p *ProcessPool) unlockAfterDispatch(err error) {
 	}
 }
 
-// reap handles a worker whose pipe closed.
+// reap handles a worker whose pipe closed. An unexpected death breaks the
+// pool, unless Survive is set and the crash-loop guard allows (then only
+// its task fails); a worker the pool killed for its task (kill) fails that
+// task alone. Either way the pool then replaces the worker.
 func (p *ProcessPool) reap(w *procWorker, werr error) {
 	p.mu.Lock()
 	delete(p.workers, w)
+	w.stopTimerLocked()
 	if w.retire {
 		p.retiring--
 	}
 	p.removeIdleLocked(w)
-	expected := w.retire || p.killing || p.broken != nil
-	var died error
-	if !expected {
-		d := &WorkerDied{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode(), Detail: w.detail, Starting: !w.ready}
-		if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			d.Signal = ws.Signal()
-		}
-		if w.current != nil {
-			d.TaskID = w.current.ID
-		}
-		died = d
-	} else if p.killing && w.current != nil && p.broken == nil {
-		died = ErrTerminated
-	}
 	if !w.retire {
 		w.in.Close()
+	}
+	expected := w.retire || p.killing || p.broken != nil || w.kill != nil
+	var died error
+	failed, failErr := w.killed, w.kill // the task we killed it for, if any
+	if !expected {
+		d := p.deathLocked(w)
+		if p.surviveLocked(d) {
+			failed, failErr = w.current, d
+			w.current = nil
+		} else {
+			died = d
+		}
+	} else if p.killing && w.current != nil && p.broken == nil {
+		died = ErrTerminated
 	}
 	var orphan []*ProcTask // the dead worker's task; no longer reachable through p.workers
 	if w.current != nil {
 		orphan = append(orphan, w.current)
 		w.current = nil
 	}
-	p.closeExitedLocked()
-	var tasks []*ProcTask
-	broke := false
 	if died != nil {
-		tasks, broke = p.breakLocked(died, orphan...)
+		p.closeExitedLocked()
+		tasks, broke := p.breakLocked(died, orphan...)
+		p.mu.Unlock()
+		if broke {
+			p.sink.Broken(died, tasks)
+		}
+	} else if failErr != nil && p.broken == nil {
+		p.replaceLocked() // unlocks
+	} else {
+		p.closeExitedLocked()
+		p.mu.Unlock()
 	}
-	p.mu.Unlock()
-	if broke {
-		p.sink.Broken(died, tasks)
+	if failed != nil {
+		p.sink.Failed(failed, failErr)
 	}
+}
+
+// deathLocked describes the unexpected death of w.
+func (p *ProcessPool) deathLocked(w *procWorker) *WorkerDied {
+	d := &WorkerDied{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode(), Detail: w.detail, Starting: !w.ready}
+	if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		d.Signal = ws.Signal()
+	}
+	if w.current != nil {
+		d.TaskID = w.current.ID
+	}
+	return d
 }
 
 func (p *ProcessPool) removeIdleLocked(w *procWorker) {
@@ -366,6 +457,7 @@ func (p *ProcessPool) breakLocked(err error, extra ...*ProcTask) ([]*ProcTask, b
 			w.current = nil
 		}
 	}
+	p.counts.fail(len(tasks))
 	p.killAllLocked(syscall.SIGKILL)
 	p.closeExitedLocked()
 	return tasks, true
@@ -405,6 +497,7 @@ func (p *ProcessPool) Submit(t *ProcTask) error {
 		return ErrShutdown
 	}
 	p.queue.push(t)
+	p.counts.submitted++
 	p.unlockAfterDispatch(nil) // a failed start fails t through the sink
 	return nil
 }
@@ -417,6 +510,7 @@ func (p *ProcessPool) Shutdown(cancelPending bool) []*ProcTask {
 	var dropped []*ProcTask
 	if cancelPending {
 		dropped = p.queue.drain()
+		p.counts.cancelled += int64(len(dropped))
 	}
 	p.closeExitedLocked()
 	p.unlockAfterDispatch(nil)

@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 // testWorkerMain is a worker speaking the frame protocol on fds 3 (tasks,
 // read) and 4 (results, write), as gofutures/_worker.py does. A FrameInit
 // is answered with FrameReady, or, if its payload is "fail", with a FrameError
-// of id 0 and exit status 1. A task's payload is a command:
+// of id 0 and exit status 1; if it is "sleep:MS", after sleeping MS
+// milliseconds. A task's payload is a command:
 //
 //	echo:X             FrameResult X
 //	raise:X            FrameError X
@@ -74,6 +75,10 @@ func testWorkerMain() int {
 			if string(f.Data) == "fail" {
 				reply(FrameError, 0, "initializer failed: fail")
 				return 1
+			}
+			if ms, ok := strings.CutPrefix(string(f.Data), "sleep:"); ok {
+				d, _ := strconv.Atoi(ms)
+				time.Sleep(time.Duration(d) * time.Millisecond)
 			}
 			reply(FrameReady, 0, "")
 		case FrameExit:
@@ -158,7 +163,14 @@ type procSink struct {
 	mu        sync.Mutex
 	completed []procCompletion
 	broken    []procBroken
+	failed    []procFailed
 	changed   chan struct{} // gets a token after every call
+}
+
+// procFailed is one ProcessSink.Failed call.
+type procFailed struct {
+	task *ProcTask
+	err  error
 }
 
 func newProcSink() *procSink { return &procSink{changed: make(chan struct{}, 1)} }
@@ -178,6 +190,32 @@ func (s *procSink) Broken(err error, tasks []*ProcTask) {
 	s.broken = append(s.broken, procBroken{err, slices.Clone(tasks)})
 	s.mu.Unlock()
 	s.poke()
+}
+
+func (s *procSink) Failed(t *ProcTask, err error) {
+	s.mu.Lock()
+	s.failed = append(s.failed, procFailed{t, err})
+	s.mu.Unlock()
+	s.poke()
+}
+
+// waitFailed waits for at least n Failed calls and returns them.
+func (s *procSink) waitFailed(t *testing.T, n int) []procFailed {
+	t.Helper()
+	deadline := time.After(procTimeout)
+	for {
+		s.mu.Lock()
+		f := slices.Clone(s.failed)
+		s.mu.Unlock()
+		if len(f) >= n {
+			return f
+		}
+		select {
+		case <-s.changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d Failed calls; got %v", n, f)
+		}
+	}
 }
 
 func (s *procSink) poke() {

@@ -148,3 +148,40 @@ func JoinAllProcessPools(timeoutMillis int) bool {
 	}
 	return true
 }
+
+// ProcPoolStats is a snapshot of a process pool's counters
+// (core.ProcessStats).
+type ProcPoolStats struct {
+	Workers   int // live worker processes
+	Idle      int // of those, waiting for a task
+	Queued    int // tasks waiting for a worker
+	Running   int // tasks in a worker
+	Started   int // worker processes started in all
+	Submitted int64
+	Done      int64 // ended with a result or an exception
+	Failed    int64 // of those, with an exception
+	Cancelled int64 // cancelled while queued, at shutdown, or by kill_task
+	Killed    int64 // workers killed for their task (task_timeout, kill_task)
+	Died      int64 // unexpected worker deaths survived (survive mode)
+	Recycled  int64 // workers retired over max_worker_memory
+	Shutdown  bool
+	Broken    bool
+}
+
+// ProcessPoolStats returns the pool's counters; an unknown id (released)
+// gives zeros and Shutdown.
+func ProcessPoolStats(id int64) ProcPoolStats {
+	procsMu.RLock()
+	p := procs[id]
+	procsMu.RUnlock()
+	if p == nil {
+		return ProcPoolStats{Shutdown: true}
+	}
+	s := p.core.Stats()
+	return ProcPoolStats{
+		Workers: s.Workers, Idle: s.Idle, Queued: s.Queued, Running: s.Running, Started: s.Started,
+		Submitted: s.Submitted, Done: s.Done, Failed: s.Failed, Cancelled: s.Cancelled,
+		Killed: s.Killed, Died: s.Died, Recycled: s.Recycled,
+		Shutdown: s.Shutdown, Broken: s.Broken,
+	}
+}

@@ -19,14 +19,19 @@ typedef struct {
 
 enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
 
-/* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy).
+/* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy,
+ *        survive, task_timeout_ns, max_memory_bytes).
  * fds: descriptors every worker gets as its fds 5, 6, ...; the Go pool owns
- * them from this call on, also when it fails. */
+ * them from this call on, also when it fails. The last three are the
+ * opt-in extras, 0 when off (validated by Python). */
 static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8) return PyErr_Format(PyExc_TypeError, "_start takes 8 arguments");
+    if (nargs != 11) return PyErr_Format(PyExc_TypeError, "_start takes 11 arguments");
     int workers = (int)PyLong_AsLong(args[0]);
     int max_tasks = (int)PyLong_AsLong(args[3]);
     int lazy = PyObject_IsTrue(args[7]);
+    int survive = PyObject_IsTrue(args[8]);
+    long long timeout_ns = PyLong_AsLongLong(args[9]);
+    long long max_memory = PyLong_AsLongLong(args[10]);
     if (PyErr_Occurred()) return NULL;
     if (!PyList_Check(args[1]) || !PyBytes_Check(args[2]) || !PyList_Check(args[6]))
         return PyErr_Format(PyExc_TypeError, "_start: argv and fds must be lists, init bytes");
@@ -48,7 +53,8 @@ static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t 
     }
     char *err = NULL;
     long long id = gfProcStart(workers, argv, (int)argc, PyBytes_AS_STRING(args[2]),
-                               (int)PyBytes_GET_SIZE(args[2]), max_tasks, fds, (int)nfds, lazy, args[5], &err);
+                               (int)PyBytes_GET_SIZE(args[2]), max_tasks, fds, (int)nfds, lazy, survive,
+                               timeout_ns, max_memory, args[5], &err);
     free(argv);
     free(fds);
     if (id == 0) {
@@ -70,21 +76,51 @@ static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
     return s;
 }
 
-/* _submit_payload(payload) -> Future, or raises BrokenProcessPool (the
- * message comes from Python's hooks) / RuntimeError after shutdown. */
-static PyObject *proc_submit(ProcObject *self, PyObject *payload) {
+/* submit_limited: _submit_payload's work, with the task's own time limit
+ * (0: the pool's). */
+static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long timeout_ns) {
     if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
     if (!PyBytes_Check(payload)) return PyErr_Format(PyExc_TypeError, "payload must be bytes");
     PyObject *fut = gf_future_new(self->future_type);
     if (fut == NULL) return NULL;
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
     int rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut,
-                          PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload));
+                          PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), timeout_ns);
     if (rc == SUBMIT_OK) return fut;
     Py_DECREF(fut);
     Py_DECREF(fut);
     if (rc == SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
     return PyLong_FromLong(rc); /* broken: Python raises with the message */
+}
+
+/* _submit_payload(payload) -> Future, or raises BrokenProcessPool (the
+ * message comes from Python's hooks) / RuntimeError after shutdown. */
+static PyObject *proc_submit(ProcObject *self, PyObject *payload) { return submit_limited(self, payload, 0); }
+
+/* _submit_payload_limited(payload, timeout_ns): as _submit_payload, with a
+ * time limit of this task's own (submit_with_timeout). */
+static PyObject *proc_submit_limited(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "_submit_payload_limited(payload, timeout_ns)");
+    long long timeout_ns = PyLong_AsLongLong(args[1]);
+    if (timeout_ns == -1 && PyErr_Occurred()) return NULL;
+    return submit_limited(self, args[0], timeout_ns);
+}
+
+/* _kill_task(future) -> bool: if future's task is running in a worker,
+ * kill that worker (the Go pool replaces it) and end the future cancelled,
+ * here, under the GIL, so that the caller sees it cancelled on return. A
+ * Running future cannot be cancelled by the stdlib's rules, so it is first
+ * put back to PENDING: nothing else can move it meanwhile (the Go pool has
+ * dropped the task, and its late delivery is ignored), and cancel() then
+ * runs the done-callbacks and set_running_or_notify_cancel() tells wait()
+ * and as_completed(), as for any cancelled future. */
+static PyObject *proc_kill_task(ProcObject *self, PyObject *fut) {
+    if (!gf_future_check(fut)) return PyErr_Format(PyExc_TypeError, "kill_task() takes a future of this executor");
+    FutureObject *f = (FutureObject *)fut;
+    if (self->pool == 0 || !gfProcKillTask(self->pool, f->h)) Py_RETURN_FALSE;
+    gfFutureForce(f->h, 0 /* PENDING */, 0);
+    if (gf_future_cancel(f) < 0 || gf_future_start(f) < 0) return NULL;
+    Py_RETURN_TRUE;
 }
 
 /* _close(cancel_futures, signal): stop the pool (and signal its workers
@@ -125,9 +161,13 @@ static void proc_dealloc(ProcObject *self) {
 }
 
 static PyMethodDef proc_methods[] = {
-    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL, "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy)"},
+    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL,
+     "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy, survive, task_timeout_ns, max_memory)"},
     {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
+    {"_submit_payload_limited", (PyCFunction)(void (*)(void))proc_submit_limited, METH_FASTCALL,
+     "_submit_payload_limited(pickled call, timeout_ns) -> Future"},
     {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
+    {"_kill_task", (PyCFunction)proc_kill_task, METH_O, "_kill_task(future) -> whether its running task was killed"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},
     {NULL}
 };

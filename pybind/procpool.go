@@ -13,6 +13,7 @@ package pybind
 import "C"
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -79,6 +80,49 @@ func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []by
 	p.deliver(t, C.int(kind), data)
 }
 
+// Delivery kinds of a task that failed alone (core.ProcessSink.Failed);
+// python/gofutures/process.py has the same numbers.
+const (
+	deliverDied    = 101 // its worker died (survive mode)
+	deliverTimeout = 102 // it ran past its time limit; its worker was killed
+	deliverKilled  = 103 // its worker was killed on request (kill_task)
+)
+
+// failure is the JSON header of a Failed delivery; the task's own pickled
+// call follows it after a newline, so that Python can say which call it was
+// without the submit path keeping any description of it.
+type failure struct {
+	Message  string  `json:"message"`
+	PID      int     `json:"pid"`
+	ExitCode int     `json:"exitcode"`
+	Signal   int     `json:"signal"` // 0: none
+	TaskID   uint64  `json:"task_id"`
+	Starting bool    `json:"starting"`
+	Limit    float64 `json:"limit"` // seconds, for a timeout
+}
+
+// Failed implements core.ProcessSink.
+func (p *processPool) Failed(t *core.ProcTask, err error) {
+	h := failure{Message: err.Error(), TaskID: t.ID}
+	kind := deliverKilled
+	var died *core.WorkerDied
+	var timeout *core.TaskTimeout
+	switch {
+	case errors.As(err, &died):
+		kind = deliverDied
+		h.PID, h.ExitCode, h.Starting = died.PID, died.ExitCode, died.Starting
+		if sig, ok := died.Signal.(syscall.Signal); ok {
+			h.Signal = int(sig)
+		}
+	case errors.As(err, &timeout):
+		kind = deliverTimeout
+		h.PID, h.Limit = timeout.PID, timeout.Limit.Seconds()
+	}
+	header, _ := json.Marshal(h) // cannot fail: plain fields
+	data := append(append(header, '\n'), t.Payload...)
+	p.deliver(t, C.int(kind), data)
+}
+
 // Broken implements core.ProcessSink.
 func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 	for _, t := range tasks {
@@ -88,7 +132,8 @@ func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 
 //export gfProcStart
 func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen C.int,
-	maxTasks C.int, fds *C.int, nfds C.int, lazy C.int, hooks *C.PyObject, errOut **C.char) C.longlong {
+	maxTasks C.int, fds *C.int, nfds C.int, lazy C.int, survive C.int, taskTimeoutNs C.longlong,
+	maxMemory C.longlong, hooks *C.PyObject, errOut **C.char) C.longlong {
 	args := make([]string, int(argc))
 	for i, a := range unsafe.Slice(argv, int(argc)) {
 		args[i] = C.GoString(a)
@@ -118,6 +163,9 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		MaxTasksPerChild: int(maxTasks),
 		Lazy:             lazy != 0,
 		Files:            files,
+		Survive:          survive != 0,
+		TaskTimeout:      time.Duration(taskTimeoutNs),
+		MaxWorkerMemory:  int64(maxMemory),
 	}, p)
 	if err != nil {
 		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release
@@ -132,14 +180,16 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 }
 
 //export gfProcSubmit
-func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t) C.int {
+func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t,
+	timeoutNs C.longlong) C.int {
 	p := lookupProc(id)
 	if p == nil {
 		return submitUnknown
 	}
 	p.mu.Lock()
 	p.nextID++
-	t := &core.ProcTask{ID: p.nextID, Future: future(fh), Payload: C.GoBytes(unsafe.Pointer(data), C.int(n))}
+	t := &core.ProcTask{ID: p.nextID, Future: future(fh), Payload: C.GoBytes(unsafe.Pointer(data), C.int(n)),
+		Timeout: time.Duration(timeoutNs)}
 	p.futures[t.ID] = fut
 	p.mu.Unlock()
 	err := p.core.Submit(t)
@@ -151,6 +201,19 @@ func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, 
 		return submitShutdown
 	}
 	return submitBroken
+}
+
+// gfProcKillTask kills the worker running the task of future fh; 1 if it
+// was running (the task then fails alone, delivered as deliverKilled), 0
+// if not.
+//
+//export gfProcKillTask
+func gfProcKillTask(id C.longlong, fh C.uintptr_t) C.int {
+	p := lookupProc(id)
+	if p == nil || !p.core.KillTask(future(fh)) {
+		return 0
+	}
+	return 1
 }
 
 //export gfProcBrokenMessage

@@ -16,6 +16,7 @@ from concurrent.futures._base import (  # the stdlib's own objects, re-exported
 )
 
 from ._deadlock import DeadlockError
+from ._procerrors import TaskTimeoutError, WorkerDiedError
 
 # The names backed by the native library (the Go runtime) load on first
 # use. Why: a process-pool worker re-imports the parent's main script, and a
@@ -58,6 +59,8 @@ __all__ = (
     "InvalidStateError",
     "BrokenExecutor",
     "DeadlockError",
+    "WorkerDiedError",
+    "TaskTimeoutError",
     "Future",
     "Executor",
     "wait",

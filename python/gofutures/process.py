@@ -27,6 +27,12 @@ A call whose pickle cannot be loaded in the worker, or whose result cannot
 be loaded here, fails with BrokenProcessPool as in the stdlib (its cause shows the
 loading error), but only that call does: the pool and its other calls
 go on, where the stdlib's pool breaks.
+
+Opt-in extras (gofutures only; off by default, and then the pool behaves
+as the stdlib's): survive=True (a dead worker fails only its call, with
+WorkerDiedError, and is replaced), task_timeout= (a call running longer
+has its worker killed: TaskTimeoutError), kill_task(future) (stop a running
+call), max_worker_memory= (recycle a worker that grew too big), stats().
 """
 import itertools
 import multiprocessing.spawn
@@ -41,11 +47,13 @@ from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTracebac
 
 from . import _base, _pickling, _spawning, _worker
 from ._core import cold, hot
+from ._procextras import check_extras, failed_alone, timeout_ns
 from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
 _RESULT, _ERROR, _BROKEN = 3, 4, 100  # delivery kinds (gofutures/wire.go, pybind/gf.h)
+_DIED, _KILLED = 101, 103  # a call failed alone (pybind/procpool.go, _procextras.py)
 
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
@@ -114,6 +122,10 @@ class _Hooks:
     def complete(self, future, kind, data):
         if future.done():
             return
+        if kind >= _DIED:
+            if kind != _KILLED:  # kill_task already ended that future cancelled
+                future.set_exception(failed_alone(kind, data))
+            return
         if kind == _BROKEN:
             exc = BrokenProcessPool(
                 "A process in the process pool was terminated abruptly while the future was "
@@ -146,10 +158,27 @@ def _chunks(iterables, chunksize):
 
 class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor):
     """An Executor that runs calls in a pool of at most max_workers worker
-    processes. Drop-in for concurrent.futures.ProcessPoolExecutor."""
+    processes. Drop-in for concurrent.futures.ProcessPoolExecutor.
+
+    gofutures' opt-in keywords (the defaults keep the stdlib's behaviour):
+
+    survive: True makes a worker that dies unexpectedly fail only the call
+        it was running, with WorkerDiedError (a BrokenProcessPool), and be
+        replaced; the pool goes on. Workers that keep dying while they
+        start (3 in a row, no call completing in between: a crashing
+        initializer) still break the pool, as without it.
+    task_timeout: seconds; a call still running that long after it reached
+        its worker has the worker killed (SIGKILL) and replaced, and fails
+        with TaskTimeoutError. The pool goes on, with or without survive.
+    max_worker_memory: bytes; a worker whose resident memory (VmRSS, read
+        from /proc after each call; Linux only, ignored elsewhere) is above
+        it is retired after that call and replaced, as max_tasks_per_child
+        retires one.
+    """
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
-                 *, max_tasks_per_child=None):
+                 *, max_tasks_per_child=None, survive=False, task_timeout=None,
+                 max_worker_memory=None):
         if max_workers is None:
             max_workers = (os.process_cpu_count() if hasattr(os, "process_cpu_count")
                            else os.cpu_count()) or 1
@@ -166,6 +195,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             if mp_context is not None and mp_context.get_start_method() == "fork":
                 raise ValueError("max_tasks_per_child is incompatible with the 'fork' "
                                  "multiprocessing start method; supply a different mp_context.")
+        extras = check_extras(survive, task_timeout, max_worker_memory)
         self._max_workers = max_workers
         if mp_context is None:
             # As the stdlib: max_tasks_per_child implies spawn. Workers start
@@ -189,7 +219,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
         lazy = start_method != "fork"
         self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
-                    _Hooks(), child_fds.take(), lazy)
+                    _Hooks(), child_fds.take(), lazy, *extras)
 
     def _broken_error(self):
         return BrokenProcessPool(
@@ -200,12 +230,19 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         """Schedules fn(*args, **kwargs) in a worker process; returns a Future."""
         return self._submit_call(fn, args, kwargs, False)
 
+    def submit_with_timeout(self, timeout, fn, /, *args, **kwargs):
+        """As submit(fn, *args, **kwargs), with a time limit of this call's
+        own (gofutures only), in seconds, in place of the pool's
+        task_timeout: past it the worker is killed and replaced and the
+        future raises TaskTimeoutError."""
+        return self._submit_call(fn, args, kwargs, False, timeout_ns("timeout", timeout))
+
     def _submit_chunk(self, fn, chunk):
         # One message runs fn(*args) for every args in chunk; the worker
         # answers with the list of results (as the stdlib's _process_chunk).
         return self._submit_call(fn, chunk, None, True)
 
-    def _submit_call(self, fn, args, kwargs, chunked):
+    def _submit_call(self, fn, args, kwargs, chunked, timeout_ns=0):
         if self._shutdown_called:
             broken = self._broken_message()
             if broken is not None:
@@ -219,7 +256,10 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             future.set_running_or_notify_cancel()
             future.set_exception(exc)
             return future
-        future = self._submit_payload(payload)
+        if timeout_ns:
+            future = self._submit_payload_limited(payload, timeout_ns)
+        else:
+            future = self._submit_payload(payload)
         if isinstance(future, int):
             raise self._broken_error()
         return future
@@ -243,6 +283,39 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         if wait:
             pool_id = self._pool_id
             _join(lambda ms: cold.JoinProcessPool(pool_id, ms))
+
+    def kill_task(self, future):
+        """Stops the call of future (gofutures only): if it is running, its
+        worker process is killed (SIGKILL) and replaced, and the future ends
+        cancelled (result() raises CancelledError); if it is still queued,
+        it is cancelled as by future.cancel(). Returns False if the call has
+        already finished (or its result is on its way), True otherwise.
+        future.cancel() itself keeps the stdlib's meaning (never a running
+        call)."""
+        if not isinstance(future, _base.Future):
+            raise TypeError("kill_task() takes a future returned by this executor's submit(), "
+                            "got %r" % (future,))
+        if future.done():
+            return False
+        if future.cancel():
+            return True
+        return self._kill_task(future)
+
+    def stats(self):
+        """A snapshot of the pool's counters from the Go core (gofutures
+        only), with ThreadPoolExecutor.stats()'s keys: workers alive, idle;
+        calls queued, running, done (of which failed) and cancelled;
+        submitted in all. Plus: killed (workers killed for their call by
+        task_timeout or kill_task), died (worker deaths survived with
+        survive=True), recycled (workers retired over max_worker_memory),
+        replaced (the sum: workers that left the pool mid-life)."""
+        s = cold.ProcessPoolStats(self._pool_id)
+        return {"workers": s.Workers, "idle": s.Idle, "queued": s.Queued,
+                "running": s.Running, "done": s.Done, "failed": s.Failed,
+                "cancelled": s.Cancelled, "submitted": s.Submitted,
+                "shutdown": s.Shutdown, "broken": s.Broken,
+                "killed": s.Killed, "died": s.Died, "recycled": s.Recycled,
+                "replaced": s.Killed + s.Died + s.Recycled}
 
     def terminate_workers(self):
         """Python 3.14's terminate_workers(): SIGTERM every worker at once;
