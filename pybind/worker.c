@@ -93,9 +93,11 @@ static void free_job(gf_job *job) {
 
 /* deliver_result is the common case of deliver, without a Python frame:
  * a value that unpickles becomes the future's result. It reports whether
- * it took care of the job; anything else (an exception, a pickle that
- * fails, a break) goes to the hooks, which explain it. */
-static int deliver_result(gf_job *job) {
+ * it took care of the job; anything else (an exception, a break) goes to
+ * hooks.complete. A value that fails to unpickle goes, with the exception
+ * that says why, to hooks.unpicklable: unpickling twice could run a
+ * __setstate__'s side effects twice. */
+static int deliver_result(gf_worker *w, gf_job *job) {
     FutureObject *f = (FutureObject *)job->future;
     if (job->kind != GF_DELIVER_RESULT) return 0;
     if (gf_future_done(f)) return 1; /* cancelled or set meanwhile: as hooks.complete */
@@ -103,8 +105,12 @@ static int deliver_result(gf_job *job) {
     PyObject *value = data ? PyObject_CallOneArg(pickle_loads, data) : NULL;
     Py_XDECREF(data);
     if (value == NULL) {
-        PyErr_Clear(); /* the hooks unpickle again and report why it fails */
-        return 0;
+        PyObject *exc = gf_fetch_exception();
+        PyObject *r = exc ? PyObject_CallMethod(w->hooks, "unpicklable", "OO", job->future, exc) : NULL;
+        if (r == NULL) gf_log_exception("could not deliver the outcome of %r", job->future);
+        Py_XDECREF(r);
+        Py_XDECREF(exc);
+        return 1;
     }
     if (gf_future_complete(f, value, NULL) < 0) gf_log_exception("could not deliver the outcome of %r", job->future);
     Py_DECREF(value);
@@ -112,7 +118,7 @@ static int deliver_result(gf_job *job) {
 }
 
 static void deliver(gf_worker *w, gf_job *job) {
-    if (deliver_result(job)) {
+    if (deliver_result(w, job)) {
         free_job(job);
         return;
     }

@@ -156,6 +156,33 @@ def test_result_that_cannot_be_unpickled_here_fails_only_itself():
         assert ex.submit(pow, 3, 3).result(timeout=TIMEOUT) == 27
 
 
+_LOADS_HERE = []
+
+
+def _count_then_refuse():
+    _LOADS_HERE.append(1)
+    raise RuntimeError("refusing to be unpickled")
+
+
+class _CountsLoads:
+    def __reduce__(self):
+        return (_count_then_refuse, ())
+
+
+def _return_counted():
+    return _CountsLoads()
+
+
+def test_result_that_cannot_be_unpickled_here_is_unpickled_once():
+    # Unpickling may have side effects: a failure is reported, not retried.
+    _LOADS_HERE.clear()
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        bad = ex.submit(_return_counted)
+        with pytest.raises(BrokenProcessPool, match="could not be unpickled here"):
+            bad.result(timeout=TIMEOUT)
+    assert _LOADS_HERE == [1]
+
+
 @pytest.mark.parametrize("max_workers", [0, -1])
 def test_max_workers_must_be_positive(max_workers):
     with pytest.raises(ValueError, match="max_workers must be greater than 0"):

@@ -119,6 +119,17 @@ class _Hooks:
         with threading._active_limbo_lock:
             threading._active.pop(threading.get_ident(), None)
 
+    def unpicklable(self, future, exc):
+        """The outcome of future's call came back but unpickling it here
+        raised exc (C calls this for results it could not unpickle)."""
+        if future.done():
+            return
+        broken = BrokenProcessPool(
+            "the outcome of this call came back from its worker but could not be "
+            "unpickled here: %s: %s" % (type(exc).__name__, exc))
+        broken.__cause__ = exc
+        future.set_exception(broken)
+
     def complete(self, future, kind, data):
         if future.done():
             return
@@ -135,11 +146,7 @@ class _Hooks:
         try:
             value = pickle.loads(data)
         except BaseException as exc:
-            broken = BrokenProcessPool(
-                "the outcome of this call came back from its worker but could not be "
-                "unpickled here: %s: %s" % (type(exc).__name__, exc))
-            broken.__cause__ = exc
-            future.set_exception(broken)
+            self.unpicklable(future, exc)
             return
         if kind == _ERROR:
             future.set_exception(value)
