@@ -140,6 +140,50 @@ def example_primes():
             print('%d is prime: %s' % (number, prime))
 
 
+def example_deadlocks():
+    banner("the two deadlock examples: the stdlib hangs forever, gofutures raises DeadlockError")
+
+    def wait_on_b():
+        time.sleep(0.3)
+        return b.result()  # b never completes: it is waiting on a
+
+    def wait_on_a():
+        time.sleep(0.3)
+        return a.result()  # a never completes: it is waiting on b
+
+    with gofutures.ThreadPoolExecutor(max_workers=2) as executor:
+        a = executor.submit(wait_on_b)
+        b = executor.submit(wait_on_a)
+        print("wait_on_b:", a.exception())
+
+    def wait_on_future():
+        f = executor.submit(pow, 5, 2)
+        return f.result()  # the only worker is running this very function
+
+    with gofutures.ThreadPoolExecutor(max_workers=1) as executor:
+        print("wait_on_future:", executor.submit(wait_on_future).exception())
+    with gofutures.ThreadPoolExecutor(max_workers=1, grow_on_block=True) as executor:
+        print("wait_on_future with grow_on_block=True:", executor.submit(wait_on_future).result())
+
+
+def crash(n):
+    if n == 3:
+        import ctypes
+        ctypes.string_at(0)  # a segmentation fault in this worker
+    return n * n
+
+
+def example_survive():
+    banner("ProcessPoolExecutor(survive=True): a worker that crashes fails only its call")
+    with gofutures.ProcessPoolExecutor(2, survive=True) as executor:
+        for n, f in enumerate([executor.submit(crash, n) for n in range(6)]):
+            try:
+                print(n, f.result())
+            except gofutures.WorkerDiedError as e:
+                print(n, "WorkerDiedError:", e)
+        print("stats:", executor.stats())
+
+
 def _time(fn, rounds=3):
     samples = []
     for _ in range(rounds):
@@ -209,6 +253,8 @@ def main():
     example_done()
     example_thread_names()
     example_primes()
+    example_deadlocks()
+    example_survive()
     timing()
 
 
