@@ -3,8 +3,9 @@
 gofutures.Future is a concurrent.futures.Future (isinstance and asyncio's
 wrap_future rely on it) whose state lives in the Go core; its methods are
 implemented natively by FutureBase. wait() and as_completed() block in Go
-with the GIL released and accept any mix of gofutures futures and other
-concurrent.futures.Future objects.
+with the GIL released and accept any mix of gofutures futures, other
+concurrent.futures.Future objects, and futures that merely have done()
+and add_done_callback() (dask's distributed.Future).
 """
 import collections
 import itertools
@@ -52,28 +53,54 @@ class Future(hot.FutureBase, _std.Future):
 
 
 def _settled(f):
-    return f._state in _SETTLED
+    # Hot (every future of a wait() or as_completed()): one attribute and
+    # one tuple test. A foreign future (dask's distributed.Future has a
+    # _state of its own kind) counts as unsettled here: _Following follows
+    # it with a done callback, which runs at once if it is already done.
+    try:
+        return f._state in _SETTLED
+    except AttributeError:  # a foreign future with no _state at all
+        return False
 
 
 def _failed(f):
-    return f._state == _std.FINISHED and f._exception is not None
+    if isinstance(f, _std.Future):
+        return f._state == _std.FINISHED and f._exception is not None
+    return _foreign_failed(f)
+
+
+def _foreign_failed(f):
+    # dask's distributed.Future says "error" in .status; exception() would
+    # be a round trip to its scheduler (and must not run on its loop).
+    status = getattr(f, "status", None)
+    if isinstance(status, str):
+        return status == "error"
+    return f.done() and not f.cancelled() and f.exception() is not None
 
 
 class _Following:
     """Follows a set of futures with one native Completions: gofutures
-    futures report from Go, others through a stdlib-style waiter appended to
-    their _waiters (under their _condition, as the stdlib does). Use as a
-    context manager so every registration is removed at the end."""
+    futures report from Go, other concurrent.futures.Future objects through
+    a stdlib-style waiter appended to their _waiters (under their
+    _condition, as the stdlib does), and any other future (duck-typed:
+    done() and add_done_callback(), as dask's distributed.Future) through
+    a done callback. Use as a context manager so every registration that
+    can be removed is removed at the end."""
 
     def __init__(self, futures):
         self.futures = list(futures)
         self.completions = hot.Completions()
         self._bridged = []
+        self.foreign = []  # followed through done callbacks
 
     def __enter__(self):
         c = self.completions
         for tag, f in enumerate(self.futures):
             if c.watch(f, tag):
+                continue
+            if not isinstance(f, _std.Future):
+                f.add_done_callback(_Report(c.bridge(tag)))
+                self.foreign.append(f)
                 continue
             with f._condition:
                 if _settled(f):
@@ -91,6 +118,28 @@ class _Following:
         for f, bridge in self._bridged:
             with f._condition:
                 f._waiters.remove(bridge)
+
+
+class _Report:
+    """A foreign future's done callback: reports it through a Bridge (which
+    also tells the deadlock check that a foreign future is followed). It
+    may run on any thread (dask runs it on a callback thread of its own)
+    and cannot be removed, so it may run after the wait is over: the
+    Completions it reports to is then simply no longer read."""
+
+    __slots__ = ("bridge",)
+
+    def __init__(self, bridge):
+        self.bridge = bridge
+
+    def __call__(self, f):
+        bridge, self.bridge = self.bridge, None
+        if bridge is None:  # a callback must report once
+            return
+        if _foreign_failed(f):
+            bridge.add_exception(f)
+        else:
+            bridge.add_result(f)
 
 
 def wait(fs, timeout=None, return_when=ALL_COMPLETED):
@@ -115,6 +164,7 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     with _Following(not_done) as following:
         following.completions.await_(_MODES[return_when], len(not_done), timeout)
     done = {f for f in fs if _settled(f)}
+    done.update(f for f in following.foreign if f.done())
     return _std.DoneAndNotDoneFutures(done, fs - done)
 
 

@@ -1,0 +1,179 @@
+"""gofutures with dask.distributed: moving work from a pool to a cluster.
+
+A program that uses gofutures.wait / as_completed / progress keeps working
+when its executor becomes a dask cluster's (client.get_executor(), whose
+futures are concurrent.futures.Future objects) or when it submits to the
+client directly (distributed.Future, which is no concurrent.futures.Future:
+the stdlib's wait() and as_completed() fail on it with AttributeError).
+
+The cluster is a LocalCluster of two single-threaded in-process workers on
+the loopback interface, with no dashboard.
+"""
+import concurrent.futures
+import threading
+import time
+
+import pytest
+
+distributed = pytest.importorskip(
+    "distributed", reason="dask.distributed not installed: pip install 'dask[distributed]'")
+
+import gofutures  # noqa: E402
+
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+        host="127.0.0.1", dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _square(n):
+    return n * n
+
+
+def _fail(n):
+    raise ValueError("bad item %d" % n)
+
+
+def _slow(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+# ------------------------------------------------------------ a seed example on the cluster
+
+
+def test_square_map_example_on_cluster_executor(client, capsys):
+    # seed 003, "In [7]", unchanged but for its executor: the cluster's
+    # (get_executor) in place of ThreadPoolExecutor(max_workers=3).
+    # (The same example on gofutures is in test_seed_examples.py.)
+    from gofutures import as_completed  # noqa: F401 (imported by the seed)
+    values = [2, 3, 4, 5]
+
+    def square(n):
+        return n * n
+
+    def main():
+        with client.get_executor() as executor:
+            results = executor.map(square, values)
+
+        for result in results:
+            print(result)
+
+    main()
+    assert capsys.readouterr().out == "4\n9\n16\n25\n"
+
+
+def test_as_completed_example_on_cluster_executor(client, capsys):
+    # The seed's as_completed pattern (seed 000, "In [2]"), with the
+    # cluster's executor and gofutures.as_completed.
+    with client.get_executor() as executor:
+        future_to_n = {executor.submit(_square, n): n for n in range(6)}
+        for future in gofutures.as_completed(future_to_n, timeout=TIMEOUT):
+            n = future_to_n[future]
+            print('%r squared is %d' % (n, future.result()))
+
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(lines) == sorted("%r squared is %d" % (n, n * n) for n in range(6))
+
+
+# ------------------------------------------------------------ distributed.Future
+
+
+def test_stdlib_rejects_distributed_future(client):
+    # Why gofutures duck-types: the stdlib needs _condition and _waiters.
+    f = client.submit(_square, 3)
+    assert f.result(timeout=TIMEOUT) == 9
+    with pytest.raises(AttributeError):
+        concurrent.futures.wait([f], timeout=TIMEOUT)
+    with pytest.raises(AttributeError):
+        list(concurrent.futures.as_completed([f], timeout=TIMEOUT))
+
+
+def test_wait_distributed_futures(client):
+    fs = client.map(_square, range(10))
+    done, not_done = gofutures.wait(fs, timeout=TIMEOUT)
+    assert done == set(fs) and not not_done
+    assert [f.result() for f in fs] == [n * n for n in range(10)]
+    # Already done: a second wait returns at once with all of them done.
+    assert gofutures.wait(fs, timeout=0).done == set(fs)
+
+
+def test_wait_first_completed_and_timeout(client):
+    fast = client.submit(_slow, 0.01, "fast", pure=False)
+    slow = client.submit(_slow, 2, "slow", pure=False)
+    done, not_done = gofutures.wait([fast, slow], timeout=TIMEOUT,
+                                    return_when=gofutures.FIRST_COMPLETED)
+    assert done == {fast} and not_done == {slow}
+    done, not_done = gofutures.wait([slow], timeout=0.05)
+    assert not done and not_done == {slow}
+    client.cancel(slow)
+
+
+def test_wait_first_exception(client):
+    bad = client.submit(_fail, 1, pure=False)
+    slow = client.submit(_slow, 2, "slow", pure=False)
+    done, not_done = gofutures.wait([bad, slow], timeout=TIMEOUT,
+                                    return_when=gofutures.FIRST_EXCEPTION)
+    assert bad in done and slow in not_done
+    with pytest.raises(ValueError, match="bad item 1"):
+        bad.result()
+    client.cancel(slow)
+
+
+def test_as_completed_distributed_futures(client):
+    fs = [client.submit(_slow, d, d, pure=False) for d in (0.3, 0.0, 0.15)]
+    seen = [(f.done(), f.result()) for f in gofutures.as_completed(fs, timeout=TIMEOUT)]
+    # Each is yielded once it is done (which worker runs which is dask's choice).
+    assert sorted(seen) == [(True, 0.0), (True, 0.15), (True, 0.3)]
+
+
+def test_as_completed_timeout(client):
+    slow = client.submit(_slow, 2, "slow", pure=False)
+    with pytest.raises(gofutures.TimeoutError):
+        list(gofutures.as_completed([slow], timeout=0.05))
+    client.cancel(slow)
+
+
+def test_cancelled_distributed_future_is_done(client):
+    slow = client.submit(_slow, 5, "slow", pure=False)
+    client.cancel(slow)
+    assert list(gofutures.as_completed([slow], timeout=TIMEOUT)) == [slow]
+    assert gofutures.wait([slow], timeout=TIMEOUT).done == {slow}
+
+
+# ------------------------------------------------------------ mixed with gofutures futures
+
+
+def test_mixed_wait_and_as_completed(client):
+    with gofutures.ThreadPoolExecutor(2) as pool, client.get_executor() as executor:
+        mine = [pool.submit(_square, n) for n in range(5)]
+        theirs = [executor.submit(_square, n) for n in range(5, 10)]
+        direct = client.map(_square, range(10, 15))
+        everything = mine + theirs + direct
+        got = sorted(f.result() for f in gofutures.as_completed(everything, timeout=TIMEOUT))
+        assert got == [n * n for n in range(15)]
+        done, not_done = gofutures.wait(everything, timeout=TIMEOUT)
+        assert done == set(everything) and not not_done
+
+
+def test_callback_runs_on_another_thread(client):
+    # dask calls done callbacks on a thread of its own; the wait still ends.
+    threads = []
+    f = client.submit(_slow, 0.1, 1, pure=False)
+    f.add_done_callback(lambda _: threads.append(threading.current_thread()))
+    assert gofutures.wait([f], timeout=TIMEOUT).done == {f}
+    deadline = time.monotonic() + TIMEOUT
+    while not threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threads and threads[0] is not threading.current_thread()
+
