@@ -177,3 +177,20 @@ def test_callback_runs_on_another_thread(client):
         time.sleep(0.01)
     assert threads and threads[0] is not threading.current_thread()
 
+
+def test_progress_over_distributed_futures(client, monkeypatch):
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    bars = []
+
+    class Recording(tqdm_auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm_auto, "tqdm", Recording)
+    fs = client.map(_square, range(8))
+    got = sorted(f.result() for f in gofutures.progress(fs, disable=False))
+    assert got == [n * n for n in range(8)]
+    got = sorted(f.result() for f in gofutures.as_completed(fs, progress=True))
+    assert got == [n * n for n in range(8)]
+    assert [(b.n, b.total) for b in bars] == [(8, 8), (8, 8)]

@@ -13,6 +13,7 @@ import time
 import weakref
 from concurrent.futures import _base as _std
 
+from . import _progress
 from ._core import hot
 
 from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's own objects)
@@ -168,13 +169,24 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     return _std.DoneAndNotDoneFutures(done, fs - done)
 
 
-def as_completed(fs, timeout=None):
+def as_completed(fs, timeout=None, progress=False):
     """An iterator over the futures in fs that yields each as it completes
     (finished or cancelled), those already completed first.
 
     Raises TimeoutError if __next__() is called and the result isn't
     available after timeout seconds from the original call.
+
+    progress (gofutures only): True, a dict of tqdm keyword arguments or a
+    tqdm-like object shows a bar that counts the futures yielded; see
+    gofutures.progress. Needs tqdm: pip install 'gofutures[progress]'.
     """
+    if progress is False:
+        return _as_completed(fs, timeout)
+    return _progress.track_completions(fs, timeout, progress)
+
+
+def _as_completed(fs, timeout):
+    # A generator, as the stdlib's as_completed: fs is read at the first next().
     if timeout is not None:
         end_time = timeout + time.monotonic()
     fs = set(fs)
