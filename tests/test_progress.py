@@ -145,6 +145,15 @@ def test_progress_instance_is_advanced_and_left_open(bars):
         own.close()
 
 
+def test_progress_class_is_instantiated(bars):
+    class Text(tqdm_auto.tqdm):  # e.g. tqdm.tqdm for a text bar in a notebook
+        pass
+
+    with gofutures.ThreadPoolExecutor(2) as ex:
+        assert list(ex.map(abs, range(4), progress=Text)) == [0, 1, 2, 3]
+    assert [(type(b), b.n, b.total, b.closed) for b in bars] == [(Text, 4, 4, True)]
+
+
 # ------------------------------------------------------------ as_completed
 
 
@@ -247,7 +256,8 @@ def test_missing_tqdm_is_a_clear_import_error(no_tqdm):
 @pytest.mark.parametrize("value", ["yes", 1, 0, 2.5, [1], object()])
 def test_bad_progress_values_are_type_errors(bars, value):
     with gofutures.ThreadPoolExecutor(2) as ex:
-        with pytest.raises(TypeError, match="progress must be True or False, a dict of tqdm"):
+        with pytest.raises(TypeError, match="progress must be True or False, a dict of tqdm keyword "
+                                            "arguments, a tqdm-like class or object"):
             ex.map(abs, range(3), progress=value)
         assert ex.stats()["submitted"] == 0
         with pytest.raises(TypeError, match="progress must be"):

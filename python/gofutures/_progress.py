@@ -12,8 +12,11 @@ What progress= accepts (map(), as_completed()):
   * True: a new tqdm bar;
   * a dict: a new tqdm bar made with these keyword arguments (desc, unit,
     leave, ...; "total" overrides the count gofutures works out);
+  * a tqdm-like class (tqdm.tqdm for a text bar even in a notebook):
+    made with total=;
   * a tqdm-like object (has update() and close()): advanced by one per
-    item and left open, since its owner may use it for more work.
+    item and left open, since its owner may use it for more work (its
+    total is the owner's to set).
 """
 _INSTALL_HINT = "pip install 'gofutures[progress]'"
 
@@ -32,21 +35,27 @@ def bar_maker(progress):
     """Checks a progress= argument at the call, before any work is
     submitted: a wrong value raises TypeError and a missing tqdm
     ImportError there, not at the first result. Returns None for no bar,
-    else make(total, desc) -> (bar, owned)."""
+    else make(total) -> (bar, owned)."""
     if progress is None or progress is False:
         return None
     if progress is True:
         tqdm = _tqdm()
-        return lambda total, desc=None: (tqdm(total=total, desc=desc), True)
+        return lambda total: (tqdm(total=total), True)
     if isinstance(progress, dict):
         tqdm = _tqdm()
         kwargs = dict(progress)
-        return lambda total, desc=None: (tqdm(**{"total": total, "desc": desc, **kwargs}), True)
-    if callable(getattr(progress, "update", None)) and callable(getattr(progress, "close", None)):
-        return lambda total, desc=None: (progress, False)
+        return lambda total: (tqdm(**{"total": total, **kwargs}), True)
+    if isinstance(progress, type) and _is_bar(progress):  # a bar class: tqdm.tqdm, tqdm.notebook.tqdm
+        return lambda total: (progress(total=total), True)
+    if _is_bar(progress):
+        return lambda total: (progress, False)
     raise TypeError(
-        "progress must be True or False, a dict of tqdm keyword arguments, or a "
-        "tqdm-like object with update() and close(); got %r" % (progress,))
+        "progress must be True or False, a dict of tqdm keyword arguments, a "
+        "tqdm-like class or object (with update() and close()); got %r" % (progress,))
+
+
+def _is_bar(obj):
+    return callable(getattr(obj, "update", None)) and callable(getattr(obj, "close", None))
 
 
 def count_of(iterables):
