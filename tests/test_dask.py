@@ -6,8 +6,8 @@ futures are concurrent.futures.Future objects) or when it submits to the
 client directly (distributed.Future, which is no concurrent.futures.Future:
 the stdlib's wait() and as_completed() fail on it with AttributeError).
 
-The cluster is a LocalCluster of two single-threaded in-process workers on
-the loopback interface, with no dashboard.
+The cluster is a LocalCluster of two single-threaded in-process workers,
+listening on the loopback interface only.
 """
 import concurrent.futures
 import threading
@@ -24,16 +24,20 @@ TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
-        host="127.0.0.1", dashboard_address=None)
-    client = distributed.Client(cluster)
-    try:
+def cluster():
+    # The scheduler's HTTP server (dashboard_address) also takes a free
+    # loopback port: a fixed one (8787 by default) may be taken, and dask
+    # then warns, which this suite's filterwarnings=error makes a failure.
+    with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+            host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def _square(n):
@@ -110,7 +114,7 @@ def test_wait_distributed_futures(client):
 
 def test_wait_first_completed_and_timeout(client):
     fast = client.submit(_slow, 0.01, "fast", pure=False)
-    slow = client.submit(_slow, 2, "slow", pure=False)
+    slow = client.submit(_slow, 1, "slow", pure=False)
     done, not_done = gofutures.wait([fast, slow], timeout=TIMEOUT,
                                     return_when=gofutures.FIRST_COMPLETED)
     assert done == {fast} and not_done == {slow}
@@ -121,7 +125,7 @@ def test_wait_first_completed_and_timeout(client):
 
 def test_wait_first_exception(client):
     bad = client.submit(_fail, 1, pure=False)
-    slow = client.submit(_slow, 2, "slow", pure=False)
+    slow = client.submit(_slow, 1, "slow", pure=False)
     done, not_done = gofutures.wait([bad, slow], timeout=TIMEOUT,
                                     return_when=gofutures.FIRST_EXCEPTION)
     assert bad in done and slow in not_done
@@ -138,14 +142,14 @@ def test_as_completed_distributed_futures(client):
 
 
 def test_as_completed_timeout(client):
-    slow = client.submit(_slow, 2, "slow", pure=False)
+    slow = client.submit(_slow, 1, "slow", pure=False)
     with pytest.raises(gofutures.TimeoutError):
         list(gofutures.as_completed([slow], timeout=0.05))
     client.cancel(slow)
 
 
 def test_cancelled_distributed_future_is_done(client):
-    slow = client.submit(_slow, 5, "slow", pure=False)
+    slow = client.submit(_slow, 1, "slow", pure=False)
     client.cancel(slow)
     assert list(gofutures.as_completed([slow], timeout=TIMEOUT)) == [slow]
     assert gofutures.wait([slow], timeout=TIMEOUT).done == {slow}
@@ -194,3 +198,30 @@ def test_progress_over_distributed_futures(client, monkeypatch):
     got = sorted(f.result() for f in gofutures.as_completed(fs, progress=True))
     assert got == [n * n for n in range(8)]
     assert [(b.n, b.total) for b in bars] == [(8, 8), (8, 8)]
+
+
+def test_not_a_future_is_a_clear_attribute_error():
+    # As the stdlib (AttributeError), with a message that says what is wrong.
+    with pytest.raises(AttributeError, match=r"take futures .*got 42"):
+        gofutures.wait([42], timeout=TIMEOUT)
+    with gofutures.ThreadPoolExecutor(1) as pool:
+        f = pool.submit(time.sleep, 0.2)
+        with pytest.raises(AttributeError, match=r"take futures .*got 'x'"):
+            list(gofutures.as_completed([f, "x"], timeout=TIMEOUT))
+        # The failed call left nothing behind: the future is followed afresh.
+        assert gofutures.wait([f], timeout=TIMEOUT).done == {f}
+
+
+def test_done_future_of_a_closed_client(cluster):
+    # Once its client is closed a distributed.Future never calls a done
+    # callback again: a future already done must count without one.
+    with distributed.Client(cluster.scheduler_address) as other:
+        f = other.submit(_square, 4)
+        assert f.result(timeout=TIMEOUT) == 16
+    assert f.done()
+    with gofutures.ThreadPoolExecutor(1) as pool:
+        g = pool.submit(time.sleep, 0.1)
+        started = time.monotonic()
+        assert gofutures.wait([g, f], timeout=TIMEOUT).done == {g, f}
+        assert list(gofutures.as_completed([f], timeout=TIMEOUT)) == [f]
+        assert time.monotonic() - started < 5

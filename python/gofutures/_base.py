@@ -56,8 +56,8 @@ class Future(hot.FutureBase, _std.Future):
 def _settled(f):
     # Hot (every future of a wait() or as_completed()): one attribute and
     # one tuple test. A foreign future (dask's distributed.Future has a
-    # _state of its own kind) counts as unsettled here: _Following follows
-    # it with a done callback, which runs at once if it is already done.
+    # _state of its own kind) counts as unsettled here: _Following reports
+    # it at once if it is done, else follows it with a done callback.
     try:
         return f._state in _SETTLED
     except AttributeError:  # a foreign future with no _state at all
@@ -95,13 +95,22 @@ class _Following:
         self.foreign = []  # followed through done callbacks
 
     def __enter__(self):
+        try:
+            self._follow_all()
+        except BaseException:
+            # A foreign future may refuse a callback (a closed dask client):
+            # undo what was registered so far, as __exit__ would.
+            self.__exit__()
+            raise
+        return self
+
+    def _follow_all(self):
         c = self.completions
         for tag, f in enumerate(self.futures):
             if c.watch(f, tag):
                 continue
             if not isinstance(f, _std.Future):
-                f.add_done_callback(_Report(c.bridge(tag)))
-                self.foreign.append(f)
+                self._follow_foreign(f, tag)
                 continue
             with f._condition:
                 if _settled(f):
@@ -110,7 +119,21 @@ class _Following:
                     bridge = c.bridge(tag)
                     f._waiters.append(bridge)
                     self._bridged.append((f, bridge))
-        return self
+
+    def _follow_foreign(self, f, tag):
+        if not callable(getattr(f, "add_done_callback", None)) or not callable(getattr(f, "done", None)):
+            # The stdlib raises AttributeError here too, naming _condition.
+            raise AttributeError(
+                "wait() and as_completed() take futures (objects with done() and "
+                "add_done_callback()); got %r" % (f,))
+        self.foreign.append(f)
+        report = _Report(self.completions.bridge(tag))
+        if f.done():
+            # Reported now: a done future's callback may never come (dask
+            # runs it on its client's loop, gone once the client is closed).
+            report(f)
+        else:
+            f.add_done_callback(report)
 
     def __exit__(self, *exc):
         c = self.completions
