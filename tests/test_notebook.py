@@ -6,7 +6,8 @@ runs tests/notebooks/process_pool.ipynb under a real IPython kernel (via
 nbclient) started with this very interpreter, checks what every cell
 printed, and checks that the workers the notebook started (and the kernel
 itself) are gone once the kernel has shut down, including those of a pool
-the notebook never shut down.
+the notebook never shut down. It also checks that map(progress=True) draws
+its bar as a notebook widget.
 """
 import json
 import os
@@ -156,3 +157,35 @@ def test_process_pool_notebook(kernel_env):
     assert _wait_gone([kernel_pid], b"ipykernel_launcher", 15) == [], "the kernel did not exit"
     assert _wait_gone(workers, b"gofutures_worker", 10) == [], "workers outlived the kernel"
     assert elapsed < 60, "the notebook took %.1fs" % elapsed
+
+
+# ------------------------------------------------------------ progress bars
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def test_progress_bar_is_a_notebook_widget(kernel_env):
+    # map(progress=True) uses tqdm.auto: in a notebook with ipywidgets, the
+    # bar is a widget (not text on stderr) and it reaches the total.
+    pytest.importorskip("tqdm", reason="tqdm not installed: pip install 'gofutures[progress]'")
+    pytest.importorskip("ipywidgets", reason="ipywidgets not installed: a notebook bar needs it")
+    code = ("import gofutures\n"
+            "with gofutures.ThreadPoolExecutor(2) as ex:\n"
+            "    print(sum(ex.map(abs, range(-20, 0), progress=True)))\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    client = nbclient.NotebookClient(
+        nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT, startup_timeout=60,
+        allow_errors=False, resources={"metadata": {"path": str(kernel_env)}})
+    client.execute()
+
+    outputs = nb.cells[0].outputs
+    streams = [o for o in outputs if o.output_type == "stream"]
+    assert [(o.name, o.text) for o in streams] == [("stdout", "210\n")], outputs
+    widgets = [o for o in outputs if o.output_type == "display_data" and WIDGET_MIME in o.data]
+    assert len(widgets) == 1, outputs
+    # nbclient keeps the widgets' last state: the bar's progress model ended at 20 of 20.
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    bars = [m["state"] for m in state.get("state", {}).values()
+            if m.get("model_name") in ("FloatProgressModel", "IntProgressModel")]
+    assert [(b["value"], b["max"]) for b in bars] == [(20, 20)], state

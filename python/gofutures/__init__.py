@@ -26,6 +26,7 @@ _LAZY = {
     "Future": "._base",
     "wait": "._base",
     "as_completed": "._base",
+    "progress": "._progress",  # pure Python, but tqdm is imported only when a bar is made
     "ThreadPoolExecutor": ".thread",
     "ProcessPoolExecutor": ".process",
 }
@@ -67,4 +68,5 @@ __all__ = (
     "as_completed",
     "ThreadPoolExecutor",
     "ProcessPoolExecutor",
+    "progress",
 )

@@ -3,8 +3,9 @@
 gofutures.Future is a concurrent.futures.Future (isinstance and asyncio's
 wrap_future rely on it) whose state lives in the Go core; its methods are
 implemented natively by FutureBase. wait() and as_completed() block in Go
-with the GIL released and accept any mix of gofutures futures and other
-concurrent.futures.Future objects.
+with the GIL released and accept any mix of gofutures futures, other
+concurrent.futures.Future objects, and futures that merely have done()
+and add_done_callback() (dask's distributed.Future).
 """
 import collections
 import itertools
@@ -12,6 +13,7 @@ import time
 import weakref
 from concurrent.futures import _base as _std
 
+from . import _progress
 from ._core import hot
 
 from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's own objects)
@@ -52,28 +54,63 @@ class Future(hot.FutureBase, _std.Future):
 
 
 def _settled(f):
-    return f._state in _SETTLED
+    # Hot (every future of a wait() or as_completed()): one attribute and
+    # one tuple test. A foreign future (dask's distributed.Future has a
+    # _state of its own kind) counts as unsettled here: _Following reports
+    # it at once if it is done, else follows it with a done callback.
+    try:
+        return f._state in _SETTLED
+    except AttributeError:  # a foreign future with no _state at all
+        return False
 
 
 def _failed(f):
-    return f._state == _std.FINISHED and f._exception is not None
+    if isinstance(f, _std.Future):
+        return f._state == _std.FINISHED and f._exception is not None
+    return _foreign_failed(f)
+
+
+def _foreign_failed(f):
+    # dask's distributed.Future says "error" in .status; exception() would
+    # be a round trip to its scheduler (and must not run on its loop).
+    status = getattr(f, "status", None)
+    if isinstance(status, str):
+        return status == "error"
+    return f.done() and not f.cancelled() and f.exception() is not None
 
 
 class _Following:
     """Follows a set of futures with one native Completions: gofutures
-    futures report from Go, others through a stdlib-style waiter appended to
-    their _waiters (under their _condition, as the stdlib does). Use as a
-    context manager so every registration is removed at the end."""
+    futures report from Go, other concurrent.futures.Future objects through
+    a stdlib-style waiter appended to their _waiters (under their
+    _condition, as the stdlib does), and any other future (duck-typed:
+    done() and add_done_callback(), as dask's distributed.Future) through
+    a done callback. Use as a context manager so every registration that
+    can be removed is removed at the end."""
 
     def __init__(self, futures):
         self.futures = list(futures)
         self.completions = hot.Completions()
         self._bridged = []
+        self.foreign = []  # followed through done callbacks
 
     def __enter__(self):
+        try:
+            self._follow_all()
+        except BaseException:
+            # A foreign future may refuse a callback (a closed dask client):
+            # undo what was registered so far, as __exit__ would.
+            self.__exit__()
+            raise
+        return self
+
+    def _follow_all(self):
         c = self.completions
         for tag, f in enumerate(self.futures):
             if c.watch(f, tag):
+                continue
+            if not isinstance(f, _std.Future):
+                self._follow_foreign(f, tag)
                 continue
             with f._condition:
                 if _settled(f):
@@ -82,7 +119,21 @@ class _Following:
                     bridge = c.bridge(tag)
                     f._waiters.append(bridge)
                     self._bridged.append((f, bridge))
-        return self
+
+    def _follow_foreign(self, f, tag):
+        if not callable(getattr(f, "add_done_callback", None)) or not callable(getattr(f, "done", None)):
+            # The stdlib raises AttributeError here too, naming _condition.
+            raise AttributeError(
+                "wait() and as_completed() take futures (objects with done() and "
+                "add_done_callback()); got %r" % (f,))
+        self.foreign.append(f)
+        report = _Report(self.completions.bridge(tag))
+        if f.done():
+            # Reported now: a done future's callback may never come (dask
+            # runs it on its client's loop, gone once the client is closed).
+            report(f)
+        else:
+            f.add_done_callback(report)
 
     def __exit__(self, *exc):
         c = self.completions
@@ -91,6 +142,28 @@ class _Following:
         for f, bridge in self._bridged:
             with f._condition:
                 f._waiters.remove(bridge)
+
+
+class _Report:
+    """A foreign future's done callback: reports it through a Bridge (which
+    also tells the deadlock check that a foreign future is followed). It
+    may run on any thread (dask runs it on a callback thread of its own)
+    and cannot be removed, so it may run after the wait is over: the
+    Completions it reports to is then simply no longer read."""
+
+    __slots__ = ("bridge",)
+
+    def __init__(self, bridge):
+        self.bridge = bridge
+
+    def __call__(self, f):
+        bridge, self.bridge = self.bridge, None
+        if bridge is None:  # a callback must report once
+            return
+        if _foreign_failed(f):
+            bridge.add_exception(f)
+        else:
+            bridge.add_result(f)
 
 
 def wait(fs, timeout=None, return_when=ALL_COMPLETED):
@@ -115,16 +188,28 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     with _Following(not_done) as following:
         following.completions.await_(_MODES[return_when], len(not_done), timeout)
     done = {f for f in fs if _settled(f)}
+    done.update(f for f in following.foreign if f.done())
     return _std.DoneAndNotDoneFutures(done, fs - done)
 
 
-def as_completed(fs, timeout=None):
+def as_completed(fs, timeout=None, progress=False):
     """An iterator over the futures in fs that yields each as it completes
     (finished or cancelled), those already completed first.
 
     Raises TimeoutError if __next__() is called and the result isn't
     available after timeout seconds from the original call.
+
+    progress (gofutures only): True, a dict of tqdm keyword arguments or a
+    tqdm-like object shows a bar that counts the futures yielded; see
+    gofutures.progress. Needs tqdm: pip install 'gofutures[progress]'.
     """
+    if progress is False:
+        return _as_completed(fs, timeout)
+    return _progress.track_completions(fs, timeout, progress)
+
+
+def _as_completed(fs, timeout):
+    # A generator, as the stdlib's as_completed: fs is read at the first next().
     if timeout is not None:
         end_time = timeout + time.monotonic()
     fs = set(fs)

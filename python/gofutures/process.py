@@ -271,9 +271,17 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             raise self._broken_error()
         return future
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Returns an iterator equivalent to map(fn, *iterables), computed in
-        the worker processes, chunksize calls per message."""
+        the worker processes, chunksize calls per message.
+
+        progress (gofutures only): True, a dict of tqdm keyword arguments or
+        a tqdm-like object shows a bar counting the results received (one
+        per item, whatever the chunksize); see gofutures.progress."""
+        if progress is not False:
+            from . import _progress
+            return _progress.track_map(progress, iterables, lambda: self.map(
+                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         if chunksize == 1:

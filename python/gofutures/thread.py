@@ -12,7 +12,7 @@ import weakref
 from concurrent.futures import thread as _std_thread
 from concurrent.futures._base import LOGGER
 
-from . import _base
+from . import _base, _progress
 from ._core import cold, hot
 
 from concurrent.futures.thread import BrokenThreadPool  # noqa: F401  (the stdlib's class)
@@ -138,10 +138,17 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
                    _base.Future, hooks)
         _executors.add(self)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Returns an iterator equivalent to map(fn, *iterables), with the calls
         made on the pool; chunksize is accepted and ignored, as by the stdlib's
-        thread pool; buffersize bounds how far the calls run ahead."""
+        thread pool; buffersize bounds how far the calls run ahead.
+
+        progress (gofutures only): True, a dict of tqdm keyword arguments or
+        a tqdm-like object shows a bar counting the results received; see
+        gofutures.progress. Needs tqdm: pip install 'gofutures[progress]'."""
+        if progress is not False:
+            return _progress.track_map(progress, iterables, lambda: self.map(
+                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
         return _base.map_with_buffer(self, fn, iterables, timeout, buffersize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
