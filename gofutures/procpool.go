@@ -141,7 +141,11 @@ type ProcessPool struct {
 	// (reset by a completed task), for the Survive crash-loop guard.
 	startDeaths int
 	counts      procCounts // for Stats
-	exited      chan struct{}
+	// sinking counts sink calls decided under mu and made after unlocking:
+	// exited stays open until they have returned, so that whoever Joins
+	// the pool (and then stops delivering outcomes) has every one of them.
+	sinking int
+	exited  chan struct{}
 }
 
 type procWorker struct {
@@ -293,8 +297,18 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	} else {
 		p.idle = append(p.idle, w)
 	}
+	p.sinking++
 	p.unlockAfterDispatch(err)
 	p.sink.Completed(t, f.Kind, f.Data)
+	p.sunk()
+}
+
+// sunk ends a sink call counted in sinking.
+func (p *ProcessPool) sunk() {
+	p.mu.Lock()
+	p.sinking--
+	p.closeExitedLocked()
+	p.mu.Unlock()
 }
 
 func (p *ProcessPool) retireLocked(w *procWorker) {
@@ -319,7 +333,11 @@ func (p *ProcessPool) dispatchLocked() error {
 				// still hears of it (outside our lock) to release what it holds.
 				p.idle = append(p.idle, w)
 				p.counts.cancelled++
-				go p.sink.Completed(t, FrameError, nil)
+				p.sinking++
+				go func() {
+					p.sink.Completed(t, FrameError, nil)
+					p.sunk()
+				}()
 				continue
 			}
 			w.current = t
@@ -365,6 +383,7 @@ func (p *ProcessPool) unlockAfterDispatch(err error) {
 	p.mu.Unlock()
 	if broke {
 		p.sink.Broken(err, tasks)
+		p.sunk()
 	}
 }
 
@@ -402,12 +421,16 @@ func (p *ProcessPool) reap(w *procWorker, werr error) {
 		orphan = append(orphan, w.current)
 		w.current = nil
 	}
+	if failed != nil {
+		p.sinking++ // for the sink.Failed below
+	}
 	if died != nil {
-		p.closeExitedLocked()
 		tasks, broke := p.breakLocked(died, orphan...)
+		p.closeExitedLocked()
 		p.mu.Unlock()
 		if broke {
 			p.sink.Broken(died, tasks)
+			p.sunk()
 		}
 	} else if failErr != nil && p.broken == nil {
 		p.replaceLocked() // unlocks
@@ -417,6 +440,7 @@ func (p *ProcessPool) reap(w *procWorker, werr error) {
 	}
 	if failed != nil {
 		p.sink.Failed(failed, failErr)
+		p.sunk()
 	}
 }
 
@@ -443,8 +467,9 @@ func (p *ProcessPool) removeIdleLocked(w *procWorker) {
 
 // breakLocked breaks the pool once: the other workers are killed, later
 // submits fail, and it returns every task not completed, which the caller
-// passes to sink.Broken after unlocking. ok is false when the pool was
-// already broken (the sink has heard of it; extra was collected then).
+// passes to sink.Broken after unlocking, then calls sunk (ok counts that
+// call in sinking). ok is false when the pool was already broken (the sink
+// has heard of it; extra was collected then).
 func (p *ProcessPool) breakLocked(err error, extra ...*ProcTask) ([]*ProcTask, bool) {
 	if p.broken != nil {
 		return nil, false
@@ -458,6 +483,7 @@ func (p *ProcessPool) breakLocked(err error, extra ...*ProcTask) ([]*ProcTask, b
 		}
 	}
 	p.counts.fail(len(tasks))
+	p.sinking++
 	p.killAllLocked(syscall.SIGKILL)
 	p.closeExitedLocked()
 	return tasks, true
@@ -470,7 +496,7 @@ func (p *ProcessPool) killAllLocked(sig syscall.Signal) {
 }
 
 func (p *ProcessPool) closeExitedLocked() {
-	if len(p.workers) > 0 || !(p.shutdown || p.broken != nil) {
+	if len(p.workers) > 0 || p.sinking > 0 || !(p.shutdown || p.broken != nil) {
 		return
 	}
 	select {

@@ -159,6 +159,8 @@ type procSink struct {
 	// onCompleted, if set, is called at the start of every Completed call
 	// (a test blocks it to hold a supervisor goroutine there).
 	onCompleted func(t *ProcTask)
+	// onBroken, if set, is called at the start of the Broken call.
+	onBroken func()
 
 	mu        sync.Mutex
 	completed []procCompletion
@@ -186,6 +188,9 @@ func (s *procSink) Completed(t *ProcTask, kind FrameKind, data []byte) {
 }
 
 func (s *procSink) Broken(err error, tasks []*ProcTask) {
+	if s.onBroken != nil {
+		s.onBroken()
+	}
 	s.mu.Lock()
 	s.broken = append(s.broken, procBroken{err, slices.Clone(tasks)})
 	s.mu.Unlock()
@@ -500,6 +505,22 @@ func TestProcessPoolWorkerExitBreaksPool(t *testing.T) {
 	}
 	if len(c) != 0 {
 		t.Errorf("completions %v, want none", c)
+	}
+}
+
+// A worker that dies after Shutdown breaks the pool; Join returns only once
+// the sink has heard of it, since the binding stops delivering outcomes
+// after Join (a lost outcome would leave its future pending forever).
+func TestProcessPoolJoinWaitsForTheBrokenCall(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(2))
+	sink.onBroken = func() { time.Sleep(200 * time.Millisecond) }
+	dying := submit(t, p, 1, "exitafter:100:3")
+	p.Shutdown(false)
+	if !p.Join(time.Now().Add(procTimeout)) {
+		t.Fatalf("Join timed out; workers %v", p.PIDs())
+	}
+	if _, b := sink.snapshot(); len(b) != 1 || !slices.Equal(taskIDs(b[0].tasks), []uint64{dying.ID}) {
+		t.Fatalf("after Join, Broken calls %v; want one, with task %d", b, dying.ID)
 	}
 }
 
