@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -37,6 +38,13 @@ type processPool struct {
 	id      int64
 	core    *core.ProcessPool
 	results *threadPool
+
+	// undrained: a future was parked since the last drain job. A drain with
+	// nothing to do does no Go work at all, which matters in a child that
+	// a stdlib fork pool forked from this process: its threading atexit
+	// hook joins every pool it inherited, and a forked Go runtime can hang
+	// in any allocation or scheduling.
+	undrained atomic.Bool
 
 	mu      sync.Mutex             // protects the fields below
 	futures map[uint64]*C.PyObject // strong refs of accepted tasks' futures, by task id
@@ -117,6 +125,7 @@ func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, failed bool, data 
 		C.free(raw)
 		return false
 	}
+	p.undrained.Store(true)
 	if parked%drainEvery == 0 {
 		p.drain()
 	}
@@ -124,9 +133,13 @@ func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, failed bool, data 
 }
 
 // drain has the results worker release, with the GIL, the references
-// parked futures left behind (gf_release_drain). Harmless after the
-// results pool has shut down: the next drain anywhere takes them.
+// parked futures left behind (gf_release_drain), if this pool parked any
+// since its last drain. Harmless after the results pool has shut down: the
+// next drain anywhere takes them.
 func (p *processPool) drain() {
+	if !p.undrained.Swap(false) {
+		return
+	}
 	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
 	if p.results.core.Submit(task{Future: core.NewFuture(), Payload: job}) != nil {
 		C.free(unsafe.Pointer(job))
