@@ -38,6 +38,10 @@ type Future struct {
 	failed  bool          // Finished with an exception (for FIRST_EXCEPTION)
 	watches []watch       // told once when the state becomes Settled
 	done    chan struct{} // made on first Wait; closed when the state becomes Done
+	// observed: the owner has something to run when the future ends (the
+	// binding: a Python done-callback, the stdlib's _condition or _waiters),
+	// so it must be finished by a path that can run it. See Observe.
+	observed bool
 }
 
 // watch is one registration of a Completions on a Future.
@@ -103,6 +107,39 @@ func (f *Future) Finish(failed bool) error {
 	if f.state.Done() {
 		return ErrInvalidState
 	}
+	f.finishLocked(failed)
+	return nil
+}
+
+// Observe marks the future observed and returns its state, as State does.
+// From then on FinishUnobserved refuses it: an owner that registers
+// something to run at the end (after Observe said "not done") can count on
+// the future being finished by Finish, on the path that runs it.
+func (f *Future) Observe() (State, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.observed = true
+	return f.state, f.failed
+}
+
+// FinishUnobserved finishes a Pending or Running future that nobody has
+// observed: publish runs first, with the future's lock held (so no Observe
+// can come between it and the state change), then the future becomes
+// Finished as by Finish. It reports false, and calls nothing, when the
+// future is observed or already done; the caller then takes the path that
+// Finish serves.
+func (f *Future) FinishUnobserved(failed bool, publish func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.observed || f.state.Done() {
+		return false
+	}
+	publish()
+	f.finishLocked(failed)
+	return true
+}
+
+func (f *Future) finishLocked(failed bool) {
 	f.state, f.failed = Finished, failed
 	f.closeDoneLocked()
 	f.notifyLocked()
@@ -111,7 +148,6 @@ func (f *Future) Finish(failed bool) error {
 	} else {
 		f.countLocked(outcomeSucceeded)
 	}
-	return nil
 }
 
 // countLocked tells the pool that scheduled f how it ended.

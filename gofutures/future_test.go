@@ -626,3 +626,61 @@ func TestWatchRacingWithSettle(t *testing.T) {
 	checkEachTagOnce(t, c, n)
 	wg.Wait()
 }
+
+func TestFinishUnobserved(t *testing.T) {
+	f := NewFuture()
+	published := false
+	if !f.FinishUnobserved(true, func() { published = true }) || !published {
+		t.Fatal("an unobserved future was not finished by FinishUnobserved")
+	}
+	if s, failed := f.State(); s != Finished || !failed {
+		t.Fatalf("state %v failed %v, want Finished with an exception", s, failed)
+	}
+	if !f.Wait(time.Time{}) {
+		t.Fatal("Wait did not see the finish")
+	}
+	if f.FinishUnobserved(false, func() { t.Fatal("publish ran on a done future") }) {
+		t.Fatal("FinishUnobserved finished a done future")
+	}
+	if s, _ := f.Observe(); s != Finished {
+		t.Fatalf("Observe returned %v, want Finished", s)
+	}
+}
+
+func TestObserveMakesFinishUnobservedRefuse(t *testing.T) {
+	f := NewFuture()
+	if s, _ := f.Observe(); s != Pending {
+		t.Fatalf("Observe returned %v, want Pending", s)
+	}
+	if f.FinishUnobserved(false, func() { t.Fatal("publish ran on an observed future") }) {
+		t.Fatal("FinishUnobserved finished an observed future")
+	}
+	if err := f.Finish(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Whichever of Observe and FinishUnobserved comes first, the observer sees
+// either "done" (and runs its callbacks itself) or "not done" (and the
+// finisher falls back to Finish): never neither.
+func TestObserveRacesFinishUnobserved(t *testing.T) {
+	for i := 0; i < 2000; i++ {
+		f := NewFuture()
+		var observedDone, lazy bool
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s, _ := f.Observe(); observedDone = s.Done() }()
+		go func() {
+			defer wg.Done()
+			if lazy = f.FinishUnobserved(false, func() {}); !lazy {
+				if err := f.Finish(false); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		wg.Wait()
+		if lazy != observedDone {
+			t.Fatalf("lazy finish %v but observer saw done %v", lazy, observedDone)
+		}
+	}
+}

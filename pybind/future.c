@@ -7,6 +7,14 @@
  * exception, callbacks) and provides, lazily, the private attributes the
  * stdlib's own wait()/as_completed() read (_condition, _state, _waiters).
  *
+ * Process results arrive lazily: Go parks the pickled outcome of a future
+ * that nobody observes (no done-callback, no _condition/_waiters asked for)
+ * in f->raw and finishes the Go future without the GIL; the first reader
+ * that needs the value unpickles it (materialize). Observing a future
+ * (observe()) makes Go complete it the eager way instead, through the
+ * pool's results worker, which runs the callbacks and tells the waiters:
+ * observe() and Go's park are serialized by the Go future's lock.
+ *
  * Locking: the GIL protects every field. When someone has asked for
  * _condition, each transition also holds that condition, because the
  * stdlib's wait() reads _state and appends to _waiters under it. Done
@@ -15,6 +23,9 @@
  */
 #include "hot.h"
 #include "_cgo_export.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 enum { ST_PENDING, ST_RUNNING, ST_CANCELLED, ST_CANCELLED_AND_NOTIFIED, ST_FINISHED };
 
@@ -25,6 +36,135 @@ static int state_of(FutureObject *f) { return gfFutureState(f->h) & 0xff; }
 int gf_future_done(FutureObject *f) { return state_of(f) >= ST_CANCELLED; }
 
 int gf_future_check(PyObject *o) { return PyObject_TypeCheck(o, gf_FutureBase); }
+
+/* Marks f observed (see the file comment) and returns its state. */
+static int observe(FutureObject *f) { return gfFutureObserve(f->h) & 0xff; }
+
+/* ---- lazily unpickled process outcomes --------------------------------- */
+
+/* Go's references to parked futures, to release with the GIL: a Treiber
+ * stack that Go only pushes onto and gf_release_drain only empties whole,
+ * so it has no ABA problem. */
+static _Atomic(FutureObject *) release_head;
+static atomic_long parked_since_drain;
+
+long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int is_error) {
+    FutureObject *f = (FutureObject *)o;
+    f->raw = raw;
+    f->raw_len = len;
+    f->raw_is_error = is_error;
+    /* The push comes before Go finishes the future, so that a reader woken
+     * by the finish finds the reference already released or releasable by
+     * its own drain (a future must not outlive its last user's reference
+     * for long: the stdlib's tests check that results are freed). A drain
+     * that releases the last reference first is harmless: Go touches only
+     * its own future after this. */
+    FutureObject *head = atomic_load_explicit(&release_head, memory_order_relaxed);
+    do {
+        f->release_next = (PyObject *)head;
+    } while (!atomic_compare_exchange_weak_explicit(&release_head, &head, f, memory_order_release,
+                                                    memory_order_relaxed));
+    return atomic_fetch_add_explicit(&parked_since_drain, 1, memory_order_relaxed) + 1;
+}
+
+void gf_release_drain(void) {
+    if (atomic_load_explicit(&release_head, memory_order_relaxed) == NULL) return;
+    atomic_store_explicit(&parked_since_drain, 0, memory_order_relaxed);
+    FutureObject *f = atomic_exchange_explicit(&release_head, NULL, memory_order_acquire);
+    while (f != NULL) {
+        FutureObject *next = (FutureObject *)f->release_next;
+        f->release_next = NULL;
+        Py_DECREF(f); /* may run arbitrary code (a result's __del__), as any decref */
+        f = next;
+    }
+}
+
+static PyObject *unpicklable_error; /* gofutures.process._unpicklable_error, on first use */
+
+/* The outcome when a parked result cannot be unpickled: what the pool's
+ * hooks build for an eager delivery (one place builds the message). */
+static PyObject *broken_outcome(PyObject *exc) {
+    if (unpicklable_error == NULL) {
+        PyObject *m = PyImport_ImportModule("gofutures.process");
+        if (m == NULL) return NULL;
+        unpicklable_error = PyObject_GetAttrString(m, "_unpicklable_error");
+        Py_DECREF(m);
+        if (unpicklable_error == NULL) return NULL;
+    }
+    return PyObject_CallOneArg(unpicklable_error, exc);
+}
+
+/* Unpickles f's parked outcome into f->result or f->exception, once; the
+ * caller has seen f done (so Go's writes of raw are visible). 0, or -1 with
+ * an exception set (raw then stays parked for the next reader).
+ *
+ * pickle.loads runs Python code, which may release the GIL: a second reader
+ * meanwhile waits for the first instead of unpickling again (a
+ * __setstate__'s side effects must happen once, and both readers must get
+ * the same object). A KeyboardInterrupt (Ctrl-C while this thread
+ * unpickles, which an eager delivery on the results worker never saw)
+ * leaves the outcome parked; any other failure, SystemExit included, makes
+ * it the BrokenProcessPool that an eager delivery would have set. */
+static int materialize(FutureObject *f) {
+    unsigned long me = PyThread_get_thread_ident();
+    while (f->loading) {
+        if (f->loading_tid == me) {
+            PyErr_SetString(PyExc_RuntimeError, "the future's outcome was asked for while it was being unpickled");
+            return -1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        usleep(100);
+        Py_END_ALLOW_THREADS
+        if (PyErr_CheckSignals() < 0) return -1;
+    }
+    if (f->raw == NULL) return 0; /* the other reader stored it */
+    f->loading = 1;
+    f->loading_tid = me;
+    int is_error = f->raw_is_error;
+    PyObject *data = PyBytes_FromStringAndSize(f->raw, f->raw_len);
+    PyObject *value = data ? PyObject_CallOneArg(gf_pickle_loads, data) : NULL;
+    Py_XDECREF(data);
+    if (value == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+            f->loading = 0;
+            return -1;
+        }
+        PyObject *exc = gf_fetch_exception();
+        value = exc ? broken_outcome(exc) : NULL;
+        Py_XDECREF(exc);
+        if (value == NULL) {
+            f->loading = 0;
+            return -1;
+        }
+        is_error = 1;
+        /* Go finished it as a success: FIRST_EXCEPTION waits asking later
+         * should see the failure. */
+        if (state_of(f) == ST_FINISHED) gfFutureForce(f->h, ST_FINISHED, 1);
+    }
+    f->loading = 0;
+    if (f->raw == NULL) { /* completed anew meanwhile (after a forced _state): that wins */
+        Py_DECREF(value);
+        return 0;
+    }
+    free(f->raw);
+    f->raw = NULL;
+    if (is_error) Py_XSETREF(f->exception, value);
+    else Py_XSETREF(f->result, value);
+    return 0;
+}
+
+/* materialize() if f is done with an outcome parked; any reader of
+ * f->result or f->exception that has not just seen f done calls this. */
+static int settle(FutureObject *f) {
+    if (state_of(f) < ST_CANCELLED || f->raw == NULL) return 0;
+    return materialize(f);
+}
+
+/* Drops a parked outcome that a new completion replaces. */
+static void discard_raw(FutureObject *f) {
+    free(f->raw);
+    f->raw = NULL;
+}
 
 /* Acquires f->condition if it exists; *held receives a strong reference to
  * release with unlock(). */
@@ -98,6 +238,7 @@ int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
      * change needs the GIL to read these. */
     Py_XSETREF(f->result, Py_XNewRef(result));
     Py_XSETREF(f->exception, Py_XNewRef(exc));
+    discard_raw(f);
     notify_waiters(f, exc != NULL ? "add_exception" : "add_result");
     unlock(held, 1);
     invoke_callbacks(f);
@@ -168,6 +309,7 @@ static int fut_clear(FutureObject *f) {
 static void fut_dealloc(FutureObject *f) {
     PyObject_GC_UnTrack(f);
     fut_clear(f);
+    free(f->raw);
     if (f->h != 0) gfFutureFree(f->h);
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
@@ -234,11 +376,18 @@ static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t n
         PyErr_SetNone(gf_stdlib.CancelledError);
         return NULL;
     }
-    if (f->exception != NULL) {
-        gf_raise(f->exception);
-        return NULL;
+    if (f->raw != NULL && materialize(f) < 0) return NULL;
+    PyObject *exc = Py_XNewRef(f->exception);
+    PyObject *value = exc ? NULL : Py_NewRef(f->result ? f->result : Py_None);
+    /* After taking the outcome: a drain may run arbitrary code. Here, not
+     * before the wait, because Go parked this future's own reference before
+     * finishing it: the caller's reference may then be the last. */
+    gf_release_drain();
+    if (exc != NULL) {
+        gf_raise(exc);
+        Py_DECREF(exc);
     }
-    return Py_NewRef(f->result ? f->result : Py_None);
+    return value;
 }
 
 static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -248,7 +397,10 @@ static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_
         PyErr_SetNone(gf_stdlib.CancelledError);
         return NULL;
     }
-    return Py_NewRef(f->exception ? f->exception : Py_None);
+    if (f->raw != NULL && materialize(f) < 0) return NULL;
+    PyObject *exc = Py_NewRef(f->exception ? f->exception : Py_None);
+    gf_release_drain(); /* after taking the outcome, as in fut_result */
+    return exc;
 }
 
 /* ---- module function: map's per-item step ----------------------------- */
@@ -290,8 +442,12 @@ PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_
     return NULL;
 }
 
+/* Observes f first: if it is not done yet, Go will complete it through the
+ * results worker, which runs the callback; if it is, the callback runs now
+ * (and reads a parked outcome through result() or the getters, which
+ * unpickle it). */
 static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
-    if (state_of(f) < ST_CANCELLED) {
+    if (observe(f) < ST_CANCELLED) {
         if (f->callbacks == NULL && (f->callbacks = PyList_New(0)) == NULL) return NULL;
         if (PyList_Append(f->callbacks, fn) < 0) return NULL;
         Py_RETURN_NONE;
@@ -333,6 +489,7 @@ static int set_state(FutureObject *f, PyObject *v, void *c) {
         int eq = PyObject_RichCompareBool(v, gf_stdlib.state_names[i], Py_EQ);
         if (eq < 0) return -1;
         if (eq) {
+            if (settle(f) < 0) return -1; /* before the state may stop saying done */
             gfFutureForce(f->h, i, f->exception != NULL);
             return 0;
         }
@@ -342,16 +499,24 @@ static int set_state(FutureObject *f, PyObject *v, void *c) {
     return -1;
 }
 
-static PyObject *get_result(FutureObject *f, void *c) { return Py_NewRef(f->result ? f->result : Py_None); }
+static PyObject *get_result(FutureObject *f, void *c) {
+    if (settle(f) < 0) return NULL;
+    return Py_NewRef(f->result ? f->result : Py_None);
+}
 
 static int set_result_attr(FutureObject *f, PyObject *v, void *c) {
+    if (settle(f) < 0) return -1; /* a parked exception must survive */
     Py_XSETREF(f->result, Py_XNewRef(v));
     return 0;
 }
 
-static PyObject *get_exception(FutureObject *f, void *c) { return Py_NewRef(f->exception ? f->exception : Py_None); }
+static PyObject *get_exception(FutureObject *f, void *c) {
+    if (settle(f) < 0) return NULL;
+    return Py_NewRef(f->exception ? f->exception : Py_None);
+}
 
 static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
+    if (settle(f) < 0) return -1; /* a parked result must survive */
     if (v == Py_None) v = NULL;
     Py_XSETREF(f->exception, Py_XNewRef(v));
     int st = state_of(f);
@@ -368,21 +533,29 @@ static PyObject *lazy(PyObject **slot, PyObject *(*make)(void)) {
 static PyObject *new_list(void) { return PyList_New(0); }
 static PyObject *new_condition(void) { return PyObject_CallNoArgs(gf_stdlib.condition_type); }
 
-static PyObject *get_condition(FutureObject *f, void *c) { return lazy(&f->condition, new_condition); }
-static PyObject *get_waiters(FutureObject *f, void *c) { return lazy(&f->waiters, new_list); }
-static PyObject *get_callbacks(FutureObject *f, void *c) { return lazy(&f->callbacks, new_list); }
+/* The stdlib's wait()/as_completed() take _condition and add to _waiters
+ * expecting to be told of the completion; code that appends to
+ * _done_callbacks expects them run: all observe the future. */
+static PyObject *get_condition(FutureObject *f, void *c) { observe(f); return lazy(&f->condition, new_condition); }
+static PyObject *get_waiters(FutureObject *f, void *c) { observe(f); return lazy(&f->waiters, new_list); }
+static PyObject *get_callbacks(FutureObject *f, void *c) { observe(f); return lazy(&f->callbacks, new_list); }
 
 static int set_slot(PyObject **slot, PyObject *v) {
     Py_XSETREF(*slot, Py_XNewRef(v));
     return 0;
 }
-static int set_condition(FutureObject *f, PyObject *v, void *c) { return set_slot(&f->condition, v); }
+static int set_condition(FutureObject *f, PyObject *v, void *c) {
+    observe(f);
+    return set_slot(&f->condition, v);
+}
 static int set_waiters(FutureObject *f, PyObject *v, void *c) {
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_waiters must be a list"); return -1; }
+    observe(f);
     return set_slot(&f->waiters, v);
 }
 static int set_callbacks(FutureObject *f, PyObject *v, void *c) {
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_done_callbacks must be a list"); return -1; }
+    observe(f);
     return set_slot(&f->callbacks, v);
 }
 

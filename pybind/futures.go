@@ -61,6 +61,16 @@ func gfFutureState(h C.uintptr_t) C.int {
 	return C.int(s) | cbool(failed)<<8
 }
 
+// gfFutureObserve marks the future observed (core.Future.Observe: from now
+// on a process pool completes it through its results worker, with the GIL)
+// and returns its state as gfFutureState does.
+//
+//export gfFutureObserve
+func gfFutureObserve(h C.uintptr_t) C.int {
+	s, failed := future(h).Observe()
+	return C.int(s) | cbool(failed)<<8
+}
+
 // gfFutureCancel returns 1 if the future is cancelled, plus 2 if this call
 // cancelled it.
 //

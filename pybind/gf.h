@@ -20,7 +20,7 @@
  * hooks.complete(future, kind, data). Go builds deliveries without the GIL,
  * so data is plain C memory (malloc'd, freed with the job). */
 typedef struct gf_job {
-    PyObject *future;  /* FutureObject*, strong */
+    PyObject *future;  /* FutureObject*, strong; NULL for a drain job (gf_release_drain) */
     PyObject *fn;      /* strong, or NULL for a delivery */
     PyObject *args;    /* tuple, strong (NULL for a delivery) */
     PyObject *kwargs;  /* dict or NULL, strong */
@@ -34,6 +34,17 @@ typedef struct gf_job {
 #define GF_DELIVER_BROKEN 100
 /* Delivery kind of a pickled return value (gofutures.FrameResult). */
 #define GF_DELIVER_RESULT 3
+
+/* future.c, called by Go WITHOUT the GIL, with the Go future's lock held,
+ * just before Go finishes the future (core.Future.FinishUnobserved): parks
+ * the pickled outcome raw (malloc'd; ownership passes to the future, which
+ * frees it) in the future for the first reader to unpickle, and takes over
+ * Go's strong reference to the future: it goes on a lock-free stack that
+ * gf_release_drain empties with the GIL held. Touches no Python state.
+ * Returns how many futures were parked since the last drain. */
+long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int is_error);
+/* future.c: releases (GIL held) the references gf_future_park took over. */
+void gf_release_drain(void);
 
 /* A worker goroutine's persistent Python thread state (see worker.c). */
 typedef struct gf_worker gf_worker;

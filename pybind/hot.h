@@ -15,6 +15,18 @@ typedef struct {
     PyObject *callbacks;  /* list of done-callbacks, or NULL if none yet */
     PyObject *condition;  /* threading.Condition, made only if someone reads _condition */
     PyObject *waiters;    /* the stdlib's _waiters list, made only if read */
+    /* A process result or pickled exception that Go parked here instead of
+     * completing the future with the GIL (gf_future_park): written by Go
+     * before the Go state becomes FINISHED, so it may be read once that
+     * state is seen (after a gfFuture* call), and from then on protected by
+     * the GIL. materialize() unpickles it into result/exception and frees
+     * it; dealloc frees it if nobody ever asked. */
+    char *raw;
+    Py_ssize_t raw_len;
+    int raw_is_error;
+    int loading;                /* a thread is unpickling raw (the GIL may be released meanwhile) */
+    unsigned long loading_tid;  /* that thread */
+    PyObject *release_next;     /* link in gf_future_park's stack of references to release */
 } FutureObject;
 
 /* Objects imported from the stdlib at module init (strong, immortal for the
@@ -49,6 +61,8 @@ PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_
 
 /* future.c: a new Future of the given FutureBase subtype (new reference). */
 PyObject *gf_future_new(PyTypeObject *type);
+/* worker.c: pickle.loads (strong, for the module's lifetime). */
+extern PyObject *gf_pickle_loads;
 /* worker.c: releases a job's references and frees it. */
 void gf_job_free(gf_job *job);
 /* worker.c: makes the no-op Python function workers call to honour GIL

@@ -2,7 +2,9 @@
  * gofutures.ProcessPoolExecutor. Python pickles the call; this half makes
  * the Future and hands the pickle to the Go supervisor without releasing the
  * GIL. Outcomes come back as deliveries run by the pool's results worker
- * (see worker.c), which calls hooks.complete(future, kind, data).
+ * (see worker.c), which calls hooks.complete(future, kind, data), or, for
+ * a result or exception nobody observes, parked in the future for the
+ * reader to unpickle (future.c).
  *
  * Lifetime: the object names its Go pool by id; dealloc shuts the pool down
  * without cancelling (queued tasks still run and complete their futures). */
@@ -81,6 +83,7 @@ static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
 static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long timeout_ns) {
     if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
     if (!PyBytes_Check(payload)) return PyErr_Format(PyExc_TypeError, "payload must be bytes");
+    gf_release_drain(); /* a submitter that never reads results must not pile references up */
     PyObject *fut = gf_future_new(self->future_type);
     if (fut == NULL) return NULL;
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
@@ -138,6 +141,7 @@ static PyObject *proc_close(ProcObject *self, PyObject *const *args, Py_ssize_t 
             gf_log_exception("cancelling %r at shutdown failed", f);
         Py_DECREF(f);
     }
+    gf_release_drain();
     Py_RETURN_NONE;
 }
 

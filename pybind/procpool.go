@@ -5,6 +5,12 @@ package pybind
 // "results pool"), whose worker holds a Python thread state and hands the
 // outcome to the Python hooks (unpickling and completing the future need
 // the GIL; the supervisor goroutines never take it).
+//
+// The common outcomes, a pickled result or exception for a future nobody
+// observes from Python (no done-callback, no stdlib wait), skip the results
+// pool: the goroutine parks the pickle in the future and finishes it
+// without the GIL (park), and the thread that asks for the value unpickles
+// it (future.c). That saves a GIL handover and two thread wake-ups per task.
 
 /*
 #include <stdlib.h>
@@ -20,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -31,6 +38,13 @@ type processPool struct {
 	id      int64
 	core    *core.ProcessPool
 	results *threadPool
+
+	// undrained: a future was parked since the last drain job. A drain with
+	// nothing to do does no Go work at all, which matters in a child that
+	// a stdlib fork pool forked from this process: its threading atexit
+	// hook joins every pool it inherited, and a forked Go runtime can hang
+	// in any allocation or scheduling.
+	undrained atomic.Bool
 
 	mu      sync.Mutex             // protects the fields below
 	futures map[uint64]*C.PyObject // strong refs of accepted tasks' futures, by task id
@@ -59,10 +73,14 @@ func (p *processPool) take(id uint64) *C.PyObject {
 }
 
 func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte) {
-	fut := p.take(t.ID)
-	if fut == nil {
-		return
+	if fut := p.take(t.ID); fut != nil {
+		p.deliverTo(t, fut, kind, data)
 	}
+}
+
+// deliverTo queues the outcome of t for the results pool, which completes
+// fut with the GIL; the job takes over the reference fut.
+func (p *processPool) deliverTo(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte) {
 	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
 	job.future = fut
 	job.kind = kind
@@ -77,7 +95,55 @@ func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte) {
 
 // Completed implements core.ProcessSink.
 func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []byte) {
-	p.deliver(t, C.int(kind), data)
+	fut := p.take(t.ID)
+	if fut == nil {
+		return
+	}
+	if (kind == core.FrameResult || kind == core.FrameError) && p.park(t, fut, kind == core.FrameError, data) {
+		return
+	}
+	p.deliverTo(t, fut, C.int(kind), data)
+}
+
+// drainEvery bounds how many parked futures' references wait for a drain:
+// Python threads drain as they read results, submit or shut down, and the
+// results worker drains every drainEvery parks and after the pool joins,
+// for programs that do none of these for a while.
+const drainEvery = 512
+
+// park finishes t's future fut with its pickled outcome left for Python to
+// unpickle on demand, unless the future is observed (or already done);
+// it reports whether it did. On success the reference fut is C's
+// (gf_future_park); otherwise the caller still owns it.
+func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, failed bool, data []byte) bool {
+	raw := C.malloc(C.size_t(len(data) + 1)) // +1: never malloc(0)
+	copy(unsafe.Slice((*byte)(raw), len(data)), data)
+	var parked C.long
+	if !t.Future.FinishUnobserved(failed, func() {
+		parked = C.gf_future_park(fut, (*C.char)(raw), C.Py_ssize_t(len(data)), cbool(failed))
+	}) {
+		C.free(raw)
+		return false
+	}
+	p.undrained.Store(true)
+	if parked%drainEvery == 0 {
+		p.drain()
+	}
+	return true
+}
+
+// drain has the results worker release, with the GIL, the references
+// parked futures left behind (gf_release_drain), if this pool parked any
+// since its last drain. Harmless after the results pool has shut down: the
+// next drain anywhere takes them.
+func (p *processPool) drain() {
+	if !p.undrained.Swap(false) {
+		return
+	}
+	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
+	if p.results.core.Submit(task{Future: core.NewFuture(), Payload: job}) != nil {
+		C.free(unsafe.Pointer(job))
+	}
 }
 
 // Delivery kinds of a task that failed alone (core.ProcessSink.Failed);
@@ -277,6 +343,7 @@ func gfProcRelease(id C.longlong) {
 	p.core.Shutdown(false)
 	go func() {
 		p.core.Join(time.Time{})
+		p.drain()
 		gfPoolRelease(C.longlong(p.results.id))
 		procsMu.Lock()
 		delete(procs, p.id)
@@ -290,6 +357,7 @@ func joinProcessPool(p *processPool, deadline time.Time) bool {
 	if !p.core.Join(deadline) {
 		return false
 	}
+	p.drain()
 	p.results.core.Shutdown(false)
 	return p.results.core.Join(deadline)
 }

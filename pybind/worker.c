@@ -27,14 +27,14 @@
 #define GF_CHECKPOINT_EVERY 16
 
 static PyObject *checkpoint; /* strong, for the module's lifetime: lambda: None */
-static PyObject *pickle_loads; /* strong, for the module's lifetime */
+PyObject *gf_pickle_loads; /* strong, for the module's lifetime */
 
 int gf_worker_init_checkpoint(void) {
     PyObject *pickle = PyImport_ImportModule("pickle");
     if (pickle == NULL) return -1;
-    pickle_loads = PyObject_GetAttrString(pickle, "loads");
+    gf_pickle_loads = PyObject_GetAttrString(pickle, "loads");
     Py_DECREF(pickle);
-    if (pickle_loads == NULL) return -1;
+    if (gf_pickle_loads == NULL) return -1;
     PyObject *globals = PyDict_New();
     if (globals == NULL) return -1;
     if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
@@ -83,7 +83,7 @@ gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more, uintptr
 }
 
 static void free_job(gf_job *job) {
-    Py_DECREF(job->future);
+    Py_XDECREF(job->future);
     Py_XDECREF(job->fn);
     Py_XDECREF(job->args);
     Py_XDECREF(job->kwargs);
@@ -102,7 +102,7 @@ static int deliver_result(gf_worker *w, gf_job *job) {
     if (job->kind != GF_DELIVER_RESULT) return 0;
     if (gf_future_done(f)) return 1; /* cancelled or set meanwhile: as hooks.complete */
     PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
-    PyObject *value = data ? PyObject_CallOneArg(pickle_loads, data) : NULL;
+    PyObject *value = data ? PyObject_CallOneArg(gf_pickle_loads, data) : NULL;
     Py_XDECREF(data);
     if (value == NULL) {
         PyObject *exc = gf_fetch_exception();
@@ -131,6 +131,11 @@ static void deliver(gf_worker *w, gf_job *job) {
 }
 
 static void run_job(gf_worker *w, gf_job *job) {
+    if (job->future == NULL) { /* a drain job: see processPool.drain */
+        gf_release_drain();
+        free_job(job);
+        return;
+    }
     if (job->fn == NULL) {
         deliver(w, job);
         return;
@@ -179,6 +184,11 @@ void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) 
     PyEval_RestoreThread(w->ts);
     for (long i = 0; i < n; i++) {
         FutureObject *f = (FutureObject *)jobs[i]->future;
+        if (f == NULL) { /* a drain job */
+            gf_release_drain();
+            free_job(jobs[i]);
+            continue;
+        }
         PyObject *exc = PyObject_CallFunction(gf_stdlib.BrokenThreadPool, "s", message);
         if (exc == NULL || gf_future_complete(f, NULL, exc) < 0) PyErr_Clear(); /* cancelled meanwhile */
         Py_XDECREF(exc);

@@ -8,6 +8,10 @@ Data flow:
       Go queue -> idle worker      <--RESULT/ERROR, fd 4--
       supervisor goroutine: outcome -> results worker (holds the GIL)
         -> _Hooks.complete(): unpickle, set_result / set_exception
+      or, for a result or exception of a future that nobody observes (no
+      done-callback, no stdlib wait()), the goroutine parks the pickle in
+      the future and finishes it without the GIL; result() / exception()
+      unpickle it, once, in the thread that asks (pybind/future.c)
 
 Workers are started by exec of this interpreter (never a bare fork of a
 process that holds a Go runtime). A worker that dies is noticed at once by
@@ -103,6 +107,17 @@ def _live_pids(pool_id):
     return [int(p) for p in pids.split(",")] if pids else []
 
 
+def _unpicklable_error(exc):
+    """The BrokenProcessPool a call fails with when its outcome came back
+    from its worker but unpickling it here raised exc. C builds it with this
+    too, for an outcome unpickled on demand (pybind/future.c)."""
+    broken = BrokenProcessPool(
+        "the outcome of this call came back from its worker but could not be "
+        "unpickled here: %s: %s" % (type(exc).__name__, exc))
+    broken.__cause__ = exc
+    return broken
+
+
 class _Hooks:
     """Runs on the pool's results worker, with the GIL: turns each outcome
     into the future's result or exception."""
@@ -124,11 +139,7 @@ class _Hooks:
         raised exc (C calls this for results it could not unpickle)."""
         if future.done():
             return
-        broken = BrokenProcessPool(
-            "the outcome of this call came back from its worker but could not be "
-            "unpickled here: %s: %s" % (type(exc).__name__, exc))
-        broken.__cause__ = exc
-        future.set_exception(broken)
+        future.set_exception(_unpicklable_error(exc))
 
     def complete(self, future, kind, data):
         if future.done():
