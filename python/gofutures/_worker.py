@@ -21,6 +21,10 @@ import traceback
 INIT, TASK, RESULT, ERROR, READY, EXIT = range(1, 7)
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
 
+# The pool's process, for a worker whose parent is not: the zygote
+# (_zygote.py) sets it in the workers it forks.
+PARENT_PID = None
+
 # The code a supervisor passes to `python -c` to run this file by path.
 WORKER_COMMAND = ("import importlib.util as u, sys; "
                   "s = u.spec_from_file_location('gofutures_worker', sys.argv[1]); "
@@ -113,7 +117,7 @@ def _become_pool_process(start_method):
     import multiprocessing.process as mp_process
     cls = multiprocessing.get_context(start_method).Process
     me = cls(name="%s-%s" % (cls.__name__, os.environ.get("GOFUTURES_WORKER", "1")))
-    me._parent_pid = os.getppid()
+    me._parent_pid = PARENT_PID or os.getppid()
     me._parent_name = "MainProcess"
     mp_process._current_process = me
 
