@@ -191,39 +191,29 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 }
 
 func (p *ProcessPool) spawnLocked() error {
-	taskR, taskW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	resR, resW, err := os.Pipe()
-	if err != nil {
-		taskR.Close()
-		taskW.Close()
-		return err
-	}
 	env := p.cfg.Env
 	if env == nil {
 		env = os.Environ()
 	}
 	p.started++
-	spec := workerSpec{
-		argv:  p.cfg.Command,
-		env:   append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started)),
-		files: append([]*os.File{taskR, resW}, p.cfg.Files...), // the worker's fds 3, 4, 5...
-	}
+	env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
 	var proc workerProc
+	var taskW, resR *os.File
+	var err error
 	if p.cfg.Zygote != nil {
-		proc, _ = p.cfg.Zygote.start(spec) // on failure, quietly exec (the pool must not depend on it)
+		proc, taskW, resR, err = p.startWith(env, p.cfg.Zygote.start)
+		if err != nil {
+			// Quietly exec instead: the pool must not depend on the zygote.
+			// With new pipes: a child it may have forked before failing
+			// holds the old ones, now closed, so it exits at once.
+			proc = nil
+		}
 	}
 	if proc == nil {
-		proc, err = execStart(spec)
-	}
-	taskR.Close()
-	resW.Close()
-	if err != nil {
-		taskW.Close()
-		resR.Close()
-		return err
+		proc, taskW, resR, err = p.startWith(env, execStart)
+		if err != nil {
+			return err
+		}
 	}
 	w := &procWorker{proc: proc, pid: proc.pid(), in: taskW, out: resR, ready: p.cfg.Init == nil}
 	p.workers[w] = struct{}{}
@@ -233,6 +223,36 @@ func (p *ProcessPool) spawnLocked() error {
 	go p.supervise(w)
 	p.idle = append(p.idle, w)
 	return nil
+}
+
+// startWith makes a worker's pipes and starts it with start; it returns
+// the worker and our ends of its task and result pipes, or an error and
+// no open pipe.
+func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc, error)) (
+	proc workerProc, taskW, resR *os.File, err error) {
+	taskR, taskW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		taskR.Close()
+		taskW.Close()
+		return nil, nil, nil, err
+	}
+	proc, err = start(workerSpec{
+		argv:  p.cfg.Command,
+		env:   env,
+		files: append([]*os.File{taskR, resW}, p.cfg.Files...), // the worker's fds 3, 4, 5...
+	})
+	taskR.Close()
+	resW.Close()
+	if err != nil {
+		taskW.Close()
+		resR.Close()
+		return nil, nil, nil, err
+	}
+	return proc, taskW, resR, nil
 }
 
 // supervise reads w's frames until its pipe closes, then reaps it.

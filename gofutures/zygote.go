@@ -251,6 +251,13 @@ func (z *Zygote) start(spec workerSpec) (workerProc, error) {
 		}
 		return &zygoteWorker{pidv: r.pid, exit: r.exit, zp: zp}, nil
 	case <-zp.done:
+		select { // its answer, if it came before its end, is in replies by now
+		case r := <-zp.replies:
+			if r.err == nil {
+				return &zygoteWorker{pidv: r.pid, exit: r.exit, zp: zp}, nil
+			}
+		default:
+		}
 		return nil, errors.New("the zygote exited")
 	case <-timer.C:
 		zp.cmd.Process.Kill()

@@ -26,6 +26,7 @@ import signal
 import socket
 import struct
 import sys
+import warnings
 
 # The code a supervisor passes to `python -c` to run this file by path:
 # argv[1] is this file, argv[2] the worker's. The worker module keeps the
@@ -72,9 +73,9 @@ def _preimport():
 # Standard modules never preloaded: they touch the terminal, print, open a
 # browser, or are only for interactive use.
 _NEVER_PRELOAD = frozenset([
-    "__main__", "__mp_main__", "_pyrepl", "antigravity", "code", "curses", "ensurepip",
-    "idlelib", "pdb", "pydoc", "readline", "rlcompleter", "site", "test", "this",
-    "tkinter", "turtle", "turtledemo", "webbrowser",
+    "__main__", "__mp_main__", "_curses", "_curses_panel", "_pyrepl", "_tkinter",
+    "antigravity", "code", "curses", "ensurepip", "idlelib", "pdb", "pydoc", "readline",
+    "rlcompleter", "site", "test", "this", "tkinter", "turtle", "turtledemo", "webbrowser",
 ])
 
 
@@ -104,7 +105,9 @@ def _preload(names, tried):
             continue
         tried.add(name)
         try:
-            __import__(name)
+            with warnings.catch_warnings():  # the worker's own import warns, if it must
+                warnings.simplefilter("ignore")
+                __import__(name)
         except BaseException:  # any failure: the worker imports it itself, if it must
             pass
 
@@ -112,6 +115,9 @@ def _preload(names, tried):
 def main(worker):
     """Serves requests until EOF; returns 0 there. A forked child never
     returns: it runs the worker and exits (_run_worker)."""
+    # Descriptors the parent left inheritable would otherwise stay open in
+    # this long-lived process (a pipe whose reader then never sees EOF).
+    os.closerange(4, _max_fd())
     _preimport()
     worker.PARENT_PID = os.getppid()  # the pool's process, which exec'd this one
     sock = socket.socket(fileno=3)
@@ -188,10 +194,7 @@ def _report_exits(children, sock):
             code, sig = info.si_status, 0
         else:  # killed, or dumped core
             code, sig = -1, info.si_status
-        try:
-            sock.sendall(b"exited %d %d %d\n" % (pid, code, sig))
-        except OSError:
-            pass  # the parent is gone; EOF ends the loop
+        _send(sock, b"exited %d %d %d\n" % (pid, code, sig))
 
 
 def _release(children, pid):
@@ -251,15 +254,22 @@ def _fork(data, fds, children, sock, tried):
     except OSError as exc:
         for fd in fds:
             os.close(fd)
-        sock.sendall(b"failed " + str(exc).replace("\n", " ").encode() + b"\n")
+        _send(sock, b"failed " + str(exc).replace("\n", " ").encode() + b"\n")
         return -1
     if pid == 0:
         return 0
     for fd in fds:
         os.close(fd)
     children[pid] = False
-    sock.sendall(b"forked %d\n" % pid)
+    _send(sock, b"forked %d\n" % pid)
     return pid
+
+
+def _send(sock, line):
+    try:
+        sock.sendall(line)
+    except OSError:
+        pass  # the parent is gone; EOF ends the loop
 
 
 def _become_worker(sock, wake, data, fds, worker_path):
@@ -370,3 +380,7 @@ def _fresh_stdio():
                                write_through=unbuffered)
         setattr(sys, name, new)
         setattr(sys, "__%s__" % name, new)
+
+
+if __name__ == "__main__":  # `python _zygote.py WORKER_FILE`: for tests of the Go side
+    sys.exit(main(load("gofutures_worker", sys.argv[1])))
