@@ -1,7 +1,8 @@
-"""A process-pool worker: plain Python, no Go runtime. The Go supervisor
-starts it by exec of the parent's interpreter, loading this file by path
-(WORKER_COMMAND below) so that the gofutures package, and with it the Go
-runtime, is never imported here. It gets the task pipe on fd 3 and
+"""A process-pool worker: plain Python, no Go runtime. The zygote
+(_zygote.py) forks it and calls main(), or the Go supervisor starts it by
+exec of the parent's interpreter, loading this file by path
+(WORKER_COMMAND below); either way the gofutures package, and with it the
+Go runtime, is never imported here. It gets the task pipe on fd 3 and
 the result pipe on fd 4 (stdout and stderr are the parent's). It runs one
 task at a time and exits when fd 3 closes (the parent is gone or asked it
 to), so no worker outlives its pool.
