@@ -52,7 +52,7 @@ from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTracebac
 from . import _base, _pickling, _spawning, _worker, _zygote
 from ._core import cold, hot
 from ._procextras import check_extras, failed_alone, timeout_ns
-from .thread import _join
+from .thread import _forked_child, _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
@@ -62,7 +62,8 @@ _DIED, _KILLED = 101, 103  # a call failed alone (pybind/procpool.go, _procextra
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
     # may hold a Python thread state when the interpreter finalizes.
-    _join(cold.JoinAllProcessPools)
+    if not _forked_child():
+        _join(cold.JoinAllProcessPools)
 
 
 threading._register_atexit(_python_exit)
