@@ -127,8 +127,8 @@ var ErrTerminated = errors.New("the worker processes were terminated on request"
 // ProcessPool runs tasks in worker processes started by exec (or forked by
 // a Zygote) and supervised here: one goroutine per worker reads its answers
 // and notices its death at once (the pipe closes, then wait reports the exit
-// status). Each worker runs
-// one task at a time, so a death is always attributed to the right task.
+// status). Each worker runs one task at a time, so a death is always
+// attributed to the right task.
 type ProcessPool struct {
 	cfg  ProcessConfig
 	sink ProcessSink

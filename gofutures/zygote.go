@@ -20,21 +20,22 @@ import (
 
 // A Zygote starts worker processes by fork instead of exec: it asks a
 // helper process (the zygote, python/gofutures/_zygote.py) to fork one. The
-// helper was started once by exec of Argv and never loads a Go runtime, so
+// helper was started once by exec of argv and never loads a Go runtime, so
 // forking it is safe (forking this process is not: a child of a Go program
 // cannot use its runtime), and it has already paid the interpreter's start
 // and the worker's imports, which a fresh exec pays again per worker.
 //
 // Protocol, over a unix stream socket that is the helper's fd 3:
-//   - request (us -> helper): a 4-byte big-endian length, then JSON
-//     {"env": [...], "cwd": "...", "preload": [...]}; SCM_RIGHTS carries the worker's stdout,
-//     stderr and its fds 3, 4, 5, ... in that order. One request is in
-//     flight at a time (Zygote.mu).
+//   - fork request (us -> helper): a 4-byte big-endian length, then JSON
+//     {"env": [...], "cwd": "...", "preload": [...]}; SCM_RIGHTS carries
+//     the worker's stdout, stderr and its fds 3, 4, 5, ... in that order.
+//     One fork request is in flight at a time (Zygote.mu), so the
+//     descriptors the helper receives are always that request's.
 //   - answers (helper -> us), lines: "forked <pid>" or "failed <why>" for
 //     the request; "exited <pid> <code> <signal>" whenever one of its
 //     children ends, so that the pool learns exit codes and signals it
 //     cannot wait for itself.
-//   - release (us -> helper): a request {"reap": <pid>} without
+//   - release (us -> helper): the same framing, {"reap": <pid>}, no
 //     descriptors, once the pool is done with that worker. Until then the
 //     helper leaves it a zombie (it learns the status with WNOWAIT), so
 //     that its pid is not reused while the pool may still signal it or
