@@ -293,8 +293,8 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	p.mu.Lock()
 	w.exit = exit
 	p.mu.Unlock()
+	w.proc.release() // reaped before the pool stops listing it
 	p.reap(w)
-	w.proc.release()
 }
 
 // finish completes w's current task and gives w new work, or retires it

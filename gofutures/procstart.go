@@ -10,10 +10,10 @@ import (
 
 // workerProc is a started worker process as the pool sees it, however it
 // was started (exec here, or forked by a Zygote). Its supervisor goroutine
-// calls wait once, after the worker's result pipe closed, then release once
-// the pool has forgotten the worker (from then on its pid may be reused);
-// signal may be called from any goroutine, before or after, and does
-// nothing after release.
+// calls wait once, after the worker's result pipe closed, then release
+// (which returns once the process is reaped: from then on its pid may be
+// reused) before the pool forgets the worker; signal may be called from any
+// goroutine, before or after, and does nothing once release began.
 type workerProc interface {
 	pid() int
 	signal(sig syscall.Signal)

@@ -36,7 +36,9 @@ import (
 //     children ends, so that the pool learns exit codes and signals it
 //     cannot wait for itself.
 //   - release (us -> helper): the same framing, {"reap": <pid>}, no
-//     descriptors, once the pool is done with that worker. Until then the
+//     descriptors, once the worker's exit is known; the helper reaps it and
+//     answers "reaped <pid>" (the pool forgets the worker after that, so a
+//     pid it no longer lists is gone, not a zombie). Until then the
 //     helper leaves it a zombie (it learns the status with WNOWAIT), so
 //     that its pid is not reused while the pool may still signal it or
 //     report it alive, as with a child of our own.
@@ -86,14 +88,16 @@ type zygoteProc struct {
 	replies chan zygoteReply // the answer to the request in flight (buffered 1)
 	done    chan struct{}    // closed once the helper's socket reached EOF
 
-	mu    sync.Mutex // protects waits
-	waits map[int]chan procExit
+	mu     sync.Mutex // protects waits and reaped
+	waits  map[int]chan procExit
+	reaped map[int]chan struct{} // closed at "reaped <pid>" (or the helper's end)
 }
 
 type zygoteReply struct {
-	pid  int
-	exit chan procExit // receives its exit status; closed if the helper dies first
-	err  error
+	pid    int
+	exit   chan procExit // receives its exit status; closed if the helper dies first
+	reaped chan struct{} // closed once the helper reaped it (or died)
+	err    error
 }
 
 func startZygote(argv []string) (*zygoteProc, error) {
@@ -128,7 +132,8 @@ func startZygote(argv []string) (*zygoteProc, error) {
 		return nil, fmt.Errorf("cannot use the zygote's socket: %w", err)
 	}
 	zp := &zygoteProc{cmd: cmd, conn: c.(*net.UnixConn), owner: os.Getpid(),
-		replies: make(chan zygoteReply, 1), done: make(chan struct{}), waits: map[int]chan procExit{}}
+		replies: make(chan zygoteReply, 1), done: make(chan struct{}), waits: map[int]chan procExit{},
+		reaped: map[int]chan struct{}{}}
 	go zp.read()
 	return zp, nil
 }
@@ -145,11 +150,19 @@ func (zp *zygoteProc) read() {
 		switch {
 		case len(f) == 2 && f[0] == "forked":
 			pid, _ := strconv.Atoi(f[1])
-			ch := make(chan procExit, 1)
+			ch, reaped := make(chan procExit, 1), make(chan struct{})
 			zp.mu.Lock()
-			zp.waits[pid] = ch
+			zp.waits[pid], zp.reaped[pid] = ch, reaped
 			zp.mu.Unlock()
-			zp.reply(zygoteReply{pid: pid, exit: ch})
+			zp.reply(zygoteReply{pid: pid, exit: ch, reaped: reaped})
+		case len(f) == 2 && f[0] == "reaped":
+			pid, _ := strconv.Atoi(f[1])
+			zp.mu.Lock()
+			if ch := zp.reaped[pid]; ch != nil {
+				close(ch)
+				delete(zp.reaped, pid)
+			}
+			zp.mu.Unlock()
 		case len(f) >= 1 && f[0] == "failed":
 			zp.reply(zygoteReply{err: fmt.Errorf("the zygote could not fork a worker: %s",
 				strings.TrimSpace(strings.TrimPrefix(line, "failed")))})
@@ -174,7 +187,10 @@ func (zp *zygoteProc) read() {
 	for _, ch := range zp.waits { // their exit status is lost with the helper
 		close(ch)
 	}
-	zp.waits = nil
+	for _, ch := range zp.reaped { // init reaps them now
+		close(ch)
+	}
+	zp.waits, zp.reaped = nil, nil
 	zp.mu.Unlock()
 	close(zp.done)
 	zp.cmd.Wait()
@@ -250,12 +266,12 @@ func (z *Zygote) start(spec workerSpec) (workerProc, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		return &zygoteWorker{pidv: r.pid, exit: r.exit, zp: zp}, nil
+		return &zygoteWorker{pidv: r.pid, exit: r.exit, reaped: r.reaped, zp: zp}, nil
 	case <-zp.done:
 		select { // its answer, if it came before its end, is in replies by now
 		case r := <-zp.replies:
 			if r.err == nil {
-				return &zygoteWorker{pidv: r.pid, exit: r.exit, zp: zp}, nil
+				return &zygoteWorker{pidv: r.pid, exit: r.exit, reaped: r.reaped, zp: zp}, nil
 			}
 		default:
 		}
@@ -271,6 +287,7 @@ func (z *Zygote) start(spec workerSpec) (workerProc, error) {
 type zygoteWorker struct {
 	pidv   int
 	exit   chan procExit
+	reaped chan struct{}
 	zp     *zygoteProc
 	exited atomic.Bool // set by release: the pid may be reused from then on
 }
@@ -297,6 +314,12 @@ func (w *zygoteWorker) release() {
 		return
 	}
 	// If the helper is gone it cannot reap, and need not: its children
-	// went to init.
-	w.zp.send([]byte(fmt.Sprintf(`{"reap": %d}`, w.pidv)), nil)
+	// went to init (and reaped is closed).
+	if w.zp.send([]byte(fmt.Sprintf(`{"reap": %d}`, w.pidv)), nil) != nil {
+		return
+	}
+	select { // bounded: a hung helper must not hang the pool
+	case <-w.reaped:
+	case <-time.After(zygoteReplyTimeout):
+	}
 }

@@ -154,6 +154,7 @@ def main(worker):
                 break
             if "reap" in data:
                 _release(children, data["reap"])
+                _send(sock, b"reaped %d\n" % data["reap"])
                 continue
             fds = requests.take_fds()
             if _fork(data, fds, children, sock, tried) == 0:
@@ -177,8 +178,9 @@ def main(worker):
 
 def _report_exits(children, sock):
     """Reports the children that ended since the last call, leaving them
-    zombies (WNOWAIT): the parent releases each ({"reap": pid}) once it has
-    forgotten the worker, so that the pid is not reused meanwhile."""
+    zombies (WNOWAIT): the parent releases each ({"reap": pid}, answered
+    "reaped <pid>") before it forgets the worker, so that the pid is not
+    reused meanwhile."""
     for pid, reported in list(children.items()):
         if reported:
             continue
