@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -52,6 +51,11 @@ type ProcessConfig struct {
 	// 0: no limit. Read from /proc/<pid>/statm; where there is none it
 	// never acts.
 	MaxWorkerMemory int64
+	// Zygote, if set, forks the workers from a helper process that has
+	// already started an interpreter and imported what workers need
+	// (zygote.go); a worker it cannot start is started by exec of Command.
+	// nil: every worker is started by exec.
+	Zygote *Zygote
 }
 
 // ProcTask is one call to run in a worker process.
@@ -120,10 +124,11 @@ const WorkerNumberEnv = "GOFUTURES_WORKER"
 // (TerminateWorkers).
 var ErrTerminated = errors.New("the worker processes were terminated on request")
 
-// ProcessPool runs tasks in worker processes started by exec and supervised
-// here: one goroutine per worker reads its answers and notices its death at
-// once (the pipe closes, then Wait reports the exit status). Each worker runs
-// one task at a time, so a death is always attributed to the right task.
+// ProcessPool runs tasks in worker processes started by exec (or forked by
+// a Zygote) and supervised here: one goroutine per worker reads its answers
+// and notices its death at once (the pipe closes, then wait reports the exit
+// status). Each worker runs one task at a time, so a death is always
+// attributed to the right task.
 type ProcessPool struct {
 	cfg  ProcessConfig
 	sink ProcessSink
@@ -149,8 +154,9 @@ type ProcessPool struct {
 }
 
 type procWorker struct {
-	cmd     *exec.Cmd
+	proc    workerProc
 	pid     int
+	exit    procExit // how it ended; set by its supervisor before reap
 	in      *os.File // our end of the worker's task pipe
 	out     *os.File // our end of the worker's result pipe
 	current *ProcTask
@@ -189,34 +195,31 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 }
 
 func (p *ProcessPool) spawnLocked() error {
-	taskR, taskW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	resR, resW, err := os.Pipe()
-	if err != nil {
-		taskR.Close()
-		taskW.Close()
-		return err
-	}
-	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	env := p.cfg.Env
 	if env == nil {
 		env = os.Environ()
 	}
 	p.started++
-	cmd.Env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.ExtraFiles = append([]*os.File{taskR, resW}, p.cfg.Files...) // the worker's fds 3, 4, 5...
-	err = cmd.Start()
-	taskR.Close()
-	resW.Close()
-	if err != nil {
-		taskW.Close()
-		resR.Close()
-		return fmt.Errorf("cannot start a worker process: %w", err)
+	env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
+	var proc workerProc
+	var taskW, resR *os.File
+	var err error
+	if p.cfg.Zygote != nil {
+		proc, taskW, resR, err = p.startWith(env, p.cfg.Zygote.start)
+		if err != nil {
+			// Quietly exec instead: the pool must not depend on the zygote.
+			// With new pipes: a child it may have forked before failing
+			// holds the old ones, now closed, so it exits at once.
+			proc = nil
+		}
 	}
-	w := &procWorker{cmd: cmd, pid: cmd.Process.Pid, in: taskW, out: resR, ready: p.cfg.Init == nil}
+	if proc == nil {
+		proc, taskW, resR, err = p.startWith(env, execStart)
+		if err != nil {
+			return err
+		}
+	}
+	w := &procWorker{proc: proc, pid: proc.pid(), in: taskW, out: resR, ready: p.cfg.Init == nil}
 	p.workers[w] = struct{}{}
 	if p.cfg.Init != nil {
 		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
@@ -224,6 +227,36 @@ func (p *ProcessPool) spawnLocked() error {
 	go p.supervise(w)
 	p.idle = append(p.idle, w)
 	return nil
+}
+
+// startWith makes a worker's pipes and starts it with start; it returns
+// the worker and our ends of its task and result pipes, or an error and
+// no open pipe.
+func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc, error)) (
+	proc workerProc, taskW, resR *os.File, err error) {
+	taskR, taskW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		taskR.Close()
+		taskW.Close()
+		return nil, nil, nil, err
+	}
+	proc, err = start(workerSpec{
+		argv:  p.cfg.Command,
+		env:   env,
+		files: append([]*os.File{taskR, resW}, p.cfg.Files...), // the worker's fds 3, 4, 5...
+	})
+	taskR.Close()
+	resW.Close()
+	if err != nil {
+		taskW.Close()
+		resR.Close()
+		return nil, nil, nil, err
+	}
+	return proc, taskW, resR, nil
 }
 
 // supervise reads w's frames until its pipe closes, then reaps it.
@@ -260,8 +293,12 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	}
 	w.out.Close()
 	w.memory.close()
-	werr := w.cmd.Wait()
-	p.reap(w, werr)
+	exit := w.proc.wait()
+	p.mu.Lock()
+	w.exit = exit
+	p.mu.Unlock()
+	w.proc.release() // reaped before the pool stops listing it
+	p.reap(w)
 }
 
 // finish completes w's current task and gives w new work, or retires it
@@ -391,7 +428,7 @@ func (p *ProcessPool) unlockAfterDispatch(err error) {
 // pool, unless Survive is set and the crash-loop guard allows (then only
 // its task fails); a worker the pool killed for its task (kill) fails that
 // task alone. Either way the pool then replaces the worker.
-func (p *ProcessPool) reap(w *procWorker, werr error) {
+func (p *ProcessPool) reap(w *procWorker) {
 	p.mu.Lock()
 	delete(p.workers, w)
 	w.stopTimerLocked()
@@ -446,9 +483,12 @@ func (p *ProcessPool) reap(w *procWorker, werr error) {
 
 // deathLocked describes the unexpected death of w.
 func (p *ProcessPool) deathLocked(w *procWorker) *WorkerDied {
-	d := &WorkerDied{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode(), Detail: w.detail, Starting: !w.ready}
-	if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		d.Signal = ws.Signal()
+	d := &WorkerDied{PID: w.pid, ExitCode: w.exit.code, Detail: w.detail, Starting: !w.ready}
+	if w.exit.signal != 0 {
+		d.Signal = w.exit.signal
+	}
+	if !w.exit.known && d.Detail == "" {
+		d.Detail = "its exit status is unknown (the zygote that forked it died)"
 	}
 	if w.current != nil {
 		d.TaskID = w.current.ID
@@ -491,7 +531,7 @@ func (p *ProcessPool) breakLocked(err error, extra ...*ProcTask) ([]*ProcTask, b
 
 func (p *ProcessPool) killAllLocked(sig syscall.Signal) {
 	for w := range p.workers {
-		w.cmd.Process.Signal(sig)
+		w.proc.signal(sig)
 	}
 }
 

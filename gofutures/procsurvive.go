@@ -76,6 +76,6 @@ func (p *ProcessPool) killTaskLocked(w *procWorker, t *ProcTask, why error) bool
 	} else {
 		p.counts.fail(1)
 	}
-	w.cmd.Process.Signal(syscall.SIGKILL)
+	w.proc.signal(syscall.SIGKILL)
 	return true
 }

@@ -7,7 +7,8 @@ descriptors travel through it (DupFd) to the child at known fd numbers. The
 stdlib's spawn pools get this for initargs because each worker is a spawned
 multiprocessing Process.
 
-gofutures' workers are exec'd by the Go supervisor instead, so while it
+gofutures' workers are exec'd by the Go supervisor (or forked by the
+zygote with the same descriptors) instead, so while it
 pickles the init payload, ChildFds stands in for that Popen: each descriptor
 an object hands it is duplicated, and the pickle records the number the
 worker will find it under (5, 6, ...: after the task and result pipes on 3

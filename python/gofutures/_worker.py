@@ -1,7 +1,8 @@
-"""A process-pool worker: plain Python, no Go runtime. The Go supervisor
-starts it by exec of the parent's interpreter, loading this file by path
-(WORKER_COMMAND below) so that the gofutures package, and with it the Go
-runtime, is never imported here. It gets the task pipe on fd 3 and
+"""A process-pool worker: plain Python, no Go runtime. The zygote
+(_zygote.py) forks it and calls main(), or the Go supervisor starts it by
+exec of the parent's interpreter, loading this file by path
+(WORKER_COMMAND below); either way the gofutures package, and with it the
+Go runtime, is never imported here. It gets the task pipe on fd 3 and
 the result pipe on fd 4 (stdout and stderr are the parent's). It runs one
 task at a time and exits when fd 3 closes (the parent is gone or asked it
 to), so no worker outlives its pool.
@@ -20,6 +21,10 @@ import traceback
 # Frame kinds, as in gofutures/wire.go.
 INIT, TASK, RESULT, ERROR, READY, EXIT = range(1, 7)
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
+
+# The pool's process, for a worker whose parent is not: the zygote
+# (_zygote.py) sets it in the workers it forks.
+PARENT_PID = None
 
 # The code a supervisor passes to `python -c` to run this file by path.
 WORKER_COMMAND = ("import importlib.util as u, sys; "
@@ -113,7 +118,7 @@ def _become_pool_process(start_method):
     import multiprocessing.process as mp_process
     cls = multiprocessing.get_context(start_method).Process
     me = cls(name="%s-%s" % (cls.__name__, os.environ.get("GOFUTURES_WORKER", "1")))
-    me._parent_pid = os.getppid()
+    me._parent_pid = PARENT_PID or os.getppid()
     me._parent_name = "MainProcess"
     mp_process._current_process = me
 

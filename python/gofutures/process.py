@@ -13,8 +13,11 @@ Data flow:
       the future and finishes it without the GIL; result() / exception()
       unpickle it, once, in the thread that asks (pybind/future.c)
 
-Workers are started by exec of this interpreter (never a bare fork of a
-process that holds a Go runtime). A worker that dies is noticed at once by
+Workers are never a bare fork of this process (it holds a Go runtime, which
+a forked child cannot use): they are forked by the zygote, a helper process
+started once by exec of this interpreter that never loads the Go runtime
+(_zygote.py), or, with GOFUTURES_ZYGOTE=0 or when the zygote cannot serve,
+started by exec of this interpreter. A worker that dies is noticed at once by
 its supervisor goroutine (its pipe closes, then its exit status is read):
 the pool breaks as the stdlib's does and every pending future fails with
 BrokenProcessPool saying which worker died, how, and what it was running.
@@ -39,6 +42,7 @@ has its worker killed: TaskTimeoutError), kill_task(future) (stop a running
 call), max_worker_memory= (recycle a worker that grew too big), stats().
 """
 import itertools
+import json
 import multiprocessing.spawn
 import os
 import pickle
@@ -49,10 +53,10 @@ import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _pickling, _spawning, _worker
+from . import _base, _pickling, _spawning, _worker, _zygote
 from ._core import cold, hot
 from ._procextras import check_extras, failed_alone, timeout_ns
-from .thread import _join
+from .thread import _forked_child, _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
@@ -62,7 +66,8 @@ _DIED, _KILLED = 101, 103  # a call failed alone (pybind/procpool.go, _procextra
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
     # may hold a Python thread state when the interpreter finalizes.
-    _join(cold.JoinAllProcessPools)
+    if not _forked_child():
+        _join(cold.JoinAllProcessPools)
 
 
 threading._register_atexit(_python_exit)
@@ -100,6 +105,16 @@ class _WorkerProcess:
     def __repr__(self):
         return "<gofutures worker process pid=%d %s>" % (
             self.pid, "alive" if self.is_alive() else "exited")
+
+
+def _use_zygote():
+    # Read per pool, so that a program (or a test) can switch it.
+    if os.environ.get("GOFUTURES_ZYGOTE", "1") == "0":
+        cold.SetZygote("", "")
+    else:
+        cold.SetZygote(json.dumps([sys.executable, "-c", _zygote.ZYGOTE_COMMAND,
+                                   _zygote.__file__, _worker.__file__]),
+                       json.dumps(_zygote.stdlib_modules(sys.modules)))
 
 
 def _live_pids(pool_id):
@@ -235,6 +250,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             child_fds.close()
             raise
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
+        _use_zygote()
         lazy = start_method != "fork"
         self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
                     _Hooks(), child_fds.take(), lazy, *extras)

@@ -26,6 +26,16 @@ _executors = weakref.WeakSet()  # live executors, for the interpreter-exit join
 _exiting = False
 
 
+_PID = os.getpid()  # the process that loaded the Go runtime
+
+
+def _forked_child():
+    """True in a bare fork of this process (the stdlib's 'fork' pools, an
+    os.fork()): its copy of the Go runtime has no thread running, so it has
+    no pool to join, and a call into Go could wait forever."""
+    return os.getpid() != _PID
+
+
 def _join(join_once):
     while not join_once(_JOIN_SLICE_MS):
         pass
@@ -35,6 +45,8 @@ def _python_exit():
     # Runs before the interpreter joins its own threads and finalizes: every
     # worker must be done with its Python thread state before finalization,
     # and, as in the stdlib, the program waits for the queued work.
+    if _forked_child():
+        return
     global _exiting
     _exiting = True
     hot._set_interpreter_exiting()

@@ -1,0 +1,388 @@
+"""The zygote: a helper process that forks process-pool workers on request.
+
+Starting a worker by exec costs a fresh interpreter and the worker's
+imports (pickle, logging, multiprocessing, concurrent.futures.process,
+cloudpickle: most of a worker's start). The parent cannot fork instead: it
+holds a Go runtime, which a forked child cannot use. This helper can: it is
+started once per parent process by exec, loads this file and _worker.py by
+path (never the gofutures package, so never the Go runtime), imports what
+workers need, and then forks a worker whenever the parent asks. Each
+worker still does its per-pool set-up itself, as an exec'd one does (the
+parent's sys.path and working directory, its main script re-imported as
+__mp_main__, the initializer): only the interpreter start and the imports
+are shared.
+
+The Go side (gofutures/zygote.go) speaks to it over a unix stream socket
+on fd 3; the protocol is described there. The helper reports each child it
+reaps ("exited <pid> <status>") since the parent cannot wait for them. It
+exits when the socket reaches EOF (the parent is gone), killing the
+children it still has, so neither it nor its workers outlive the parent.
+
+Like _worker.py, this file imports nothing from gofutures.
+"""
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import warnings
+
+# The code a supervisor passes to `python -c` to run this file by path:
+# argv[1] is this file, argv[2] the worker's. The worker module keeps the
+# name an exec'd worker gives it (gofutures_worker), which also names these
+# processes in `ps`.
+ZYGOTE_COMMAND = ("import importlib.util as u, sys; "
+                  "s = u.spec_from_file_location('gofutures_zygote', sys.argv[1]); "
+                  "m = u.module_from_spec(s); s.loader.exec_module(m); "
+                  "sys.exit(m.main(m.load('gofutures_worker', sys.argv[2])))")
+
+# SIGINT as this process got it from the parent (at exec: Python's
+# handler, or ignored if the parent ignores it), which its workers restore.
+_SIGINT_AT_START = signal.getsignal(signal.SIGINT)
+
+_MAX_FDS = 250  # as gofutures/zygote.go: zygoteMaxFds
+_LEN = struct.Struct(">I")
+
+
+def load(name, path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def _preimport():
+    # What a worker imports on its way to its first task; whatever is
+    # missing is simply imported by the worker itself.
+    import concurrent.futures.process  # noqa: F401  (multiprocessing, queue, threading...)
+    import logging  # noqa: F401
+    import multiprocessing.process  # noqa: F401
+    import multiprocessing.spawn  # noqa: F401
+    import pickle  # noqa: F401
+    import runpy  # noqa: F401  (spawn.prepare runs the main script with it)
+    import traceback  # noqa: F401
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        pass
+
+
+# Standard modules never preloaded: they touch the terminal, print, open a
+# browser, or are only for interactive use.
+_NEVER_PRELOAD = frozenset([
+    "__main__", "__mp_main__", "_curses", "_curses_panel", "_pyrepl", "_tkinter",
+    "antigravity", "code", "curses", "ensurepip", "idlelib", "pdb", "pydoc", "readline",
+    "rlcompleter", "site", "test", "this", "tkinter", "turtle", "turtledemo", "webbrowser",
+])
+
+
+def stdlib_modules(modules):
+    """The modules (names, in import order) of the standard library that
+    the parent has loaded from the standard library's own directory: the
+    ones a worker re-importing the parent's main script would most likely
+    import again, and the helper can import for all workers at once. A
+    module of the parent that shadows a standard one (a random.py next to
+    the script) is not the standard one, so it is left out. Called in the
+    parent (it imports this file as gofutures._zygote)."""
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    names = []
+    for name, module in list(modules.items()):
+        if name.partition(".")[0] in _NEVER_PRELOAD:
+            continue
+        path = getattr(module, "__file__", None)
+        if (isinstance(path, str) and path.startswith(stdlib)
+                and "site-packages" not in path and "dist-packages" not in path):
+            names.append(name)
+    return names
+
+
+def _preload(names, tried):
+    for name in names:
+        if name in tried or name in sys.modules:
+            continue
+        tried.add(name)
+        try:
+            with warnings.catch_warnings():  # the worker's own import warns, if it must
+                warnings.simplefilter("ignore")
+                __import__(name)
+        except BaseException:  # any failure: the worker imports it itself, if it must
+            pass
+
+
+def main(worker):
+    """Serves requests until EOF; returns 0 there. A forked child never
+    returns: it runs the worker and exits (_run_worker)."""
+    # Descriptors the parent left inheritable would otherwise stay open in
+    # this long-lived process (a pipe whose reader then never sees EOF).
+    os.closerange(4, _max_fd())
+    _preimport()
+    worker.PARENT_PID = os.getppid()  # the pool's process, which exec'd this one
+    sock = socket.socket(fileno=3)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    # A SIGCHLD wakes select through the pipe; the handler itself does
+    # nothing (reaping happens in the loop).
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.set_wakeup_fd(wake_w)
+    # Ctrl-C reaches the whole process group: the parent and its workers
+    # decide what it means, the helper must survive it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    children = {}  # pid: whether its exit was reported
+    tried = set()
+    requests = _Requests(sock)
+    import select
+    while True:
+        readable, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in readable:
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        _report_exits(children, sock)
+        if sock not in readable:
+            continue
+        if not requests.read():
+            break
+        while True:
+            data = requests.next()
+            if data is None:
+                break
+            if "reap" in data:
+                _release(children, data["reap"])
+                _send(sock, b"reaped %d\n" % data["reap"])
+                continue
+            fds = requests.take_fds()
+            if _fork(data, fds, children, sock, tried) == 0:
+                _become_worker(sock, (wake_r, wake_w), data, fds, worker.__file__)
+                _run_worker(worker)
+    # The parent is gone: so must be its workers (an exec'd worker would see
+    # its task pipe close only once its task ends).
+    for pid, reported in children.items():
+        if not reported:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    return 0
+
+
+def _report_exits(children, sock):
+    """Reports the children that ended since the last call, leaving them
+    zombies (WNOWAIT): the parent releases each ({"reap": pid}, answered
+    "reaped <pid>") before it forgets the worker, so that the pid is not
+    reused meanwhile."""
+    for pid, reported in list(children.items()):
+        if reported:
+            continue
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            del children[pid]
+            continue
+        if info is None:
+            continue
+        children[pid] = True
+        if info.si_code == os.CLD_EXITED:
+            code, sig = info.si_status, 0
+        else:  # killed, or dumped core
+            code, sig = -1, info.si_status
+        _send(sock, b"exited %d %d %d\n" % (pid, code, sig))
+
+
+def _release(children, pid):
+    if pid in children:
+        del children[pid]
+        try:
+            os.waitpid(pid, 0)  # a zombie by now: returns at once
+        except ChildProcessError:
+            pass
+
+
+class _Requests:
+    """The parent's requests: length-prefixed JSON. A request may arrive in
+    pieces or together with the next one (a release sent while a fork
+    request is in flight). The descriptors all belong to the fork request:
+    only one is in flight at a time, and they arrive with its first byte."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._buf = b""
+        self._fds = []
+
+    def read(self):
+        """Reads what arrived; False at EOF."""
+        try:
+            msg, fds, _, _ = socket.recv_fds(self._sock, 1 << 16, _MAX_FDS)
+        except OSError:
+            return False
+        self._fds.extend(fds)
+        self._buf += msg
+        return bool(msg)
+
+    def next(self):
+        """The next complete request, decoded, or None."""
+        if len(self._buf) < _LEN.size:
+            return None
+        (length,) = _LEN.unpack_from(self._buf)
+        end = _LEN.size + length
+        if len(self._buf) < end:
+            return None
+        data = json.loads(self._buf[_LEN.size:end])
+        self._buf = self._buf[end:]
+        return data
+
+    def take_fds(self):
+        fds, self._fds = self._fds, []
+        return fds
+
+
+def _fork(data, fds, children, sock, tried):
+    """Forks a worker for request data; returns 0 in the child (fds then
+    still open, for _become_worker), the pid or -1 in the helper (fds
+    closed)."""
+    _preload(data.get("preload") or (), tried)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for fd in fds:
+            os.close(fd)
+        _send(sock, b"failed " + str(exc).replace("\n", " ").encode() + b"\n")
+        return -1
+    if pid == 0:
+        return 0
+    for fd in fds:
+        os.close(fd)
+    children[pid] = False
+    _send(sock, b"forked %d\n" % pid)
+    return pid
+
+
+def _send(sock, line):
+    try:
+        sock.sendall(line)
+    except OSError:
+        pass  # the parent is gone; EOF ends the loop
+
+
+def _become_worker(sock, wake, data, fds, worker_path):
+    """In the forked child: undo the helper's own set-up and give the
+    process what an exec'd worker gets (stdout and stderr, fds 3, 4, 5, ...,
+    environment, working directory, argv, signal dispositions)."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, _SIGINT_AT_START)
+    sock.close()
+    for fd in wake:
+        os.close(fd)
+    # Move the received descriptors above every target number first, so
+    # that placing one never overwrites another not yet placed.
+    targets = [1, 2] + list(range(3, 3 + len(fds) - 2))
+    floor = max(fds + targets) + 1
+    high = []
+    for fd in fds:
+        high.append(_dup_above(fd, floor))
+        os.close(fd)
+    for fd, target in zip(high, targets):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.closerange(3 + len(fds) - 2, _max_fd())
+    os.environ.clear()
+    for entry in data["env"]:
+        name, sep, value = entry.partition("=")
+        if sep and name:
+            os.environ[name] = value
+    if data.get("cwd"):
+        try:
+            os.chdir(data["cwd"])
+        except OSError:
+            pass  # the worker's preparation sets the parent's directory again
+    sys.argv = ["-c", worker_path]
+    _fresh_stdio()
+
+
+def _run_worker(worker):
+    """Runs the worker's main loop and exits as an exec'd worker would
+    (uncaught exception printed, non-daemon threads joined, atexit handlers
+    run, stdio flushed) but without the interpreter's finalization: in a
+    forked child, tearing down every object copies the pages it shares with
+    the helper, which costs 40-100 ms per worker (measured), for nothing.
+    multiprocessing's fork-started processes end the same way (os._exit)."""
+    interrupted = False
+    try:
+        code = worker.main()
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        import threading
+        threading._shutdown()
+    except BaseException:
+        pass
+    import atexit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    if interrupted:  # as the interpreter does: die of the SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    os._exit(code & 0xFF)
+
+
+def _dup_above(fd, floor):
+    import fcntl
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+
+
+def _max_fd():
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 1 << 16
+
+
+def _fresh_stdio():
+    # The helper's sys.stdout and sys.stderr were set up for what fds 1 and
+    # 2 were when it started; make them as an interpreter starting now
+    # would (line-buffered on a terminal, unbuffered with PYTHONUNBUFFERED).
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old = getattr(sys, name)
+        if old is None:
+            continue
+        try:
+            old.flush()
+        except (OSError, ValueError):
+            pass
+        import io
+        raw = io.FileIO(fd, "w", closefd=False)
+        buffered = raw if unbuffered else io.BufferedWriter(raw)
+        new = io.TextIOWrapper(buffered, encoding=old.encoding, errors=old.errors,
+                               line_buffering=(fd == 2 or os.isatty(fd)) and not unbuffered,
+                               write_through=unbuffered)
+        setattr(sys, name, new)
+        setattr(sys, "__%s__" % name, new)
+
+
+if __name__ == "__main__":  # `python _zygote.py WORKER_FILE`: for tests of the Go side
+    sys.exit(main(load("gofutures_worker", sys.argv[1])))

@@ -1,0 +1,136 @@
+"""Workers forked by the zygote (python/gofutures/_zygote.py): where they
+come from, the GOFUTURES_ZYGOTE=0 opt-out, a zygote that dies, no process
+left behind, and a child process of ours with a zygote of its own.
+Linux only where it reads /proc. No timing is asserted."""
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+import gofutures
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+
+TIMEOUT = 30
+
+
+def _stat(pid):
+    """(state, ppid) of pid, or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
+def _wait_for(predicate, seconds=TIMEOUT):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _gone(pid):
+    st = _stat(pid)
+    return st is None or st[0] in (b"Z", b"X")
+
+
+def _zygote_of_a_worker():
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        return ex.submit(os.getppid).result(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def zygote_on(monkeypatch):
+    monkeypatch.delenv("GOFUTURES_ZYGOTE", raising=False)
+
+
+def test_workers_are_forked_by_the_zygote(zygote_on):
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        ppids = {ex.submit(os.getppid).result(timeout=TIMEOUT) for _ in range(4)}
+    assert len(ppids) == 1, ppids
+    zygote = ppids.pop()
+    assert zygote != os.getpid()
+    assert _stat(zygote)[1] == os.getpid()
+    assert b"gofutures_zygote" in _cmdline(zygote)
+    # The same zygote serves the next pool.
+    assert _zygote_of_a_worker() == zygote
+
+
+def test_opt_out_starts_workers_by_exec(monkeypatch):
+    monkeypatch.setenv("GOFUTURES_ZYGOTE", "0")
+    with gofutures.ProcessPoolExecutor(2, max_tasks_per_child=1) as ex:
+        ppids = {ex.submit(os.getppid).result(timeout=TIMEOUT) for _ in range(3)}
+        assert ex.submit(pow, 2, 5).result(timeout=TIMEOUT) == 32
+    assert ppids == {os.getpid()}
+
+
+def test_a_killed_zygote_is_replaced_and_its_pools_go_on(zygote_on):
+    ex = gofutures.ProcessPoolExecutor(1)
+    try:
+        zygote = ex.submit(os.getppid).result(timeout=TIMEOUT)
+        worker = ex.submit(os.getpid).result(timeout=TIMEOUT)
+        os.kill(zygote, signal.SIGKILL)
+        # Reaped by us, not left a zombie.
+        assert _wait_for(lambda: _stat(zygote) is None), _stat(zygote)
+        # The pool's worker, orphaned, still serves it.
+        assert ex.submit(os.getpid).result(timeout=TIMEOUT) == worker
+        # The next pool works, from a new zygote (or by exec).
+        with gofutures.ProcessPoolExecutor(2) as ex2:
+            assert list(ex2.map(abs, [-1, -2, -3], timeout=TIMEOUT)) == [1, 2, 3]
+            ppid = ex2.submit(os.getppid).result(timeout=TIMEOUT)
+        assert ppid != zygote
+        assert ppid == os.getpid() or _stat(ppid)[1] == os.getpid()
+    finally:
+        ex.shutdown(wait=True)
+    assert _wait_for(lambda: _gone(worker))
+
+
+def _exit_with(code):
+    os._exit(code)
+
+
+def test_exit_status_comes_from_the_zygote_and_nothing_is_left_behind(zygote_on):
+    zygote = _zygote_of_a_worker()
+    with gofutures.ProcessPoolExecutor(2, max_tasks_per_child=1, survive=True) as ex:
+        pids = {ex.submit(os.getpid).result(timeout=TIMEOUT) for _ in range(4)}
+        with pytest.raises(gofutures.WorkerDiedError, match="exited with code 7"):
+            ex.submit(_exit_with, 7).result(timeout=TIMEOUT)
+        pids |= set(ex._worker_pids())
+    assert len(pids) >= 4  # recycled after every task: new pids
+    # Every worker exited and was reaped by the zygote: none is its child
+    # any more, not even a zombie. (Other tests' pools may still have some.)
+    def reaped():
+        return not any(_stat(p) is not None and _stat(p)[1] == zygote for p in pids)
+    assert _wait_for(reaped), [(p, _stat(p)) for p in pids]
+    assert _stat(zygote)[1] == os.getpid()  # and the zygote lives on
+
+
+def test_a_child_process_of_ours_gets_its_own_zygote(zygote_on, run_script):
+    out = run_script("""
+        import os, gofutures
+        if __name__ == "__main__":
+            with gofutures.ProcessPoolExecutor(2) as ex:
+                zygote = ex.submit(os.getppid).result(timeout=30)
+                print(os.getpid(), zygote, sum(ex.map(abs, range(-50, 0))))
+    """, timeout=60)
+    assert out.returncode == 0, out.stderr
+    child, zygote, total = map(int, out.stdout.split())
+    assert total == 1275
+    mine = _zygote_of_a_worker()
+    assert zygote not in (child, mine)
+    # It went away with the process that started it.
+    assert _wait_for(lambda: _gone(zygote) or b"gofutures_zygote" not in _cmdline(zygote))
