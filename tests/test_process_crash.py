@@ -163,8 +163,12 @@ def test_worker_death_breaks_the_pool(pool, death, phase):
 
     with pytest.raises(BrokenProcessPool):
         pool.submit(pow, 2, 2)
-    # The dead worker is reaped and its siblings are stopped, without shutdown().
+    # The dead worker is reaped and its siblings are stopped, without shutdown();
+    # the pool forgets each once its supervisor hears it was reaped.
     _assert_all_gone(pids | {died})
+    deadline = time.monotonic() + TIMEOUT
+    while pool._worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert pool._worker_pids() == []
     pool.shutdown(wait=True)
 
