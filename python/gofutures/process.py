@@ -53,7 +53,7 @@ import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _pickling, _spawning, _worker, _zygote
+from . import _base, _pickling, _progress, _spawning, _worker, _zygote
 from ._core import cold, hot
 from ._procextras import check_extras, failed_alone, timeout_ns
 from .thread import _forked_child, _join
@@ -306,7 +306,6 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         a tqdm-like object shows a bar counting the results received (one
         per item, whatever the chunksize); see gofutures.progress."""
         if progress is not False:
-            from . import _progress
             return _progress.track_map(progress, iterables, lambda: self.map(
                 fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
         if chunksize < 1:
