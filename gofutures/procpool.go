@@ -1,6 +1,7 @@
 package gofutures
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -66,6 +67,11 @@ type ProcTask struct {
 	// Timeout is this task's own time limit (see ProcessConfig.TaskTimeout);
 	// 0: the pool's.
 	Timeout time.Duration
+
+	// Set by the pool under its mu:
+	started bool      // its future is running (it was sent to a worker once)
+	sent    time.Time // when it was last written to a worker
+	kill    error     // KillTask asked while it waited behind another task
 }
 
 // ProcessSink receives what a ProcessPool's tasks produce. Its methods are
@@ -127,8 +133,9 @@ var ErrTerminated = errors.New("the worker processes were terminated on request"
 // ProcessPool runs tasks in worker processes started by exec (or forked by
 // a Zygote) and supervised here: one goroutine per worker reads its answers
 // and notices its death at once (the pipe closes, then wait reports the exit
-// status). Each worker runs one task at a time, so a death is always
-// attributed to the right task.
+// status). Each worker runs one task at a time, in the order it was sent
+// them (procpipeline.go), so a death is always attributed to the right
+// task.
 type ProcessPool struct {
 	cfg  ProcessConfig
 	sink ProcessSink
@@ -145,7 +152,8 @@ type ProcessPool struct {
 	// startDeaths counts consecutive unexpected deaths of starting workers
 	// (reset by a completed task), for the Survive crash-loop guard.
 	startDeaths int
-	counts      procCounts // for Stats
+	counts      procCounts  // for Stats
+	service     serviceTime // how long tasks take: the pipeline depth
 	// sinking counts sink calls decided under mu and made after unlocking:
 	// exited stays open until they have returned, so that whoever Joins
 	// the pool (and then stops delivering outcomes) has every one of them.
@@ -154,23 +162,30 @@ type ProcessPool struct {
 }
 
 type procWorker struct {
-	proc    workerProc
-	pid     int
-	exit    procExit // how it ended; set by its supervisor before reap
-	in      *os.File // our end of the worker's task pipe
-	out     *os.File // our end of the worker's result pipe
-	current *ProcTask
-	done    int  // tasks completed
-	retire  bool // sent FrameExit; its exit is expected
-	ready   bool // answered FrameInit (or had none to answer)
-	detail  string
-	timer   *time.Timer // TaskTimeout of current; stopped when it ends
+	proc workerProc
+	pid  int
+	exit procExit // how it ended; set by its supervisor before reap
+	in   *os.File // our end of the worker's task pipe
+	out  *os.File // our end of the worker's result pipe
+	// inflight: the tasks written to it and not answered, in order; the
+	// first (head) is the one it runs.
+	inflight []*ProcTask
+	done     int  // tasks completed
+	retire   bool // sent FrameExit; its exit is expected once inflight is empty
+	ready    bool // answered FrameInit (or had none to answer)
+	readyAt  time.Time
+	answered time.Time // its last answer (for serviceTime)
+	detail   string
+	timer    *time.Timer // TaskTimeout of the head; stopped when it ends
 	// kill says why the pool SIGKILLed this worker (its death is then
-	// expected); killed is the task it was running, taken out of current
+	// expected); killed is the task it was running, taken out of inflight
 	// so that a late answer is ignored, and failed with kill once reaped.
-	kill   error
-	killed *ProcTask
-	memory memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
+	// killedAnswered: that late answer came, so the worker had gone on to
+	// its next task when the kill landed.
+	kill           error
+	killed         *ProcTask
+	killedAnswered bool
+	memory         memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
 }
 
 // NewProcessPool starts cfg.Workers workers and returns the pool.
@@ -225,7 +240,9 @@ func (p *ProcessPool) spawnLocked() error {
 		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
 	}
 	go p.supervise(w)
-	p.idle = append(p.idle, w)
+	// At the bottom of the idle stack: the workers started before it are
+	// further along in their start and get tasks first.
+	p.idle = append([]*procWorker{w}, p.idle...)
 	return nil
 }
 
@@ -261,8 +278,9 @@ func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc
 
 // supervise reads w's frames until its pipe closes, then reaps it.
 func (p *ProcessPool) supervise(w *procWorker) {
+	r := bufio.NewReaderSize(w.out, 64<<10) // answers that arrived together: one read
 	for {
-		f, err := ReadFrame(w.out)
+		f, err := ReadFrame(r)
 		if err != nil {
 			break
 		}
@@ -276,9 +294,9 @@ func (p *ProcessPool) supervise(w *procWorker) {
 			// waiting for the worker to start (the initializer's time is
 			// not the task's).
 			p.mu.Lock()
-			w.ready = true
-			if w.current != nil {
-				p.armLocked(w, w.current)
+			w.ready, w.readyAt = true, time.Now()
+			if t := w.head(); t != nil {
+				p.armLocked(w, t)
 			}
 			p.mu.Unlock()
 		case FrameResult, FrameError:
@@ -301,17 +319,25 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	p.reap(w)
 }
 
-// finish completes w's current task and gives w new work, or retires it
+// finish completes w's head task and gives w new work, or retires it
 // (after MaxTasksPerChild tasks, or when over its memory limit).
 func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	p.mu.Lock()
-	t := w.current
+	t := w.head()
 	if t == nil || t.ID != f.ID {
+		if w.killed != nil && w.killed.ID == f.ID {
+			w.killedAnswered = true
+		}
 		p.mu.Unlock()
-		return // not ours (a protocol error); the worker's death will tell
+		return // not ours (a protocol error, or a killed task's); the worker's death will tell
 	}
-	w.current = nil
+	w.popHeadLocked()
 	w.stopTimerLocked()
+	now := time.Now()
+	if w.done > 0 { // a worker's first answer includes its own start
+		p.service.observe(now.Sub(latest(t.sent, w.answered, w.readyAt)))
+	}
+	w.answered = now
 	w.done++
 	p.startDeaths = 0
 	if f.Kind == FrameResult {
@@ -320,7 +346,10 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 		p.counts.fail(1)
 	}
 	var err error
-	if over || (p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild) {
+	switch {
+	case w.retire || w.kill != nil:
+		// Draining: it answers what it was sent, then exits.
+	case over || (p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild):
 		if over {
 			p.counts.recycled++
 		}
@@ -331,13 +360,35 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 		if !p.cfg.Lazy && p.broken == nil && (!p.shutdown || p.queue.len() > 0) {
 			err = p.spawnLocked()
 		}
-	} else {
-		p.idle = append(p.idle, w)
+	default:
+		if next := w.head(); next != nil {
+			if next.kill != nil {
+				p.killTaskLocked(w, next, next.kill)
+			} else if w.ready {
+				p.armLocked(w, next)
+			}
+		}
+		if w.kill == nil {
+			p.feedLocked(w, p.acceptingLocked(w))
+			if len(w.inflight) == 0 {
+				p.idle = append(p.idle, w)
+			}
+		}
 	}
 	p.sinking++
 	p.unlockAfterDispatch(err)
 	p.sink.Completed(t, f.Kind, f.Data)
 	p.sunk()
+}
+
+func latest(times ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range times {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }
 
 // sunk ends a sink call counted in sinking.
@@ -364,26 +415,9 @@ func (p *ProcessPool) dispatchLocked() error {
 		for len(p.idle) > 0 && p.queue.len() > 0 {
 			w := p.idle[len(p.idle)-1]
 			p.idle = p.idle[:len(p.idle)-1]
-			t, _ := p.queue.pop()
-			if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
-				// Cancelled while queued: acknowledged, never sent. The sink
-				// still hears of it (outside our lock) to release what it holds.
-				p.idle = append(p.idle, w)
-				p.counts.cancelled++
-				p.sinking++
-				go func() {
-					p.sink.Completed(t, FrameError, nil)
-					p.sunk()
-				}()
-				continue
-			}
-			w.current = t
-			if err := WriteFrame(w.in, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload}); err != nil {
-				// The worker is dying; its supervisor reports the task with it.
-				continue
-			}
-			if w.ready {
-				p.armLocked(w, t) // else once it is (FrameReady)
+			n := min(p.acceptingLocked(w), p.fairShareLocked())
+			if n > 0 && p.feedLocked(w, n) == 0 {
+				p.idle = append(p.idle, w) // every task it took was cancelled
 			}
 		}
 		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)-p.retiring >= p.cfg.Workers {
@@ -400,6 +434,12 @@ func (p *ProcessPool) dispatchLocked() error {
 		p.idle = nil
 	}
 	return nil
+}
+
+// fairShareLocked: how many queued tasks one idle worker may take at once,
+// so that the queue is spread over the idle workers.
+func (p *ProcessPool) fairShareLocked() int {
+	return max(1, p.queue.len()/max(1, len(p.idle)+1))
 }
 
 // unlockAfterDispatch dispatches, unlocks, and breaks the pool if a worker
@@ -439,24 +479,39 @@ func (p *ProcessPool) reap(w *procWorker) {
 	if !w.retire {
 		w.in.Close()
 	}
-	expected := w.retire || p.killing || p.broken != nil || w.kill != nil
+	unanswered := w.inflight
+	w.inflight = nil
+	expected := (w.retire && len(unanswered) == 0) || p.killing || p.broken != nil || w.kill != nil
 	var died error
 	failed, failErr := w.killed, w.kill // the task we killed it for, if any
-	if !expected {
-		d := p.deathLocked(w)
+	var orphan []*ProcTask              // tasks the break fails with the pool
+	var running *ProcTask               // a task that fails because its worker was killed for another
+	var runningErr error
+	switch {
+	case !expected:
+		d := p.deathLocked(w, unanswered)
 		if p.surviveLocked(d) {
-			failed, failErr = w.current, d
-			w.current = nil
+			failed, failErr = nil, d // replaced either way
+			if len(unanswered) > 0 {
+				failed = unanswered[0]          // it was running (d.TaskID)
+				p.requeueLocked(unanswered[1:]) // never started
+			}
 		} else {
-			died = d
+			died, orphan = d, unanswered
 		}
-	} else if p.killing && w.current != nil && p.broken == nil {
-		died = ErrTerminated
-	}
-	var orphan []*ProcTask // the dead worker's task; no longer reachable through p.workers
-	if w.current != nil {
-		orphan = append(orphan, w.current)
-		w.current = nil
+	case w.kill != nil && p.broken == nil && !p.killing:
+		// Killed for its head task: the tasks sent after it never started,
+		// unless the killed one had answered before the kill landed (then
+		// the next one was running, and fails as its worker died).
+		if w.killedAnswered && len(unanswered) > 0 {
+			running, runningErr = unanswered[0], p.deathLocked(w, unanswered)
+			unanswered = unanswered[1:]
+			p.counts.fail(1)
+			p.sinking++
+		}
+		p.requeueLocked(unanswered)
+	case p.killing && len(unanswered) > 0 && p.broken == nil:
+		died, orphan = ErrTerminated, unanswered
 	}
 	if failed != nil {
 		p.sinking++ // for the sink.Failed below
@@ -479,10 +534,15 @@ func (p *ProcessPool) reap(w *procWorker) {
 		p.sink.Failed(failed, failErr)
 		p.sunk()
 	}
+	if running != nil {
+		p.sink.Failed(running, runningErr)
+		p.sunk()
+	}
 }
 
-// deathLocked describes the unexpected death of w.
-func (p *ProcessPool) deathLocked(w *procWorker) *WorkerDied {
+// deathLocked describes the death of w, whose unanswered tasks were
+// unanswered (the first was running).
+func (p *ProcessPool) deathLocked(w *procWorker, unanswered []*ProcTask) *WorkerDied {
 	d := &WorkerDied{PID: w.pid, ExitCode: w.exit.code, Detail: w.detail, Starting: !w.ready}
 	if w.exit.signal != 0 {
 		d.Signal = w.exit.signal
@@ -490,8 +550,8 @@ func (p *ProcessPool) deathLocked(w *procWorker) *WorkerDied {
 	if !w.exit.known && d.Detail == "" {
 		d.Detail = "its exit status is unknown (the zygote that forked it died)"
 	}
-	if w.current != nil {
-		d.TaskID = w.current.ID
+	if len(unanswered) > 0 {
+		d.TaskID = unanswered[0].ID
 	}
 	return d
 }
@@ -517,10 +577,8 @@ func (p *ProcessPool) breakLocked(err error, extra ...*ProcTask) ([]*ProcTask, b
 	p.broken = err
 	tasks := append(extra, p.queue.drain()...)
 	for w := range p.workers {
-		if w.current != nil {
-			tasks = append(tasks, w.current)
-			w.current = nil
-		}
+		tasks = append(tasks, w.inflight...)
+		w.inflight = nil
 	}
 	p.counts.fail(len(tasks))
 	p.sinking++

@@ -43,9 +43,7 @@ func (p *ProcessPool) Stats() ProcessStats {
 		Recycled: p.counts.recycled,
 	}
 	for w := range p.workers {
-		if w.current != nil {
-			s.Running++
-		}
+		s.Running += len(w.inflight)
 	}
 	return s
 }

@@ -48,14 +48,24 @@ func (p *ProcessPool) replaceLocked() {
 
 // KillTask kills (SIGKILL) the worker running the task of future f; the
 // task then fails alone with ErrTaskKilled (sink.Failed) and the worker is
-// replaced. It reports whether f's task was running in a worker (false:
-// queued, already answered, or not this pool's).
+// replaced. A task sent to a worker behind another (procpipeline.go) is
+// killed so when its turn comes. It reports whether f's task was in a
+// worker (false: queued, already answered, or not this pool's).
 func (p *ProcessPool) KillTask(f *Future) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for w := range p.workers {
-		if w.current != nil && w.current.Future == f {
-			return p.killTaskLocked(w, w.current, ErrTaskKilled)
+		for i, t := range w.inflight {
+			switch {
+			case t.Future != f:
+			case i == 0:
+				return p.killTaskLocked(w, t, ErrTaskKilled)
+			case w.kill != nil || p.broken != nil || t.kill != nil:
+				return false
+			default:
+				t.kill = ErrTaskKilled // finish kills it once it is the head
+				return true
+			}
 		}
 	}
 	return false
@@ -65,10 +75,10 @@ func (p *ProcessPool) KillTask(f *Future) bool {
 // longer w's task (it was answered meanwhile) or the pool is broken. From
 // here on w's death is expected and a late answer from it is ignored.
 func (p *ProcessPool) killTaskLocked(w *procWorker, t *ProcTask, why error) bool {
-	if w.current != t || w.kill != nil || p.broken != nil {
+	if w.head() != t || w.kill != nil || p.broken != nil {
 		return false
 	}
-	w.kill, w.killed, w.current = why, t, nil
+	w.kill, w.killed = why, w.popHeadLocked()
 	w.stopTimerLocked()
 	p.counts.killed++
 	if why == ErrTaskKilled {

@@ -11,15 +11,20 @@ type queue[T any] struct {
 func (q *queue[T]) len() int { return q.n }
 
 func (q *queue[T]) push(v T) {
-	if q.n == len(q.buf) {
-		grown := make([]T, max(16, 2*len(q.buf)))
-		for i := 0; i < q.n; i++ {
-			grown[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
-		q.buf, q.head = grown, 0
-	}
+	q.growIfFull()
 	q.buf[(q.head+q.n)%len(q.buf)] = v
 	q.n++
+}
+
+func (q *queue[T]) growIfFull() {
+	if q.n < len(q.buf) {
+		return
+	}
+	grown := make([]T, max(16, 2*len(q.buf)))
+	for i := 0; i < q.n; i++ {
+		grown[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = grown, 0
 }
 
 // pop removes and returns the first item; ok is false when empty.
@@ -44,4 +49,13 @@ func (q *queue[T]) drain() []T {
 		}
 		out = append(out, v)
 	}
+}
+
+// pushFront puts v before every other item (a task given back to the queue
+// keeps its turn).
+func (q *queue[T]) pushFront(v T) {
+	q.growIfFull()
+	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+	q.buf[q.head] = v
+	q.n++
 }

@@ -137,6 +137,10 @@ func TestQueueAgainstModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: drain() = %v, want %v", seed, step, got, model)
 				}
 				model = model[:0]
+			case op%100 < pushBias && op%7 == 0:
+				q.pushFront(next)
+				model = append([]int{next}, model...)
+				next++
 			case op%100 < pushBias:
 				q.push(next)
 				model = append(model, next)

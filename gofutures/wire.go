@@ -37,6 +37,10 @@ const frameHeader = 1 + 8
 // the reader allocate without limit.
 const MaxFrame = 1 << 31
 
+// smallFrame: frames up to this size are read into a buffer of their
+// announced length.
+const smallFrame = 64 << 10
+
 // ErrFrameTooLarge is returned for a frame whose length exceeds MaxFrame or
 // is too short to hold the header.
 var ErrFrameTooLarge = errors.New("frame length out of range")
@@ -50,17 +54,21 @@ type Frame struct {
 
 // WriteFrame writes f to w in one Write call.
 func WriteFrame(w io.Writer, f Frame) error {
-	n := frameHeader + len(f.Data)
-	if n > MaxFrame {
+	if frameHeader+len(f.Data) > MaxFrame {
 		return ErrFrameTooLarge
 	}
-	buf := make([]byte, 4+n)
-	binary.BigEndian.PutUint32(buf, uint32(n))
-	buf[4] = byte(f.Kind)
-	binary.BigEndian.PutUint64(buf[5:], f.ID)
-	copy(buf[4+frameHeader:], f.Data)
-	_, err := w.Write(buf)
+	_, err := w.Write(AppendFrame(nil, f))
 	return err
+}
+
+// AppendFrame appends f's encoding to buf, so that several frames can go
+// in one Write. f.Data must be shorter than MaxFrame-frameHeader (WriteFrame
+// checks; a task's payload is bounded by the binding's int lengths).
+func AppendFrame(buf []byte, f Frame) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, uint32(frameHeader+len(f.Data)))
+	buf = append(buf, byte(f.Kind))
+	buf = binary.BigEndian.AppendUint64(buf, f.ID)
+	return append(buf, f.Data...)
 }
 
 // ReadFrame reads one frame. It returns io.EOF only at a clean frame
@@ -78,15 +86,24 @@ func ReadFrame(r io.Reader) (Frame, error) {
 		return Frame{}, noEOF(err)
 	}
 	f := Frame{Kind: FrameKind(head[4]), ID: binary.BigEndian.Uint64(head[5:])}
-	// Read what is there rather than allocating the announced length up
-	// front: a corrupt length then costs only the bytes that really arrive.
-	want := int64(n - frameHeader)
-	data, err := io.ReadAll(io.LimitReader(r, want))
-	if err != nil {
-		return Frame{}, err
-	}
-	if int64(len(data)) < want {
-		return Frame{}, io.ErrUnexpectedEOF
+	// A large frame is read as it arrives rather than allocated up front:
+	// a corrupt length then costs only the bytes that really come.
+	want := int(n - frameHeader)
+	var data []byte
+	if want <= smallFrame {
+		data = make([]byte, want)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return Frame{}, noEOF(err)
+		}
+	} else {
+		var err error
+		data, err = io.ReadAll(io.LimitReader(r, int64(want)))
+		if err != nil {
+			return Frame{}, err
+		}
+		if len(data) < want {
+			return Frame{}, io.ErrUnexpectedEOF
+		}
 	}
 	f.Data = data
 	return f, nil

@@ -1,0 +1,144 @@
+package gofutures
+
+import "time"
+
+// Pipelining: a worker may be sent its next tasks before it has answered
+// the one it runs, so that it never sits idle for a round trip through
+// this process, and several tasks travel in one write. How many depends
+// on how long tasks take: only tasks observed to be short are pipelined,
+// since a task sent to a worker is committed to it (marked running, no
+// longer cancellable, and waiting behind the worker's current task even if
+// another worker frees up). Long or unknown tasks go one at a time, as the
+// stdlib sends them.
+//
+// A worker runs its tasks in order and writes each answer before it reads
+// the next task, so of its unanswered tasks only the first (its head) can
+// have started: a death is still attributed to one task, and the others,
+// never started, are given back to the queue.
+
+const (
+	// pipelineBudget is how much predicted work may wait in one worker's
+	// pipe behind the task it runs.
+	pipelineBudget = 2 * time.Millisecond
+	// maxPipelineDepth bounds the unanswered tasks of one worker.
+	maxPipelineDepth = 16
+)
+
+// serviceTime is a moving average of how long the pool's tasks take in
+// their workers, from the worker's point of view (from when it could start
+// the task to its answer). Protected by the pool's mu.
+type serviceTime struct {
+	avg time.Duration // 0: nothing measured yet
+}
+
+// observe adds one task's duration to the average (weight 1/8: a change
+// of workload shows within a few tasks).
+func (s *serviceTime) observe(d time.Duration) {
+	if d <= 0 {
+		d = 1
+	}
+	if s.avg == 0 {
+		s.avg = d
+		return
+	}
+	s.avg += (d - s.avg) / 8
+}
+
+// depth is how many unanswered tasks a worker may have.
+func (s *serviceTime) depth() int {
+	if s.avg == 0 || s.avg > pipelineBudget/2 {
+		return 1
+	}
+	return min(maxPipelineDepth, int(pipelineBudget/s.avg))
+}
+
+// head is the task w runs (or will run first), nil if it has none.
+func (w *procWorker) head() *ProcTask {
+	if len(w.inflight) == 0 {
+		return nil
+	}
+	return w.inflight[0]
+}
+
+// popHeadLocked removes w's head after its answer (or its kill).
+func (w *procWorker) popHeadLocked() *ProcTask {
+	t := w.inflight[0]
+	w.inflight[0] = nil
+	w.inflight = w.inflight[1:]
+	if len(w.inflight) == 0 {
+		w.inflight = w.inflight[:0:0] // let the backing array go
+	}
+	return t
+}
+
+// accepting reports whether w may be sent more tasks: it is not retiring
+// or killed, and has room under the pipeline depth and its task quota.
+func (p *ProcessPool) acceptingLocked(w *procWorker) int {
+	if w.retire || w.kill != nil {
+		return 0
+	}
+	n := p.service.depth() - len(w.inflight)
+	if p.cfg.MaxTasksPerChild > 0 {
+		n = min(n, p.cfg.MaxTasksPerChild-w.done-len(w.inflight))
+	}
+	return max(n, 0)
+}
+
+// feedLocked sends w up to n queued tasks in one write and returns how
+// many it sent. A task whose future was cancelled while queued is not
+// sent: the sink hears of it (outside the lock) so that it releases what
+// it holds.
+func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
+	var buf []byte
+	sent := 0
+	for sent < n {
+		t, ok := p.queue.pop()
+		if !ok {
+			break
+		}
+		if t.kill != nil {
+			// KillTask while it waited behind another task, whose worker
+			// then died: never to run.
+			p.counts.cancelled++
+			p.sinking++
+			go func() {
+				p.sink.Failed(t, t.kill)
+				p.sunk()
+			}()
+			continue
+		}
+		if !t.started {
+			if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
+				p.counts.cancelled++
+				p.sinking++
+				go func() {
+					p.sink.Completed(t, FrameError, nil)
+					p.sunk()
+				}()
+				continue
+			}
+			t.started = true
+		}
+		buf = AppendFrame(buf, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload})
+		t.sent = time.Now()
+		w.inflight = append(w.inflight, t)
+		sent++
+	}
+	if len(buf) > 0 {
+		// A failed write means the worker is dying; its supervisor reports
+		// its unanswered tasks with it.
+		w.in.Write(buf)
+	}
+	if sent > 0 && len(w.inflight) == sent && w.ready {
+		p.armLocked(w, w.inflight[0]) // else once it is ready (FrameReady)
+	}
+	return sent
+}
+
+// requeueLocked gives tasks that w was sent and never started back to the
+// front of the queue, in their order.
+func (p *ProcessPool) requeueLocked(tasks []*ProcTask) {
+	for i := len(tasks) - 1; i >= 0; i-- {
+		p.queue.pushFront(tasks[i])
+	}
+}

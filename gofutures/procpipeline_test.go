@@ -1,0 +1,172 @@
+package gofutures
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestServiceTimeDepth(t *testing.T) {
+	var s serviceTime
+	if d := s.depth(); d != 1 {
+		t.Errorf("depth with nothing measured = %d; want 1 (one at a time until tasks are known to be short)", d)
+	}
+	for range 50 {
+		s.observe(20 * time.Microsecond)
+	}
+	if d := s.depth(); d != maxPipelineDepth {
+		t.Errorf("depth after 20us tasks = %d; want %d", d, maxPipelineDepth)
+	}
+	s.observe(time.Second) // one long task is enough to stop pipelining
+	if d := s.depth(); d != 1 {
+		t.Errorf("depth after a 1 s task = %d; want 1", d)
+	}
+	for range 100 {
+		s.observe(400 * time.Microsecond)
+	}
+	if d := s.depth(); d < 4 || d > 5 {
+		t.Errorf("depth after 400us tasks = %d; want 5 (%v of work per worker), or 4 for what is left of the 1 s", d, pipelineBudget)
+	}
+}
+
+// warmUp runs n short tasks (ids from 1000) so that the pool pipelines.
+func warmUp(t *testing.T, p *ProcessPool, sink *procSink, n int) {
+	t.Helper()
+	before, _ := sink.snapshot()
+	payloads := make([]string, n)
+	for i := range payloads {
+		payloads[i] = "echo:warm"
+	}
+	submitTogether(p, 1000, payloads...)
+	sink.waitCompleted(t, len(before)+n)
+	if d := p.service.depth(); d < 5 {
+		t.Fatalf("after %d short tasks the pipeline depth is %d (tasks took %v); want >= 5", n, d, p.service.avg)
+	}
+}
+
+// submitTogether queues payloads (ids from first) at once, as a fast
+// submitter would, so that an idle worker is sent them all in one go.
+func submitTogether(p *ProcessPool, first uint64, payloads ...string) []*ProcTask {
+	var tasks []*ProcTask
+	p.mu.Lock()
+	for i, payload := range payloads {
+		task := &ProcTask{ID: first + uint64(i), Future: NewFuture(), Payload: []byte(payload)}
+		tasks = append(tasks, task)
+		p.queue.push(task)
+		p.counts.submitted++
+	}
+	p.unlockAfterDispatch(nil)
+	return tasks
+}
+
+// waitPipelined waits until task is sent to a worker behind another task.
+func waitPipelined(t *testing.T, p *ProcessPool, task *ProcTask) {
+	t.Helper()
+	deadline := time.Now().Add(procTimeout)
+	for {
+		p.mu.Lock()
+		behind := false
+		for w := range p.workers {
+			for i, x := range w.inflight {
+				behind = behind || (x == task && i > 0)
+			}
+		}
+		p.mu.Unlock()
+		if behind {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %d was never sent behind another (no pipelining)", task.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestProcessPoolPipelinesShortTasksInOrder(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1))
+	warmUp(t, p, sink, 20)
+	var payloads []string
+	for i := range 100 {
+		payloads = append(payloads, fmt.Sprintf("echo:%d", i))
+	}
+	payloads = append(payloads, "sleep:300", "echo:behind")
+	tasks := submitTogether(p, 1, payloads...)
+	waitPipelined(t, p, tasks[len(tasks)-1])
+	if s := p.Stats(); s.Running < 2 {
+		t.Errorf("Stats().Running = %d while a task waits behind the sleep; want >= 2", s.Running)
+	}
+	c := sink.waitCompleted(t, 20+len(tasks))
+	for i, x := range c[20:] {
+		if x.task != tasks[i] {
+			t.Fatalf("answer %d is task %d; one worker answers in the order it was sent", i, x.task.ID)
+		}
+	}
+	if p.service.depth() != 1 {
+		t.Errorf("depth after a 300 ms task = %d; want 1", p.service.depth())
+	}
+}
+
+func TestProcessPoolSurviveRequeuesTasksSentBehindTheDeadOne(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.Survive = true
+	p, sink := newTestPool(t, cfg)
+	warmUp(t, p, sink, 20)
+	tasks := submitTogether(p, 1, "sleep:100", "exit:3", "echo:a", "echo:b", "echo:c")
+	waitPipelined(t, p, tasks[4])
+	f := sink.waitFailed(t, 1)
+	var d *WorkerDied
+	if !errors.As(f[0].err, &d) || f[0].task != tasks[1] || d.TaskID != 2 || d.ExitCode != 3 {
+		t.Fatalf("Failed(%d, %v); want task 2, its worker exited with 3", f[0].task.ID, f[0].err)
+	}
+	c := sink.waitCompleted(t, 20+4)
+	var got []string
+	for _, x := range c[20:] {
+		got = append(got, x.data)
+	}
+	if fmt.Sprint(got) != "[slept 100 a b c]" {
+		t.Errorf("completions after the warm-up: %v; want the tasks behind the dead one run by its replacement", got)
+	}
+	if s := p.Stats(); s.Died != 1 || s.Done != 25 || s.Failed != 1 || s.Running != 0 || s.Queued != 0 {
+		t.Errorf("Stats() = %+v; want 1 died, 25 done (1 failed), nothing running or queued", s)
+	}
+}
+
+func TestProcessPoolDeathBreaksWithTheTasksSentBehind(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1))
+	warmUp(t, p, sink, 20)
+	tasks := submitTogether(p, 1, "sleep:100", "exit:3", "echo:a", "echo:b")
+	waitPipelined(t, p, tasks[3])
+	b := sink.waitBroken(t)
+	if fmt.Sprint(taskIDs(b.tasks)) != "[2 3 4]" {
+		t.Errorf("Broken with tasks %v; want [2 3 4] (the dead one first, then those sent behind it)", taskIDs(b.tasks))
+	}
+}
+
+func TestProcessPoolKillTaskSentBehindAnother(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1))
+	warmUp(t, p, sink, 20)
+	tasks := submitTogether(p, 1, "sleep:200", "sleep:20000", "echo:after")
+	waitPipelined(t, p, tasks[1])
+	start := time.Now()
+	if !p.KillTask(tasks[1].Future) {
+		t.Fatalf("KillTask of a task sent behind another = false")
+	}
+	if p.KillTask(tasks[1].Future) {
+		t.Errorf("KillTask twice = true")
+	}
+	if f := sink.waitFailed(t, 1); f[0].err != ErrTaskKilled || f[0].task != tasks[1] {
+		t.Fatalf("Failed(%d, %v); want task 2, ErrTaskKilled", f[0].task.ID, f[0].err)
+	}
+	c := sink.waitCompleted(t, 20+2)
+	if c[20].data != "slept 200" || c[21].data != "after" {
+		t.Errorf("completions: %q, %q; want the task ahead to finish, the one behind to run after the kill",
+			c[20].data, c[21].data)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the killed task ran: %v", took)
+	}
+	if s := p.Stats(); s.Killed != 1 || s.Cancelled != 1 || s.Broken {
+		t.Errorf("Stats() = %+v; want 1 killed, 1 cancelled", s)
+	}
+}
