@@ -1,0 +1,80 @@
+"""Short calls are pipelined to the workers (several sent ahead of the one
+a worker runs; gofutures/procpipeline.go). What a user relies on must not
+change: each call runs at most once, results come back to the right
+futures, and a worker's death fails only what it was running (survive) or
+breaks the pool with every call not yet answered (the default).
+
+Workers import this module by name (tests/ is on the sys.path they inherit).
+"""
+import os
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+import gofutures
+from gofutures import WorkerDiedError
+
+TIMEOUT = 60
+CRASH_AT = 700
+
+
+def _record(path, i):
+    # O_APPEND: each line lands whole, whichever worker writes it.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, b"%d\n" % i)
+    finally:
+        os.close(fd)
+    return i
+
+
+def _record_or_die(path, i):
+    if i == CRASH_AT:
+        os._exit(7)
+    return _record(path, i)
+
+
+def _runs(path):
+    with open(path) as f:
+        return [int(line) for line in f]
+
+
+def test_each_short_call_runs_once_and_answers_its_own_future(tmp_path):
+    path = str(tmp_path / "runs")
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        fs = [ex.submit(_record, path, i) for i in range(3000)]
+        assert [f.result(timeout=TIMEOUT) for f in fs] == list(range(3000))
+        assert list(ex.map(_record, [path] * 3000, range(3000, 6000))) == list(range(3000, 6000))
+        assert ex.stats()["done"] == 6000
+    assert sorted(_runs(path)) == list(range(6000))
+
+
+def test_survive_death_amid_short_calls_fails_only_that_call(tmp_path):
+    # The calls sent to the dying worker behind the one it died running
+    # never started: they run elsewhere, once.
+    path = str(tmp_path / "runs")
+    with gofutures.ProcessPoolExecutor(2, survive=True) as ex:
+        fs = [ex.submit(_record_or_die, path, i) for i in range(2000)]
+        for i, f in enumerate(fs):
+            if i == CRASH_AT:
+                with pytest.raises(WorkerDiedError) as info:
+                    f.result(timeout=TIMEOUT)
+                assert info.value.exitcode == 7
+            else:
+                assert f.result(timeout=TIMEOUT) == i
+    runs = _runs(path)
+    assert sorted(runs) == [i for i in range(2000) if i != CRASH_AT]
+
+
+def test_death_amid_short_calls_breaks_the_pool_without_running_a_call_twice(tmp_path):
+    path = str(tmp_path / "runs")
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        fs = [ex.submit(_record_or_die, path, i) for i in range(2000)]
+        gofutures.wait(fs, timeout=TIMEOUT)
+    succeeded = sorted(i for i, f in enumerate(fs) if f.exception() is None)
+    assert isinstance(fs[CRASH_AT].exception(), BrokenProcessPool)
+    runs = _runs(path)
+    assert len(runs) == len(set(runs)), "a call ran twice"
+    assert set(succeeded) <= set(runs)
+    assert all(isinstance(f.exception(), BrokenProcessPool)
+               for i, f in enumerate(fs) if i not in set(succeeded))
