@@ -5,7 +5,9 @@ Data flow:
     submit(fn, *args)                      worker process (_worker.py, plain Python)
       pickle (fn, args, kwargs)  --TASK frame, fd 3-->  unpickle, call
       Future (native)                                   pickle result / exception
-      Go queue -> idle worker      <--RESULT/ERROR, fd 4--
+      Go queue -> worker           <--RESULT/ERROR, fd 4--
+        (short calls are pipelined: a worker is sent the next ones
+        before it answers the one it runs, gofutures/procpipeline.go)
       supervisor goroutine: outcome -> results worker (holds the GIL)
         -> _Hooks.complete(): unpickle, set_result / set_exception
       or, for a result or exception of a future that nobody observes (no
