@@ -134,3 +134,94 @@ def test_a_child_process_of_ours_gets_its_own_zygote(zygote_on, run_script):
     assert zygote not in (child, mine)
     # It went away with the process that started it.
     assert _wait_for(lambda: _gone(zygote) or b"gofutures_zygote" not in _cmdline(zygote))
+
+
+def _maps(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return f.read()
+
+
+def test_the_zygote_never_maps_the_native_library(zygote_on):
+    # Though the zygote imports the gofutures package for its workers (where
+    # the parent has it), the Go runtime must never be in it: a process
+    # holding one cannot fork.
+    from gofutures._native import _native
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        assert ex.submit(pow, 2, 3).result(timeout=TIMEOUT) == 8
+        zygote = _stat(ex._worker_pids()[0])[1]
+        assert b"gofutures_zygote" in _cmdline(zygote)
+        assert ex.submit(_has_gofutures).result(timeout=TIMEOUT)
+    native = os.path.basename(_native.__file__)
+    assert native in _maps(os.getpid())  # the check can see it
+    assert native not in _maps(zygote)
+
+
+def _has_gofutures():
+    return "gofutures" in sys.modules
+
+
+# A main script that runs two pools, editing itself in between (one line
+# more, its modification time put back: the zygote, which compiles it once
+# for all workers, must notice the edit by content).
+_MAIN_SCRIPT = '''\
+import json, os, sys
+import gofutures
+
+VALUE = 1
+
+
+def value():
+    return VALUE
+
+
+def where():
+    return __name__, __file__
+
+
+def boom():
+    raise ValueError("boom from the main script")
+
+
+def run():
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        value_, where_ = ex.submit(value).result(timeout=30), ex.submit(where).result(timeout=30)
+        try:
+            ex.submit(boom).result(timeout=30)
+        except ValueError as exc:
+            remote = str(exc.__cause__)
+    return value_, where_, remote
+
+
+if __name__ == "__main__":
+    first = run()
+    st = os.stat(__file__)
+    with open(__file__) as f:
+        source = f.read()
+    with open(__file__, "w") as f:
+        f.write(source.replace("VALUE = 1\\n", "VALUE = 2\\n\\n"))
+    os.utime(__file__, ns=(st.st_atime_ns, st.st_mtime_ns))
+    print(json.dumps([first, run()]))
+'''
+
+
+def test_workers_run_the_main_script_as_it_is_when_they_start(zygote_on, run_script, tmp_path):
+    script = tmp_path / "main_script.py"
+    script.write_text(_MAIN_SCRIPT)
+    boom_line = _MAIN_SCRIPT.splitlines().index('    raise ValueError("boom from the main script")') + 1
+    out = run_script("""
+        import subprocess, sys
+        done = subprocess.run([sys.executable, "main_script.py"], capture_output=True, text=True, timeout=60)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        sys.exit(done.returncode)
+    """, timeout=90)
+    assert out.returncode == 0, out.stderr
+    import json
+    first, second = json.loads(out.stdout)
+    path = str(script)
+    assert first[:2] == [1, ["__mp_main__", path]]
+    assert second[:2] == [2, ["__mp_main__", path]]
+    # Tracebacks name the script and the line as it was when each pool ran.
+    for (_, _, remote), line in ((first, boom_line), (second, boom_line + 1)):
+        assert 'File "%s", line %d, in boom' % (path, line) in remote, remote
+        assert 'raise ValueError("boom from the main script")' in remote
