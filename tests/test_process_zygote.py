@@ -225,3 +225,38 @@ def test_workers_run_the_main_script_as_it_is_when_they_start(zygote_on, run_scr
     for (_, _, remote), line in ((first, boom_line), (second, boom_line + 1)):
         assert 'File "%s", line %d, in boom' % (path, line) in remote, remote
         assert 'raise ValueError("boom from the main script")' in remote
+
+
+def _environ():
+    return dict(os.environ)
+
+
+def test_forked_workers_get_the_environment_exec_ones_get(zygote_on, monkeypatch):
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        forked = ex.submit(_environ).result(timeout=TIMEOUT)
+    monkeypatch.setenv("GOFUTURES_ZYGOTE", "0")
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        execd = ex.submit(_environ).result(timeout=TIMEOUT)
+    for env in (forked, execd):
+        assert env.pop("GOFUTURES_WORKER") in ("1", "2")
+    execd.pop("GOFUTURES_ZYGOTE", None)
+    forked.pop("GOFUTURES_ZYGOTE", None)
+    assert forked == execd
+
+
+def test_the_environment_a_forked_worker_is_given_is_exactly_the_one_asked(run_script):
+    # What the zygote does in a forked worker (only what differs changes),
+    # here in a process of its own; a process it starts must see it too.
+    out = run_script("""
+        import json, os, subprocess, sys
+        from gofutures import _zygote
+        os.environ.update(KEEP="same", CHANGE="old", DROP="x")
+        wanted = {k: v for k, v in os.environ.items() if k != "DROP"}
+        wanted.update(CHANGE="new", ADD="added", EQ="a=b")
+        _zygote._set_environ(["%s=%s" % kv for kv in wanted.items()] + ["=ignored", "NOEQUALS"])
+        child = subprocess.run([sys.executable, "-c", "import os, json; print(json.dumps(dict(os.environ)))"],
+                               capture_output=True, text=True, check=True).stdout
+        print(json.dumps([dict(os.environ) == wanted, json.loads(child) == wanted]))
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[true,", "true]"]
