@@ -377,6 +377,12 @@ def _fork(fds, children, sock):
         _send(sock, b"failed " + str(exc).replace("\n", " ").encode() + b"\n")
         return -1
     if pid == 0:
+        # Let the helper answer before this child takes the CPU: the parent
+        # sends its next request (the pool's next worker) only once it has
+        # the answer, and with few cores the child otherwise often runs
+        # first (2-3 ms). Measured: start to first result of a 2-worker
+        # pool ~0.5 ms shorter on 2 cores.
+        os.sched_yield()
         return 0
     for fd in fds:
         os.close(fd)
