@@ -204,17 +204,23 @@ if __name__ == "__main__":
 '''
 
 
+def _run_main_script(run_script, name):
+    """Runs script name (in run_script's directory) as a main script:
+    `python name`, which run_script's own `python -c` is not."""
+    return run_script("""
+        import subprocess, sys
+        done = subprocess.run([sys.executable, %r], capture_output=True, text=True, timeout=60)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        sys.exit(done.returncode)
+    """ % name, timeout=90)
+
+
 def test_workers_run_the_main_script_as_it_is_when_they_start(zygote_on, run_script, tmp_path):
     script = tmp_path / "main_script.py"
     script.write_text(_MAIN_SCRIPT)
     boom_line = _MAIN_SCRIPT.splitlines().index('    raise ValueError("boom from the main script")') + 1
-    out = run_script("""
-        import subprocess, sys
-        done = subprocess.run([sys.executable, "main_script.py"], capture_output=True, text=True, timeout=60)
-        sys.stdout.write(done.stdout)
-        sys.stderr.write(done.stderr)
-        sys.exit(done.returncode)
-    """, timeout=90)
+    out = _run_main_script(run_script, "main_script.py")
     assert out.returncode == 0, out.stderr
     import json
     first, second = json.loads(out.stdout)
@@ -260,3 +266,19 @@ def test_the_environment_a_forked_worker_is_given_is_exactly_the_one_asked(run_s
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[true,", "true]"]
+
+
+def test_a_main_script_that_warns_when_compiled_still_warns_in_each_worker(zygote_on, run_script, tmp_path):
+    # The zygote compiles the main script once for all workers, but not one
+    # whose compiling warns: each worker compiles it (and warns) itself.
+    (tmp_path / "warning_script.py").write_text(
+        "import gofutures\n"
+        "def f():\n"
+        "    return 1 is 1\n"
+        "if __name__ == '__main__':\n"
+        "    with gofutures.ProcessPoolExecutor(2) as ex:\n"
+        "        assert list(ex.map(abs, [-1, -2, -3, -4])) == [1, 2, 3, 4]\n")
+    out = _run_main_script(run_script, "warning_script.py")
+    assert out.returncode == 0, out.stderr
+    # The parent's, then each worker's.
+    assert out.stderr.count("SyntaxWarning") == 3, out.stderr

@@ -161,12 +161,13 @@ class _Prepared:
         if source[:4] == importlib.util.MAGIC_NUMBER:
             return  # a compiled file: runpy loads it as such (pkgutil.read_code)
         try:
-            with warnings.catch_warnings():  # the worker's own compile warns, if it must
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 code = compile(source, path, "exec")
         except BaseException:  # a syntax error: the worker reports it, as without this
             return
-        self._main = (path, source, code)
+        if not caught:  # else each worker compiles it, and warns, as without this
+            self._main = (path, source, code)
 
     def serve_main(self, preparation):
         """A context manager for a forked worker's preparation (the worker's
