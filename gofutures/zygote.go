@@ -27,7 +27,8 @@ import (
 //
 // Protocol, over a unix stream socket that is the helper's fd 3:
 //   - fork request (us -> helper): a 4-byte big-endian length, then JSON
-//     {"env": [...], "cwd": "...", "preload": [...]}; SCM_RIGHTS carries
+//     {"env": [...], "cwd": "...", "prepare": {...}} (prepare: what the
+//     caller set with SetPrepare, passed on as is); SCM_RIGHTS carries
 //     the worker's stdout, stderr and its fds 3, 4, 5, ... in that order.
 //     One fork request is in flight at a time (Zygote.mu), so the
 //     descriptors the helper receives are always that request's.
@@ -51,18 +52,23 @@ import (
 type Zygote struct {
 	argv []string
 
-	mu      sync.Mutex  // serializes requests; protects the fields below
-	proc    *zygoteProc // the running helper; nil before the first request
-	preload []string    // modules the helper imports before it forks (SetPreload)
+	mu      sync.Mutex      // serializes requests; protects the fields below
+	proc    *zygoteProc     // the running helper; nil before the first request
+	prepare json.RawMessage // what the helper readies before it forks (SetPrepare)
 }
 
-// SetPreload names modules for the helper to import (once each) before its
-// next forks, so that each worker does not import them again: the caller's
-// choice (modules that every worker would import anyway and that are safe
-// to import in the helper). Import failures are ignored by the helper.
-func (z *Zygote) SetPreload(modules []string) {
+// SetPrepare sets what the helper readies (once) before its next forks, so
+// that each worker does not do it again: a JSON object that only the
+// helper reads (_zygote.py, _Prepared: modules every worker would import,
+// the parent's main script to compile). Only the caller knows what is safe
+// to do in the helper; the helper ignores what fails, and the worker then
+// does it itself. nil or invalid JSON: nothing.
+func (z *Zygote) SetPrepare(prepare []byte) {
+	if !json.Valid(prepare) {
+		prepare = nil
+	}
 	z.mu.Lock()
-	z.preload = modules
+	z.prepare = json.RawMessage(prepare)
 	z.mu.Unlock()
 }
 
@@ -242,10 +248,10 @@ func (z *Zygote) start(spec workerSpec) (workerProc, error) {
 	zp := z.proc
 	cwd, _ := os.Getwd()
 	msg, err := json.Marshal(struct {
-		Env     []string `json:"env"`
-		Cwd     string   `json:"cwd"`
-		Preload []string `json:"preload"`
-	}{spec.env, cwd, z.preload})
+		Env     []string        `json:"env"`
+		Cwd     string          `json:"cwd"`
+		Prepare json.RawMessage `json:"prepare,omitempty"`
+	}{spec.env, cwd, z.prepare})
 	if err != nil {
 		return nil, err
 	}

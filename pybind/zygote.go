@@ -23,9 +23,10 @@ var (
 // SetZygote sets how the next process pools start their workers: argvJSON
 // is a JSON list, the command that starts the zygote (the helper process,
 // started once and then reused for as long as the command stays the same),
-// or "" to start every worker by exec. preloadJSON is a JSON list of
-// modules for the zygote to import before it forks (core.Zygote.SetPreload).
-func SetZygote(argvJSON, preloadJSON string) error {
+// or "" to start every worker by exec. prepareJSON is a JSON object, what
+// the zygote readies before it forks (core.Zygote.SetPrepare; only the
+// zygote reads it).
+func SetZygote(argvJSON, prepareJSON string) error {
 	zygoteMu.Lock()
 	defer zygoteMu.Unlock()
 	if argvJSON == "" {
@@ -36,14 +37,13 @@ func SetZygote(argvJSON, preloadJSON string) error {
 	if err := json.Unmarshal([]byte(argvJSON), &argv); err != nil || len(argv) == 0 {
 		return fmt.Errorf("SetZygote wants a JSON list of strings (the zygote's command), got %q", argvJSON)
 	}
-	var preload []string
-	if err := json.Unmarshal([]byte(preloadJSON), &preload); err != nil {
-		return fmt.Errorf("SetZygote wants a JSON list of module names to preload, got %q", preloadJSON)
+	if !json.Valid([]byte(prepareJSON)) {
+		return fmt.Errorf("SetZygote wants a JSON object (what the zygote readies), got %q", prepareJSON)
 	}
 	if zygoteLast == nil || !slices.Equal(argv, zygoteArgv) {
 		zygoteLast, zygoteArgv = core.NewZygote(argv), argv
 	}
-	zygoteLast.SetPreload(preload)
+	zygoteLast.SetPrepare([]byte(prepareJSON))
 	zygote = zygoteLast
 	return nil
 }

@@ -10,6 +10,7 @@ to), so no worker outlives its pool.
 This file imports nothing from gofutures for that reason; it speaks the
 frame format of gofutures/wire.go itself.
 """
+import contextlib
 import io
 import logging
 import os
@@ -25,6 +26,11 @@ _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
 # The pool's process, for a worker whose parent is not: the zygote
 # (_zygote.py) sets it in the workers it forks.
 PARENT_PID = None
+
+# Set by the zygote in the workers it forks: called with the preparation
+# data, a context manager that _prepare enters around multiprocessing's
+# prepare (it hands runpy the main script the zygote compiled already).
+PREPARING = None
 
 # The code a supervisor passes to `python -c` to run this file by path.
 WORKER_COMMAND = ("import importlib.util as u, sys; "
@@ -104,7 +110,8 @@ def _prepare(preparation):
     me = multiprocessing.process.current_process()
     me._inheriting = True
     try:
-        multiprocessing.spawn.prepare(preparation)
+        with (PREPARING or contextlib.nullcontext)(preparation):
+            multiprocessing.spawn.prepare(preparation)
     finally:
         me._inheriting = False
 

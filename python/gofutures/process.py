@@ -116,7 +116,7 @@ def _use_zygote():
     else:
         cold.SetZygote(json.dumps([sys.executable, "-c", _zygote.ZYGOTE_COMMAND,
                                    _zygote.__file__, _worker.__file__]),
-                       json.dumps(_zygote.stdlib_modules(sys.modules)))
+                       json.dumps(_zygote.preparation(sys.modules)))
 
 
 def _live_pids(pool_id):
