@@ -233,6 +233,7 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		TaskTimeout:      time.Duration(taskTimeoutNs),
 		MaxWorkerMemory:  int64(maxMemory),
 		Zygote:           currentZygote(),
+		Env:              currentWorkerEnv(),
 	}, p)
 	if err != nil {
 		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release

@@ -207,3 +207,26 @@ def test_import_alone_does_not_load_the_go_runtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=TIMEOUT, check=True).stdout
     assert out.split("\n") == ["False", "BrokenThreadPool ProcessPoolExecutor", "True", ""]
+
+
+def _environ(name):
+    return os.environ.get(name)
+
+
+@pytest.mark.parametrize("zygote", ["1", "0"])
+def test_workers_see_os_environ_as_it_is_when_the_pool_starts(monkeypatch, zygote):
+    # The Go runtime is loaded by the first pool; what the program sets in
+    # os.environ after that must still reach the next pool's workers, as a
+    # stdlib worker sees it.
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        ex.submit(_pid).result(timeout=TIMEOUT)
+    monkeypatch.setenv("GOFUTURES_ZYGOTE", zygote)
+    monkeypatch.setenv("GOFUTURES_TEST_SET_LATER", "set later")
+    monkeypatch.delenv("GOFUTURES_TEST_REMOVED", raising=False)
+    os.environ["GOFUTURES_TEST_REMOVED"] = "present"
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        assert ex.submit(_environ, "GOFUTURES_TEST_REMOVED").result(timeout=TIMEOUT) == "present"
+    del os.environ["GOFUTURES_TEST_REMOVED"]
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        assert ex.submit(_environ, "GOFUTURES_TEST_SET_LATER").result(timeout=TIMEOUT) == "set later"
+        assert ex.submit(_environ, "GOFUTURES_TEST_REMOVED").result(timeout=TIMEOUT) is None

@@ -119,6 +119,17 @@ def _use_zygote():
                        json.dumps(_zygote.preparation(sys.modules)))
 
 
+def _pass_environ():
+    # The Go runtime keeps the environment it saw when the library loaded;
+    # workers must get os.environ as it is now, as the stdlib's do.
+    try:
+        env = json.dumps(["%s=%s" % item for item in os.environ.items()], ensure_ascii=False)
+        env.encode("utf-8")
+    except UnicodeError:  # a value that is not text: the runtime's copy, as before
+        env = ""
+    cold.SetWorkerEnv(env)
+
+
 def _live_pids(pool_id):
     pids = cold.ProcessPoolPIDs(pool_id)
     return [int(p) for p in pids.split(",")] if pids else []
@@ -253,6 +264,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             raise
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
         _use_zygote()
+        _pass_environ()
         lazy = start_method != "fork"
         self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
                     _Hooks(), child_fds.take(), lazy, *extras)
