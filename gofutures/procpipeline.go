@@ -24,19 +24,27 @@ const (
 	maxPipelineDepth = 16
 )
 
-// serviceTime is a moving average of how long the pool's tasks take in
-// their workers, from the worker's point of view (from when it could start
-// the task to its answer). Protected by the pool's mu.
+// serviceTime is how long the pool's tasks take in their workers, from
+// the worker's point of view (from when it could start the task to its
+// answer): a moving average, and a slowly fading memory of the longest
+// task. Protected by the pool's mu.
 type serviceTime struct {
-	avg time.Duration // 0: nothing measured yet
+	avg     time.Duration // 0: nothing measured yet
+	longest time.Duration // fades by 1/256 per task
 }
 
-// observe adds one task's duration to the average (weight 1/8: a change
-// of workload shows within a few tasks).
+// longTask: once a task this long was seen recently, nothing is pipelined
+// (tasks sent behind such a task would wait for it while another worker
+// may be free) until some thousand short tasks have faded its memory.
+const longTask = 20 * time.Millisecond
+
+// observe adds one task's duration (the average weighs it 1/8: a change of
+// workload shows within a few tasks).
 func (s *serviceTime) observe(d time.Duration) {
 	if d <= 0 {
 		d = 1
 	}
+	s.longest = max(d, s.longest-s.longest/256)
 	if s.avg == 0 {
 		s.avg = d
 		return
@@ -46,7 +54,7 @@ func (s *serviceTime) observe(d time.Duration) {
 
 // depth is how many unanswered tasks a worker may have.
 func (s *serviceTime) depth() int {
-	if s.avg == 0 || s.avg > pipelineBudget/2 {
+	if s.avg == 0 || s.avg > pipelineBudget/2 || s.longest >= longTask {
 		return 1
 	}
 	return min(maxPipelineDepth, int(pipelineBudget/s.avg))

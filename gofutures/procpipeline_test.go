@@ -22,11 +22,17 @@ func TestServiceTimeDepth(t *testing.T) {
 	if d := s.depth(); d != 1 {
 		t.Errorf("depth after a 1 s task = %d; want 1", d)
 	}
-	for range 100 {
+	for range 200 {
+		s.observe(400 * time.Microsecond)
+	}
+	if d := s.depth(); d != 1 {
+		t.Errorf("depth 200 short tasks after a 1 s task = %d; want 1 (a long task is remembered)", d)
+	}
+	for range 2000 {
 		s.observe(400 * time.Microsecond)
 	}
 	if d := s.depth(); d < 4 || d > 5 {
-		t.Errorf("depth after 400us tasks = %d; want 5 (%v of work per worker), or 4 for what is left of the 1 s", d, pipelineBudget)
+		t.Errorf("depth after 400us tasks = %d; want 5 (%v of work per worker; 4 as the average rounds)", d, pipelineBudget)
 	}
 }
 
@@ -104,6 +110,14 @@ func TestProcessPoolPipelinesShortTasksInOrder(t *testing.T) {
 	}
 	if p.service.depth() != 1 {
 		t.Errorf("depth after a 300 ms task = %d; want 1", p.service.depth())
+	}
+	// Later short tasks are sent one at a time: one behind a long task
+	// would wait for it while another worker may be free.
+	for _, x := range submitTogether(p, 500, "sleep:100", "echo:x", "echo:y") {
+		waitRunning(t, x)
+		if s := p.Stats(); s.Running > 1 {
+			t.Errorf("Stats().Running = %d soon after a long task; want 1", s.Running)
+		}
 	}
 }
 
