@@ -23,16 +23,28 @@ func TestServiceTimeDepth(t *testing.T) {
 		t.Errorf("depth after a 1 s task = %d; want 1", d)
 	}
 	for range 200 {
-		s.observe(400 * time.Microsecond)
+		s.observe(100 * time.Microsecond)
 	}
 	if d := s.depth(); d != 1 {
 		t.Errorf("depth 200 short tasks after a 1 s task = %d; want 1 (a long task is remembered)", d)
 	}
 	for range 2000 {
-		s.observe(400 * time.Microsecond)
+		s.observe(100 * time.Microsecond)
 	}
-	if d := s.depth(); d < 4 || d > 5 {
-		t.Errorf("depth after 400us tasks = %d; want 5 (%v of work per worker; 4 as the average rounds)", d, pipelineBudget)
+	if d := s.depth(); d != maxPipelineDepth {
+		t.Errorf("depth after 100us tasks = %d; want %d", d, maxPipelineDepth)
+	}
+	for range 50 {
+		s.observe(190 * time.Microsecond)
+	}
+	if d := s.depth(); d < 10 || d > 11 {
+		t.Errorf("depth after 190us tasks = %d; want 10 (%v of work per worker; 11 as the average rounds)", d, pipelineBudget)
+	}
+	for range 50 {
+		s.observe(time.Millisecond)
+	}
+	if d := s.depth(); d != 1 {
+		t.Errorf("depth after 1 ms tasks = %d; want 1 (worth little for tasks this long)", d)
 	}
 }
 

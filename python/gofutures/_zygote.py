@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import marshal
 import os
 import signal
 import socket
@@ -128,7 +129,8 @@ class _Prepared:
 
     def __init__(self):
         self._tried = set()  # module names imported or tried
-        self._main = None  # (path, source, code) of the last main script compiled
+        # (path, source, marshalled code) of the last main script compiled
+        self._main = None
 
     def update(self, data):
         """Readies what request data's "prepare" object names; whatever
@@ -167,16 +169,22 @@ class _Prepared:
         except BaseException:  # a syntax error: the worker reports it, as without this
             return
         if not caught:  # else each worker compiles it, and warns, as without this
-            self._main = (path, source, code)
+            self._main = (path, source, marshal.dumps(code))
 
     def serve_main(self, preparation):
         """A context manager for a forked worker's preparation (the worker's
         PREPARING): while it is entered, runpy gets the main script compiled
         here instead of compiling it again, if the preparation runs that
-        same script."""
+        same script.
+
+        The worker loads its own copy of the code (as from a .pyc): on 3.11,
+        functions whose code object stayed in the memory it shares with
+        the helper ran ~10% slower in a CPU-bound loop (measured: 16 tasks
+        of a 200k-iteration loop, 2 workers, 0.122 s against 0.111 s),
+        and loading costs far less than compiling."""
         if self._main is None or preparation.get("init_main_from_path") != self._main[0]:
             return contextlib.nullcontext()
-        return _compiled_main(self._main[0], self._main[2])
+        return _compiled_main(self._main[0], marshal.loads(self._main[2]))
 
 
 @contextlib.contextmanager
