@@ -7,44 +7,33 @@ import (
 	"time"
 )
 
+// TestServiceTimeDepth feeds one serviceTime a sequence of workloads, in
+// order, each followed by the depth it must allow.
 func TestServiceTimeDepth(t *testing.T) {
 	var s serviceTime
 	if d := s.depth(); d != 1 {
 		t.Errorf("depth with nothing measured = %d; want 1 (one at a time until tasks are known to be short)", d)
 	}
-	for range 50 {
-		s.observe(20 * time.Microsecond)
+	steps := []struct {
+		tasks    int
+		each     time.Duration
+		min, max int // the depth allowed after them (the average rounds down)
+		why      string
+	}{
+		{50, 20 * time.Microsecond, maxPipelineDepth, maxPipelineDepth, "short tasks"},
+		{1, time.Second, 1, 1, "one long task is enough to stop pipelining"},
+		{200, 100 * time.Microsecond, 1, 1, "a long task is remembered"},
+		{2000, 100 * time.Microsecond, maxPipelineDepth, maxPipelineDepth, "forgotten after many short ones"},
+		{50, 190 * time.Microsecond, 10, 11, "2 ms of work per worker"},
+		{50, time.Millisecond, 1, 1, "worth little for tasks this long"},
 	}
-	if d := s.depth(); d != maxPipelineDepth {
-		t.Errorf("depth after 20us tasks = %d; want %d", d, maxPipelineDepth)
-	}
-	s.observe(time.Second) // one long task is enough to stop pipelining
-	if d := s.depth(); d != 1 {
-		t.Errorf("depth after a 1 s task = %d; want 1", d)
-	}
-	for range 200 {
-		s.observe(100 * time.Microsecond)
-	}
-	if d := s.depth(); d != 1 {
-		t.Errorf("depth 200 short tasks after a 1 s task = %d; want 1 (a long task is remembered)", d)
-	}
-	for range 2000 {
-		s.observe(100 * time.Microsecond)
-	}
-	if d := s.depth(); d != maxPipelineDepth {
-		t.Errorf("depth after 100us tasks = %d; want %d", d, maxPipelineDepth)
-	}
-	for range 50 {
-		s.observe(190 * time.Microsecond)
-	}
-	if d := s.depth(); d < 10 || d > 11 {
-		t.Errorf("depth after 190us tasks = %d; want 10 (%v of work per worker; 11 as the average rounds)", d, pipelineBudget)
-	}
-	for range 50 {
-		s.observe(time.Millisecond)
-	}
-	if d := s.depth(); d != 1 {
-		t.Errorf("depth after 1 ms tasks = %d; want 1 (worth little for tasks this long)", d)
+	for _, step := range steps {
+		for range step.tasks {
+			s.observe(step.each)
+		}
+		if d := s.depth(); d < step.min || d > step.max {
+			t.Errorf("depth after %d tasks of %v = %d; want %d..%d (%s)", step.tasks, step.each, d, step.min, step.max, step.why)
+		}
 	}
 }
 
