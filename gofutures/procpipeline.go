@@ -83,8 +83,9 @@ func (w *procWorker) popHeadLocked() *ProcTask {
 	return t
 }
 
-// accepting reports whether w may be sent more tasks: it is not retiring
-// or killed, and has room under the pipeline depth and its task quota.
+// acceptingLocked is how many more tasks w may be sent now: none while it
+// retires or is being killed, else what its pipeline depth and its task
+// quota (MaxTasksPerChild) leave.
 func (p *ProcessPool) acceptingLocked(w *procWorker) int {
 	if w.retire || w.kill != nil {
 		return 0

@@ -381,6 +381,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	p.sunk()
 }
 
+// latest returns the latest of times (the zero time for none).
 func latest(times ...time.Time) time.Time {
 	var l time.Time
 	for _, t := range times {
