@@ -22,10 +22,6 @@ const (
 	pipelineBudget = 2 * time.Millisecond
 	// maxPipelineDepth bounds the unanswered tasks of one worker.
 	maxPipelineDepth = 16
-	// shortTask: only tasks this short on average are pipelined. The round
-	// trip saved is some tens of microseconds: for longer tasks it is
-	// worth little, and a task sent behind one is committed to its worker.
-	shortTask = 200 * time.Microsecond
 )
 
 // serviceTime is how long the pool's tasks take in their workers, from
@@ -56,12 +52,17 @@ func (s *serviceTime) observe(d time.Duration) {
 	s.avg += (d - s.avg) / 8
 }
 
-// depth is how many unanswered tasks a worker may have.
+// depth is how many unanswered tasks a worker may have: 1 until tasks
+// are known to be short, then what fits in pipelineBudget, but at least 2.
+// A task measured alone includes a round trip through this process (some
+// tens of microseconds, more on a busy machine), so only a task sent behind
+// another shows what the worker really spends: with one at a time, short
+// tasks could look too long to ever be pipelined.
 func (s *serviceTime) depth() int {
-	if s.avg == 0 || s.avg > shortTask || s.longest >= longTask {
+	if s.avg == 0 || s.avg > pipelineBudget || s.longest >= longTask {
 		return 1
 	}
-	return min(maxPipelineDepth, int(pipelineBudget/s.avg))
+	return max(2, min(maxPipelineDepth, int(pipelineBudget/s.avg)))
 }
 
 // head is the task w runs (or will run first), nil if it has none.

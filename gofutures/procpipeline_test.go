@@ -25,7 +25,8 @@ func TestServiceTimeDepth(t *testing.T) {
 		{200, 100 * time.Microsecond, 1, 1, "a long task is remembered"},
 		{2000, 100 * time.Microsecond, maxPipelineDepth, maxPipelineDepth, "forgotten after many short ones"},
 		{50, 190 * time.Microsecond, 10, 11, "2 ms of work per worker"},
-		{50, time.Millisecond, 1, 1, "worth little for tasks this long"},
+		{50, time.Millisecond, 2, 2, "2 at least, so that a round trip is not taken for work"},
+		{50, 3 * time.Millisecond, 1, 1, "over the budget: one at a time"},
 	}
 	for _, step := range steps {
 		for range step.tasks {
