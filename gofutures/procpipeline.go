@@ -1,6 +1,9 @@
 package gofutures
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Pipelining: a worker may be sent its next tasks before it has answered
 // the one it runs, so that it never sits idle for a round trip through
@@ -11,10 +14,12 @@ import "time"
 // another worker frees up). Long or unknown tasks go one at a time, as the
 // stdlib sends them.
 //
-// A worker runs its tasks in order and writes each answer before it reads
+// A worker runs its tasks in order and writes each answer before it starts
 // the next task, so of its unanswered tasks only the first (its head) can
 // have started: a death is still attributed to one task, and the others,
-// never started, are given back to the queue.
+// never started, are given back to the queue. A worker whose head runs
+// long hands back the tasks behind it (FrameHandBack, handBack) so that a
+// free worker runs them.
 
 const (
 	// pipelineBudget is how much predicted work may wait in one worker's
@@ -147,6 +152,26 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 		p.armLocked(w, w.inflight[0]) // else once it is ready (FrameReady)
 	}
 	return sent
+}
+
+// handBack requeues the tasks w handed back (FrameHandBack: ids, 8 bytes
+// each): sent behind a task that runs long, they go to a free worker
+// instead. An id that is not one of w's tasks behind its head is ignored.
+func (p *ProcessPool) handBack(w *procWorker, ids []byte) {
+	p.mu.Lock()
+	var back []*ProcTask
+	for ; len(ids) >= 8; ids = ids[8:] {
+		id := binary.BigEndian.Uint64(ids)
+		for i := 1; i < len(w.inflight); i++ {
+			if t := w.inflight[i]; t.ID == id {
+				back = append(back, t)
+				w.inflight = append(w.inflight[:i], w.inflight[i+1:]...)
+				break
+			}
+		}
+	}
+	p.requeueLocked(back)
+	p.unlockAfterDispatch(nil)
 }
 
 // requeueLocked gives tasks that w was sent and never started back to the

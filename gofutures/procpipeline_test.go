@@ -1,6 +1,7 @@
 package gofutures
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -184,5 +185,35 @@ func TestProcessPoolKillTaskSentBehindAnother(t *testing.T) {
 	}
 	if s := p.Stats(); s.Killed != 1 || s.Cancelled != 1 || s.Broken {
 		t.Errorf("Stats() = %+v; want 1 killed, 1 cancelled", s)
+	}
+}
+
+func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1))
+	warmUp(t, p, sink, 20)
+	tasks := submitTogether(p, 1, "sleep:300", "echo:a", "echo:b")
+	waitPipelined(t, p, tasks[2])
+	var w *procWorker
+	p.mu.Lock()
+	for x := range p.workers {
+		w = x
+	}
+	p.mu.Unlock()
+	// As a worker says it: ids of tasks behind its head (and one that is
+	// not, ignored).
+	ids := binary.BigEndian.AppendUint64(nil, 3)
+	ids = binary.BigEndian.AppendUint64(ids, 1)
+	ids = binary.BigEndian.AppendUint64(ids, 2)
+	p.handBack(w, ids)
+	if s := p.Stats(); s.Running != 1 || s.Queued != 2 {
+		t.Errorf("after the hand-back: Stats() = %+v; want 1 running (the head), 2 queued", s)
+	}
+	c := sink.waitCompleted(t, 20+3)
+	var got []string
+	for _, x := range c[20:] {
+		got = append(got, x.data)
+	}
+	if fmt.Sprint(got) != "[slept 300 b a]" {
+		t.Errorf("completions: %v; want the head, then the handed-back tasks in the order handed back", got)
 	}
 }

@@ -299,6 +299,8 @@ func (p *ProcessPool) supervise(w *procWorker) {
 				p.armLocked(w, t)
 			}
 			p.mu.Unlock()
+		case FrameHandBack:
+			p.handBack(w, f.Data)
 		case FrameResult, FrameError:
 			if f.ID == 0 { // an error outside any task: the worker is about to exit
 				w.detail = string(f.Data)

@@ -28,6 +28,10 @@ const (
 	FrameError                       // worker -> supervisor: the task raised this
 	FrameReady                       // worker -> supervisor: initialized, waiting for tasks
 	FrameExit                        // supervisor -> worker: finish and exit
+	// FrameHandBack, worker -> supervisor: the tasks whose ids the data
+	// holds (8 bytes each, big endian), sent behind the one it runs, were
+	// not started and never will be by this worker (procpipeline.go).
+	FrameHandBack
 )
 
 // frameHeader is the fixed part after the length: kind and id.

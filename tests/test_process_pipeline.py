@@ -7,6 +7,7 @@ breaks the pool with every call not yet answered (the default).
 Workers import this module by name (tests/ is on the sys.path they inherit).
 """
 import os
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -32,6 +33,16 @@ def _record_or_die(path, i):
     if i == CRASH_AT:
         os._exit(7)
     return _record(path, i)
+
+
+def _record_or_nap(path, i):
+    if i % 100 == 50:
+        time.sleep(0.05)  # long enough for the calls behind it to be handed back
+    return _record(path, i)
+
+
+def _identity(x):
+    return x
 
 
 def _runs(path):
@@ -78,3 +89,25 @@ def test_death_amid_short_calls_breaks_the_pool_without_running_a_call_twice(tmp
     assert set(succeeded) <= set(runs)
     assert all(isinstance(f.exception(), BrokenProcessPool)
                for i, f in enumerate(fs) if i not in set(succeeded))
+
+
+def test_short_calls_sent_behind_a_long_one_go_to_a_free_worker():
+    # Without the hand-back, the calls pipelined to the worker that runs
+    # the long call would wait for it while the other worker is idle.
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        assert list(ex.map(_identity, range(500))) == list(range(500))  # short: pipelined
+        head = [ex.submit(_identity, i) for i in range(500)]
+        long = ex.submit(time.sleep, 30)
+        tail = [ex.submit(_identity, i) for i in range(100)]
+        done, not_done = gofutures.wait(head + tail, timeout=20)
+        assert not not_done, "%d calls waited behind the long one" % len(not_done)
+        assert not long.done()
+        assert ex.kill_task(long)
+
+
+def test_handed_back_calls_run_once(tmp_path):
+    path = str(tmp_path / "runs")
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        fs = [ex.submit(_record_or_nap, path, i) for i in range(1000)]
+        assert [f.result(timeout=TIMEOUT) for f in fs] == list(range(1000))
+    assert sorted(_runs(path)) == list(range(1000))

@@ -4,24 +4,35 @@ exec of the parent's interpreter, loading this file by path
 (WORKER_COMMAND below); either way the gofutures package, and with it the
 Go runtime, is never imported here. It gets the task pipe on fd 3 and
 the result pipe on fd 4 (stdout and stderr are the parent's). It runs one
-task at a time and exits when fd 3 closes (the parent is gone or asked it
-to), so no worker outlives its pool.
+task at a time, in the order sent (handing back those sent behind a task
+that runs long: _TaskPipe), and exits when fd 3 closes (the parent is gone
+or asked it to), so no worker outlives its pool.
 
 This file imports nothing from gofutures for that reason; it speaks the
 frame format of gofutures/wire.go itself.
 """
+import collections
 import contextlib
 import io
 import logging
 import os
 import pickle
+import select
 import struct
 import sys
+import threading
+import time
 import traceback
 
 # Frame kinds, as in gofutures/wire.go.
-INIT, TASK, RESULT, ERROR, READY, EXIT = range(1, 7)
+INIT, TASK, RESULT, ERROR, READY, EXIT, HANDBACK = range(1, 8)
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
+_ID = struct.Struct(">Q")
+
+# A task that has run for between half of this and this long (seconds)
+# hands back the tasks sent behind it (pipelining), so that another worker
+# can run them.
+HAND_BACK_AFTER = 0.02
 
 # The pool's process, for a worker whose parent is not: the zygote
 # (_zygote.py) sets it in the workers it forks.
@@ -43,16 +54,106 @@ def write_frame(f, kind, task_id, data=b""):
     f.flush()
 
 
-def read_frame(f):
-    """Returns (kind, task_id, data), or None at the end of the stream."""
-    head = f.read(_HEAD.size)
-    if len(head) < _HEAD.size:
-        return None
-    length, kind, task_id = _HEAD.unpack(head)
-    data = f.read(length - 9)
-    if len(data) < length - 9:
-        return None
-    return kind, task_id, data
+class _TaskPipe:
+    """The task pipe (fd 3), read frame by frame, and the answers written to
+    the result pipe (out).
+
+    The supervisor may send a task before the one this worker runs is
+    answered (pipelining, gofutures/procpipeline.go): such tasks wait here,
+    parsed. If the running task takes longer (see HAND_BACK_AFTER), a
+    watchdog thread (started the first time a task runs with others waiting
+    behind it) hands them back (a HANDBACK frame with their ids), and the
+    supervisor gives them to another worker.
+
+    Who gets a waiting task is decided by the deque alone: the main thread
+    takes from the left, the watchdog from the right, each pop atomic, so a
+    task is either started here or handed back, never both. The pipe is
+    read under read_lock (by the main thread when nothing waits, by the
+    watchdog during a task); the answers and the watchdog's frames go
+    through out's own lock, one whole frame per write."""
+
+    def __init__(self, fd, out):
+        self._fd = fd
+        self._out = out
+        self._rest = b""  # the start of a frame not complete yet
+        self._frames = collections.deque()  # (kind, task_id, data), not taken yet
+        self._running = False  # a task runs (between next() and answer())
+        self._count = 0  # tasks started: the watchdog sees one that does not end
+        self._watchdog = None
+        self.read_lock = threading.Lock()
+
+    def next(self):
+        """The next frame, or None at the end of the stream."""
+        frames = self._frames
+        while True:
+            try:
+                frame = frames.popleft()
+            except IndexError:
+                with self.read_lock:
+                    if frames:  # the watchdog read them meanwhile
+                        continue
+                    chunk = os.read(self._fd, 1 << 16)
+                    if not chunk:
+                        return None
+                    self._take(chunk)
+                continue
+            if frame[0] == TASK:
+                self._count += 1
+                self._running = True
+                if frames and self._watchdog is None:  # others wait behind it
+                    self._watchdog = threading.Thread(
+                        target=self._watch, name="gofutures-handback", daemon=True)
+                    self._watchdog.start()
+            return frame
+
+    def answer(self, kind, task_id, data):
+        self._running = False
+        write_frame(self._out, kind, task_id, data)
+
+    def _take(self, chunk):
+        data = self._rest + chunk if self._rest else chunk
+        size, start = len(data), 0
+        unpack, append = _HEAD.unpack_from, self._frames.append
+        while size - start >= 13:  # _HEAD.size
+            length, kind, task_id = unpack(data, start)
+            end = start + 4 + length
+            if end > size:
+                break
+            append((kind, task_id, data[start + 13:end]))
+            start = end
+        self._rest = data[start:]
+
+    def _watch(self):
+        seen = None
+        while True:
+            time.sleep(HAND_BACK_AFTER / 2)
+            now = (self._running, self._count)
+            if not now[0] or now != seen:
+                seen = now
+                continue
+            # The same task has run for HAND_BACK_AFTER / 2 at least.
+            if self.read_lock.acquire(blocking=False):
+                try:  # whatever else was sent: waiting too
+                    while select.select([self._fd], [], [], 0)[0]:
+                        chunk = os.read(self._fd, 1 << 16)
+                        if not chunk:
+                            break
+                        self._take(chunk)
+                finally:
+                    self.read_lock.release()
+            ids = []
+            while True:
+                try:
+                    frame = self._frames.pop()
+                except IndexError:
+                    break
+                if frame[0] != TASK:  # an EXIT: it stays last
+                    self._frames.append(frame)
+                    break
+                ids.append(frame[1])
+            if ids:
+                ids.reverse()
+                write_frame(self._out, HANDBACK, 0, b"".join(_ID.pack(i) for i in ids))
 
 
 def _dumps(obj):
@@ -71,7 +172,8 @@ def _dumps(obj):
             raise exc from None
 
 
-def _send_error(out, task_id, exc):
+def _error(exc):
+    """The ERROR payload for exc."""
     from concurrent.futures.process import _ExceptionWithTraceback
     try:
         data = _dumps(_ExceptionWithTraceback(exc, exc.__traceback__))
@@ -80,7 +182,7 @@ def _send_error(out, task_id, exc):
         substitute = RuntimeError("%s (the original exception could not be pickled: %s)"
                                   % (text.strip().splitlines()[-1], pickling_error))
         data = pickle.dumps(_ExceptionWithTraceback(substitute, exc.__traceback__))
-    write_frame(out, ERROR, task_id, data)
+    return data
 
 
 def _unpickling_failed(exc):
@@ -131,9 +233,9 @@ def _become_pool_process(start_method):
 
 
 def main():
-    tasks = os.fdopen(3, "rb")
     out = os.fdopen(4, "wb")
-    frame = read_frame(tasks)
+    tasks = _TaskPipe(3, out)
+    frame = tasks.next()
     if frame is None or frame[0] != INIT:
         return 1
     # Two pickles, as multiprocessing's spawn sends: how to prepare this
@@ -160,31 +262,31 @@ def main():
         return 1
     write_frame(out, READY, 0)
     while True:
-        frame = read_frame(tasks)
+        frame = tasks.next()
         if frame is None or frame[0] == EXIT:
             return 0
         kind, task_id, data = frame
-        try:
-            fn, args, kwargs, chunked = pickle.loads(data)
-        except BaseException as exc:
-            _send_error(out, task_id, _unpickling_failed(exc))
-            continue
-        try:
-            if chunked:  # a map chunk: args holds one argument tuple per call
-                result = [fn(*call) for call in args]
-            else:
-                result = fn(*args, **(kwargs or {}))
-            del fn, args, kwargs
-        except BaseException as exc:
-            _send_error(out, task_id, exc)
-            continue
-        try:
-            payload = _dumps(result)
-        except BaseException as exc:
-            _send_error(out, task_id, exc)
-            continue
-        del result
-        write_frame(out, RESULT, task_id, payload)
+        tasks.answer(*_run(task_id, data))
+
+
+def _run(task_id, data):
+    """Runs the task data; returns its answer (kind, task_id, payload)."""
+    try:
+        fn, args, kwargs, chunked = pickle.loads(data)
+    except BaseException as exc:
+        return ERROR, task_id, _error(_unpickling_failed(exc))
+    try:
+        if chunked:  # a map chunk: args holds one argument tuple per call
+            result = [fn(*call) for call in args]
+        else:
+            result = fn(*args, **(kwargs or {}))
+        del fn, args, kwargs
+    except BaseException as exc:
+        return ERROR, task_id, _error(exc)
+    try:
+        return RESULT, task_id, _dumps(result)
+    except BaseException as exc:
+        return ERROR, task_id, _error(exc)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Data flow:
       Future (native)                                   pickle result / exception
       Go queue -> worker           <--RESULT/ERROR, fd 4--
         (short calls are pipelined: a worker is sent the next ones
-        before it answers the one it runs, gofutures/procpipeline.go)
+        before it answers the one it runs, and hands them back if that
+        one runs long; gofutures/procpipeline.go, _worker._TaskPipe)
       supervisor goroutine: outcome -> results worker (holds the GIL)
         -> _Hooks.complete(): unpickle, set_result / set_exception
       or, for a result or exception of a future that nobody observes (no
