@@ -69,6 +69,17 @@ func submitTogether(p *ProcessPool, first uint64, payloads ...string) []*ProcTas
 	return tasks
 }
 
+// completedAfter waits for n completions after the first skip and
+// returns their data, in order, as "[a b ...]".
+func completedAfter(t *testing.T, sink *procSink, skip, n int) string {
+	t.Helper()
+	var got []string
+	for _, x := range sink.waitCompleted(t, skip+n)[skip:] {
+		got = append(got, x.data)
+	}
+	return fmt.Sprint(got)
+}
+
 // waitPipelined waits until task is sent to a worker behind another task.
 func waitPipelined(t *testing.T, p *ProcessPool, task *ProcTask) {
 	t.Helper()
@@ -136,12 +147,7 @@ func TestProcessPoolSurviveRequeuesTasksSentBehindTheDeadOne(t *testing.T) {
 	if !errors.As(f[0].err, &d) || f[0].task != tasks[1] || d.TaskID != 2 || d.ExitCode != 3 {
 		t.Fatalf("Failed(%d, %v); want task 2, its worker exited with 3", f[0].task.ID, f[0].err)
 	}
-	c := sink.waitCompleted(t, 20+4)
-	var got []string
-	for _, x := range c[20:] {
-		got = append(got, x.data)
-	}
-	if fmt.Sprint(got) != "[slept 100 a b c]" {
+	if got := completedAfter(t, sink, 20, 4); got != "[slept 100 a b c]" {
 		t.Errorf("completions after the warm-up: %v; want the tasks behind the dead one run by its replacement", got)
 	}
 	if s := p.Stats(); s.Died != 1 || s.Done != 25 || s.Failed != 1 || s.Running != 0 || s.Queued != 0 {
@@ -208,12 +214,7 @@ func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
 	if s := p.Stats(); s.Running != 1 || s.Queued != 2 {
 		t.Errorf("after the hand-back: Stats() = %+v; want 1 running (the head), 2 queued", s)
 	}
-	c := sink.waitCompleted(t, 20+3)
-	var got []string
-	for _, x := range c[20:] {
-		got = append(got, x.data)
-	}
-	if fmt.Sprint(got) != "[slept 300 b a]" {
+	if got := completedAfter(t, sink, 20, 3); got != "[slept 300 b a]" {
 		t.Errorf("completions: %v; want the head, then the handed-back tasks in the order handed back", got)
 	}
 }
