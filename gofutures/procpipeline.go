@@ -156,22 +156,45 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 
 // handBack requeues the tasks w handed back (FrameHandBack: ids, 8 bytes
 // each): sent behind a task that runs long, they go to a free worker
-// instead. An id that is not one of w's tasks behind its head is ignored.
+// instead. The worker never started them, but may have answered the task
+// ahead of them meanwhile: one of them can be our head by now. An id that
+// is not one of w's tasks is ignored.
 func (p *ProcessPool) handBack(w *procWorker, ids []byte) {
 	p.mu.Lock()
 	var back []*ProcTask
+	head := w.head()
 	for ; len(ids) >= 8; ids = ids[8:] {
 		id := binary.BigEndian.Uint64(ids)
-		for i := 1; i < len(w.inflight); i++ {
-			if t := w.inflight[i]; t.ID == id {
+		for i, t := range w.inflight {
+			if t.ID == id {
 				back = append(back, t)
 				w.inflight = append(w.inflight[:i], w.inflight[i+1:]...)
 				break
 			}
 		}
 	}
+	if w.head() != head {
+		w.stopTimerLocked()
+		p.newHeadLocked(w)
+		if len(w.inflight) == 0 && !w.retire && w.kill == nil {
+			p.idle = append(p.idle, w)
+		}
+	}
 	p.requeueLocked(back)
 	p.unlockAfterDispatch(nil)
+}
+
+// newHeadLocked starts what w's head needs now that it is the task w
+// runs: the kill KillTask asked for while it waited, or its time limit.
+func (p *ProcessPool) newHeadLocked(w *procWorker) {
+	next := w.head()
+	switch {
+	case next == nil:
+	case next.kill != nil:
+		p.killTaskLocked(w, next, next.kill)
+	case w.ready:
+		p.armLocked(w, next)
+	}
 }
 
 // requeueLocked gives tasks that w was sent and never started back to the

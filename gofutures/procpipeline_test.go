@@ -206,9 +206,9 @@ func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
 	}
 	p.mu.Unlock()
 	// As a worker says it: ids of tasks behind its head (and one that is
-	// not, ignored).
+	// not its task, ignored).
 	ids := binary.BigEndian.AppendUint64(nil, 3)
-	ids = binary.BigEndian.AppendUint64(ids, 1)
+	ids = binary.BigEndian.AppendUint64(ids, 99)
 	ids = binary.BigEndian.AppendUint64(ids, 2)
 	p.handBack(w, ids)
 	if s := p.Stats(); s.Running != 1 || s.Queued != 2 {
@@ -216,5 +216,34 @@ func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
 	}
 	if got := completedAfter(t, sink, 20, 3); got != "[slept 300 b a]" {
 		t.Errorf("completions: %v; want the head, then the handed-back tasks in the order handed back", got)
+	}
+}
+
+// The worker may answer the task ahead of those it hands back before the
+// hand-back arrives: one of them is then the head here. (The test worker
+// knows nothing of hand-backs and runs every task it was sent; only the
+// pool's bookkeeping is checked: the head moves on, nothing is lost, the
+// worker keeps getting work.)
+func TestProcessPoolHandBackOfTheHead(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1))
+	warmUp(t, p, sink, 20)
+	tasks := submitTogether(p, 1, "sleep:200", "echo:a", "echo:b")
+	waitPipelined(t, p, tasks[2])
+	var w *procWorker
+	p.mu.Lock()
+	for x := range p.workers {
+		w = x
+	}
+	p.mu.Unlock()
+	p.handBack(w, binary.BigEndian.AppendUint64(nil, 1))
+	if s := p.Stats(); s.Running != 2 || s.Queued != 1 {
+		t.Errorf("after handing back the head: Stats() = %+v; want 2 running, 1 queued", s)
+	}
+	if got := completedAfter(t, sink, 20, 3); got != "[a b slept 200]" {
+		t.Errorf("completions: %v; want the tasks behind, then the handed-back one run again", got)
+	}
+	submit(t, p, 9, "echo:after")
+	if got := completedAfter(t, sink, 23, 1); got != "[after]" {
+		t.Errorf("after the hand-back: %v", got)
 	}
 }

@@ -363,13 +363,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 			err = p.spawnLocked()
 		}
 	default:
-		if next := w.head(); next != nil {
-			if next.kill != nil {
-				p.killTaskLocked(w, next, next.kill)
-			} else if w.ready {
-				p.armLocked(w, next)
-			}
-		}
+		p.newHeadLocked(w)
 		if w.kill == nil {
 			p.feedLocked(w, p.acceptingLocked(w))
 			if len(w.inflight) == 0 {
