@@ -194,17 +194,26 @@ func TestProcessPoolKillTaskSentBehindAnother(t *testing.T) {
 	}
 }
 
-func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
+// pipelinedBehind starts a one-worker pool whose worker runs head (task 1)
+// with tasks 2 and 3 ("echo:a", "echo:b") sent behind it, after 20
+// warm-up completions.
+func pipelinedBehind(t *testing.T, head string) (*ProcessPool, *procSink, *procWorker) {
+	t.Helper()
 	p, sink := newTestPool(t, testWorkerConfig(1))
 	warmUp(t, p, sink, 20)
-	tasks := submitTogether(p, 1, "sleep:300", "echo:a", "echo:b")
+	tasks := submitTogether(p, 1, head, "echo:a", "echo:b")
 	waitPipelined(t, p, tasks[2])
-	var w *procWorker
 	p.mu.Lock()
-	for x := range p.workers {
-		w = x
+	defer p.mu.Unlock()
+	for w := range p.workers {
+		return p, sink, w
 	}
-	p.mu.Unlock()
+	t.Fatal("no worker")
+	return nil, nil, nil
+}
+
+func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
+	p, sink, w := pipelinedBehind(t, "sleep:300")
 	// As a worker says it: ids of tasks behind its head (and one that is
 	// not its task, ignored).
 	ids := binary.BigEndian.AppendUint64(nil, 3)
@@ -225,16 +234,7 @@ func TestProcessPoolHandBackRequeuesTasksSentBehind(t *testing.T) {
 // pool's bookkeeping is checked: the head moves on, nothing is lost, the
 // worker keeps getting work.)
 func TestProcessPoolHandBackOfTheHead(t *testing.T) {
-	p, sink := newTestPool(t, testWorkerConfig(1))
-	warmUp(t, p, sink, 20)
-	tasks := submitTogether(p, 1, "sleep:200", "echo:a", "echo:b")
-	waitPipelined(t, p, tasks[2])
-	var w *procWorker
-	p.mu.Lock()
-	for x := range p.workers {
-		w = x
-	}
-	p.mu.Unlock()
+	p, sink, w := pipelinedBehind(t, "sleep:200")
 	p.handBack(w, binary.BigEndian.AppendUint64(nil, 1))
 	if s := p.Stats(); s.Running != 2 || s.Queued != 1 {
 		t.Errorf("after handing back the head: Stats() = %+v; want 2 running, 1 queued", s)
