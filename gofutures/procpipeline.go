@@ -35,6 +35,7 @@ const (
 // task. Protected by the pool's mu.
 type serviceTime struct {
 	avg     time.Duration // 0: nothing measured yet
+	last    time.Duration // the latest task's
 	longest time.Duration // fades by 1/256 per task
 }
 
@@ -49,6 +50,7 @@ func (s *serviceTime) observe(d time.Duration) {
 	if d <= 0 {
 		d = 1
 	}
+	s.last = d
 	s.longest = max(d, s.longest-s.longest/256)
 	if s.avg == 0 {
 		s.avg = d
@@ -58,13 +60,15 @@ func (s *serviceTime) observe(d time.Duration) {
 }
 
 // depth is how many unanswered tasks a worker may have: 1 until tasks
-// are known to be short, then what fits in pipelineBudget, but at least 2.
+// are known to be short, and at once when one is not (the average follows
+// a change of workload only in some tasks), else what fits in
+// pipelineBudget, but at least 2.
 // A task measured alone includes a round trip through this process (some
 // tens of microseconds, more on a busy machine), so only a task sent behind
 // another shows what the worker really spends: with one at a time, short
 // tasks could look too long to ever be pipelined.
 func (s *serviceTime) depth() int {
-	if s.avg == 0 || s.avg > pipelineBudget || s.longest >= longTask {
+	if s.avg == 0 || s.avg > pipelineBudget || s.last > pipelineBudget || s.longest >= longTask {
 		return 1
 	}
 	return max(2, min(maxPipelineDepth, int(pipelineBudget/s.avg)))

@@ -22,6 +22,9 @@ func TestServiceTimeDepth(t *testing.T) {
 		why      string
 	}{
 		{50, 20 * time.Microsecond, maxPipelineDepth, maxPipelineDepth, "short tasks"},
+		{1, 10 * time.Millisecond, 1, 1, "the latest task was long: at once"},
+		{1, 20 * time.Microsecond, 2, 2, "short again: 2 while the average comes down"},
+		{30, 20 * time.Microsecond, maxPipelineDepth, maxPipelineDepth, "short tasks"},
 		{1, time.Second, 1, 1, "one long task is enough to stop pipelining"},
 		{200, 100 * time.Microsecond, 1, 1, "a long task is remembered"},
 		{2000, 100 * time.Microsecond, maxPipelineDepth, maxPipelineDepth, "forgotten after many short ones"},
