@@ -43,7 +43,7 @@ go-test:
 	go test -race -count=1 ./gofutures/
 	# A short fuzz of the frame reader: a worker's bytes must never crash the supervisor.
 	# A count, not a duration: a duration races Go's fuzz coordinator at its end
-	# (go.dev/issue/75804, "context deadline exceeded" with no failing input).
+	# (Go issue 75804: "context deadline exceeded" with no failing input).
 	go test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=200000x ./gofutures/
 
 py-test-%: install-%
