@@ -112,6 +112,7 @@ func (p *ProcessPool) acceptingLocked(w *procWorker) int {
 // sent: the sink hears of it (outside the lock) so that it releases what
 // it holds.
 func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
+	now := time.Now()
 	var buf []byte
 	sent := 0
 	for sent < n {
@@ -122,28 +123,18 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 		if t.kill != nil {
 			// KillTask while it waited behind another task, whose worker
 			// then died: never to run.
-			p.counts.cancelled++
-			p.sinking++
-			go func() {
-				p.sink.Failed(t, t.kill)
-				p.sunk()
-			}()
+			p.dropLocked(func() { p.sink.Failed(t, t.kill) })
 			continue
 		}
 		if !t.started {
 			if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
-				p.counts.cancelled++
-				p.sinking++
-				go func() {
-					p.sink.Completed(t, FrameError, nil)
-					p.sunk()
-				}()
+				p.dropLocked(func() { p.sink.Completed(t, FrameError, nil) })
 				continue
 			}
 			t.started = true
 		}
 		buf = AppendFrame(buf, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload})
-		t.sent = time.Now()
+		t.sent = now
 		w.inflight = append(w.inflight, t)
 		sent++
 	}
@@ -156,6 +147,18 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 		p.armLocked(w, w.inflight[0]) // else once it is ready (FrameReady)
 	}
 	return sent
+}
+
+// dropLocked counts a queued task that will never be sent as cancelled and
+// tells the sink (tell) from a goroutine of its own, outside p.mu, counted
+// in sinking.
+func (p *ProcessPool) dropLocked(tell func()) {
+	p.counts.cancelled++
+	p.sinking++
+	go func() {
+		tell()
+		p.sunk()
+	}()
 }
 
 // handBack requeues the tasks w handed back (FrameHandBack: ids, 8 bytes

@@ -104,19 +104,18 @@ def stdlib_modules(modules):
     return names
 
 
-def preparation(modules):
+def preparation(modules, main):
     """What the helper readies for the parent's workers before it forks
     them (the "prepare" object of each fork request): the standard modules
     to preload (stdlib_modules), the gofutures package where the parent
-    has it (`package`: name and __init__ file), and the main script that
-    each worker runs as __mp_main__ (`main`, as multiprocessing's spawn
-    names it), to compile once. Called in the parent."""
-    import multiprocessing.spawn
+    has it (`package`: name and __init__ file), and main, the script that
+    each worker runs as __mp_main__ (init_main_from_path of
+    multiprocessing's spawn preparation, or None), to compile once. Called
+    in the parent."""
     data = {"preload": stdlib_modules(modules)}
     package = modules.get(__name__.rpartition(".")[0])
     if package is not None and isinstance(getattr(package, "__file__", None), str):
         data["package"] = [package.__name__, package.__file__]
-    main = multiprocessing.spawn.get_preparation_data("gofutures-worker").get("init_main_from_path")
     if main is not None:
         data["main"] = main
     return data

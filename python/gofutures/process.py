@@ -110,14 +110,15 @@ class _WorkerProcess:
             self.pid, "alive" if self.is_alive() else "exited")
 
 
-def _use_zygote():
-    # Read per pool, so that a program (or a test) can switch it.
+def _use_zygote(main):
+    # Read per pool, so that a program (or a test) can switch it. main: the
+    # script the workers run as __mp_main__ (None if none).
     if os.environ.get("GOFUTURES_ZYGOTE", "1") == "0":
         cold.SetZygote("", "")
     else:
         cold.SetZygote(json.dumps([sys.executable, "-c", _zygote.ZYGOTE_COMMAND,
                                    _zygote.__file__, _worker.__file__]),
-                       json.dumps(_zygote.preparation(sys.modules)))
+                       json.dumps(_zygote.preparation(sys.modules, main)))
 
 
 def _pass_environ():
@@ -264,7 +265,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             child_fds.close()
             raise
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
-        _use_zygote()
+        _use_zygote(preparation.get("init_main_from_path"))
         _pass_environ()
         lazy = start_method != "fork"
         self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
