@@ -21,8 +21,14 @@ type ProcessConfig struct {
 	MaxTasksPerChild int    // replace a worker after this many tasks; 0: never
 	// Lazy starts workers on demand, as the stdlib's spawn and forkserver
 	// pools do: a task that finds no idle worker starts one, up to Workers.
-	// Otherwise all Workers start in NewProcessPool.
+	// Otherwise all Workers start in NewProcessPool, or, with Fork, at the
+	// first Submit, as the stdlib's fork pools start them (so that they
+	// inherit what the program set up until then).
 	Lazy bool
+	// Fork, if set, starts each worker by forking this process (procfork.go)
+	// instead of Command and Zygote: workers then inherit this process's
+	// memory as it is when they start.
+	Fork ForkFunc
 	// Files are passed to every worker as its fds 5, 6, ... (what the
 	// parent pickled into Init may refer to them, e.g. a multiprocessing
 	// Queue in initargs). The pool owns them and closes them once no worker
@@ -159,6 +165,8 @@ type ProcessPool struct {
 	// the pool (and then stops delivering outcomes) has every one of them.
 	sinking int
 	exited  chan struct{}
+	forking int  // workers being forked (procfork.go), not yet in workers
+	filled  bool // an eager pool has started its Workers (at the first Submit)
 }
 
 type procWorker struct {
@@ -188,28 +196,48 @@ type procWorker struct {
 	memory         memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
 }
 
-// NewProcessPool starts cfg.Workers workers and returns the pool.
+// NewProcessPool returns a pool, with its workers started unless they
+// start later (see ProcessConfig.Lazy).
 func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 	if cfg.Workers < 1 {
 		return nil, fmt.Errorf("max_workers must be greater than 0, got %d", cfg.Workers)
 	}
-	if len(cfg.Command) == 0 {
+	if len(cfg.Command) == 0 && cfg.Fork == nil {
 		return nil, errors.New("no worker command")
 	}
 	p := &ProcessPool{cfg: cfg, sink: sink, workers: map[*procWorker]struct{}{}, exited: make(chan struct{})}
+	if cfg.Fork != nil {
+		return p, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i := 0; i < cfg.Workers && !cfg.Lazy; i++ {
-		if err := p.spawnLocked(); err != nil {
-			p.broken = err // the deaths that follow are expected; nobody gets this pool
-			p.killAllLocked(syscall.SIGKILL)
-			return nil, err
-		}
+	if err := p.fillLocked(); err != nil {
+		p.broken = err // the deaths that follow are expected; nobody gets this pool
+		p.killAllLocked(syscall.SIGKILL)
+		return nil, err
 	}
 	return p, nil
 }
 
+// fillLocked starts an eager pool's workers, once.
+func (p *ProcessPool) fillLocked() error {
+	if p.cfg.Lazy || p.filled {
+		return nil
+	}
+	p.filled = true
+	for i := 0; i < p.cfg.Workers; i++ {
+		if err := p.spawnLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *ProcessPool) spawnLocked() error {
+	if p.cfg.Fork != nil {
+		p.forkLocked()
+		return nil
+	}
 	env := p.cfg.Env
 	if env == nil {
 		env = os.Environ()
@@ -234,6 +262,13 @@ func (p *ProcessPool) spawnLocked() error {
 			return err
 		}
 	}
+	p.addWorkerLocked(proc, taskW, resR)
+	return nil
+}
+
+// addWorkerLocked makes a started process a worker of the pool: it is sent
+// its Init, supervised, and idle.
+func (p *ProcessPool) addWorkerLocked(proc workerProc, taskW, resR *os.File) *procWorker {
 	w := &procWorker{proc: proc, pid: proc.pid(), in: taskW, out: resR, ready: p.cfg.Init == nil}
 	p.workers[w] = struct{}{}
 	if p.cfg.Init != nil {
@@ -243,7 +278,7 @@ func (p *ProcessPool) spawnLocked() error {
 	// At the bottom of the idle stack: the workers started before it are
 	// further along in their start and get tasks first.
 	p.idle = append([]*procWorker{w}, p.idle...)
-	return nil
+	return w
 }
 
 // startWith makes a worker's pipes and starts it with start; it returns
@@ -417,7 +452,7 @@ func (p *ProcessPool) dispatchLocked() error {
 				p.idle = append(p.idle, w) // every task it took was cancelled
 			}
 		}
-		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)-p.retiring >= p.cfg.Workers {
+		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)+p.forking-p.retiring >= p.cfg.Workers {
 			break
 		}
 		if err := p.spawnLocked(); err != nil {
@@ -591,7 +626,7 @@ func (p *ProcessPool) killAllLocked(sig syscall.Signal) {
 }
 
 func (p *ProcessPool) closeExitedLocked() {
-	if len(p.workers) > 0 || p.sinking > 0 || !(p.shutdown || p.broken != nil) {
+	if len(p.workers) > 0 || p.forking > 0 || p.sinking > 0 || !(p.shutdown || p.broken != nil) {
 		return
 	}
 	select {
@@ -619,7 +654,7 @@ func (p *ProcessPool) Submit(t *ProcTask) error {
 	}
 	p.queue.push(t)
 	p.counts.submitted++
-	p.unlockAfterDispatch(nil) // a failed start fails t through the sink
+	p.unlockAfterDispatch(p.fillLocked()) // a failed start fails t through the sink
 	return nil
 }
 

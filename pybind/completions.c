@@ -43,13 +43,14 @@ typedef struct {
 } BridgeObject;
 
 static PyObject *comp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (gf_refuse_in_child("the Go core") < 0) return NULL; /* gofutures._fork serves waits there */
     CompletionsObject *c = (CompletionsObject *)type->tp_alloc(type, 0);
     if (c != NULL) c->h = gfCompNew();
     return (PyObject *)c;
 }
 
 static void comp_dealloc(CompletionsObject *c) {
-    if (c->h != 0) gfCompFree(c->h);
+    if (c->h != 0 && !gf_forked) gfCompFree(c->h);
     PyMem_Free(c->pending);
     PyMem_Free(c->ptag);
     PyMem_Free(c->pos);

@@ -20,7 +20,7 @@ PyTypeObject *gf_ThreadPoolBase;
 
 /* Set once the interpreter starts shutting down (atexit): submits then
  * fail as the stdlib's do. */
-static int interpreter_exiting;
+int gf_interpreter_exiting;
 
 typedef struct {
     PyObject_HEAD
@@ -45,6 +45,7 @@ static PyObject *pool_bind(PoolObject *self, PyObject *const *args, Py_ssize_t n
     if (!PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], gf_FutureBase))
         return PyErr_Format(PyExc_TypeError, "future_type must be a subclass of FutureBase");
     if (self->pool != 0) return PyErr_Format(PyExc_RuntimeError, "executor already bound");
+    if (gf_refuse_in_child("the Go core") < 0) return NULL;
     PyObject *hooks = Py_NewRef(args[2]); /* owned by the Go pool from here */
     if (gfPoolBind(id, hooks) != 0) {
         Py_DECREF(hooks);
@@ -65,7 +66,8 @@ static PyObject *broken_error(long long pool) {
 static PyObject *pool_submit(PoolObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     if (nargs < 1) return PyErr_Format(PyExc_TypeError, "submit() missing 1 required positional argument: 'fn'");
     if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ThreadPoolExecutor.__init__ was not called");
-    if (interpreter_exiting)
+    if (gf_refuse_in_child("this ThreadPoolExecutor") < 0) return NULL;
+    if (gf_interpreter_exiting)
         return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after interpreter shutdown");
     gf_job *job = calloc(1, sizeof *job);
     if (job == NULL) return PyErr_NoMemory();
@@ -116,6 +118,7 @@ static PyObject *pool_shutdown(PoolObject *self, PyObject *cancel_obj) {
     int cancel = PyObject_IsTrue(cancel_obj);
     if (cancel < 0) return NULL;
     if (self->pool == 0) Py_RETURN_NONE;
+    if (gf_refuse_in_child("this ThreadPoolExecutor") < 0) return NULL;
     gfPoolShutdown(self->pool, cancel);
     gf_job *job;
     while ((job = gfPoolNextDropped(self->pool)) != NULL) {
@@ -141,7 +144,7 @@ static int pool_clear(PoolObject *self) {
 
 static void pool_dealloc(PoolObject *self) {
     PyObject_GC_UnTrack(self);
-    if (self->pool != 0) {
+    if (self->pool != 0 && !gf_forked) { /* in a forked child the pool is the parent's */
         Py_XDECREF(gfPoolRelease(self->pool)); /* the hooks the pool held */
         self->pool = 0;
     }
@@ -177,7 +180,7 @@ static PyTypeObject ThreadPoolBaseType = {
 };
 
 static PyObject *set_exiting(PyObject *m, PyObject *unused) {
-    interpreter_exiting = 1;
+    gf_interpreter_exiting = 1;
     Py_RETURN_NONE;
 }
 

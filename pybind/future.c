@@ -272,13 +272,27 @@ int gf_future_cancel(FutureObject *f) {
 
 /* ---- Python methods ---------------------------------------------------- */
 
+/* A future inherited from the parent through a fork cannot be used: its
+ * state lives in the parent's Go runtime (fork.c). */
+#define GUARD(failed) \
+    if (gf_forked && gf_refuse_in_child("this future") < 0) return failed
+
 PyObject *gf_future_new(PyTypeObject *type) {
+    if (gf_refuse_in_child("the Go core") < 0) return NULL;
     FutureObject *f = (FutureObject *)type->tp_alloc(type, 0);
     if (f != NULL) f->h = gfFutureNew((uintptr_t)f);
     return (PyObject *)f;
 }
 
-static PyObject *fut_new(PyTypeObject *type, PyObject *args, PyObject *kw) { return gf_future_new(type); }
+/* In a forked child, Future() is served without the Go core: see
+ * gofutures._fork.child_future. */
+static PyObject *fut_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (!gf_forked) return gf_future_new(type);
+    PyObject *m = PyImport_ImportModule("gofutures._fork");
+    PyObject *r = m ? PyObject_CallMethod(m, "child_future", "O", (PyObject *)type) : NULL;
+    Py_XDECREF(m);
+    return r;
+}
 
 static int fut_init(PyObject *self, PyObject *args, PyObject *kw) {
     if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
@@ -310,29 +324,62 @@ static void fut_dealloc(FutureObject *f) {
     PyObject_GC_UnTrack(f);
     fut_clear(f);
     free(f->raw);
-    if (f->h != 0) gfFutureFree(f->h);
+    if (f->h != 0 && !gf_forked) gfFutureFree(f->h); /* in a forked child, the parent's */
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
 static PyObject *fut_cancel(FutureObject *f, PyObject *unused) {
+    GUARD(NULL);
     int rc = gf_future_cancel(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 static PyObject *fut_cancelled(FutureObject *f, PyObject *unused) {
+    GUARD(NULL);
     int s = state_of(f);
     return PyBool_FromLong(s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED);
 }
 
 static PyObject *fut_running(FutureObject *f, PyObject *unused) {
+    GUARD(NULL);
     return PyBool_FromLong(state_of(f) == ST_RUNNING);
 }
 
 static PyObject *fut_done(FutureObject *f, PyObject *unused) {
+    GUARD(NULL);
     return PyBool_FromLong(state_of(f) >= ST_CANCELLED);
 }
 
 static int wait_done(void *h, long long ns) { return gfFutureWait((uintptr_t)h, ns); }
+
+/* The stdlib's wait in result()/exception(), on f's own condition (see
+ * set_condition): every transition notifies it. Its (done) state, or -1
+ * with TimeoutError or another exception set. */
+static int wait_on_condition(FutureObject *f, PyObject *timeout) {
+    PyObject *cond = Py_NewRef(f->condition);
+    PyObject *r = PyObject_CallMethod(cond, "acquire", NULL);
+    if (r == NULL) goto fail;
+    Py_DECREF(r);
+    r = state_of(f) >= ST_CANCELLED ? Py_NewRef(Py_True) : PyObject_CallMethod(cond, "wait", "O", timeout);
+    PyObject *released = PyObject_CallMethod(cond, "release", NULL);
+    if (r == NULL || released == NULL) {
+        Py_XDECREF(r);
+        Py_XDECREF(released);
+        goto fail;
+    }
+    Py_DECREF(r);
+    Py_DECREF(released);
+    Py_DECREF(cond);
+    int s = state_of(f);
+    if (s < ST_CANCELLED) {
+        PyErr_SetNone(gf_stdlib.TimeoutError);
+        return -1;
+    }
+    return s;
+fail:
+    Py_DECREF(cond);
+    return -1;
+}
 
 /* Waits until f is done; its (done) state, or -1 with TimeoutError or
  * another exception set. */
@@ -355,6 +402,7 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
     }
     int s = state_of(f);
     if (s >= ST_CANCELLED) return s;
+    if (f->custom_condition && f->condition != NULL) return wait_on_condition(f, timeout_obj);
     double timeout;
     if (gf_parse_timeout(timeout_obj, &timeout) < 0) return -1;
     uintptr_t slot = gf_worker_slot;
@@ -370,6 +418,7 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
 }
 
 static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    GUARD(NULL);
     int s = wait_for(f, args, nargs, kwnames);
     if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
@@ -391,6 +440,7 @@ static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t n
 }
 
 static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    GUARD(NULL);
     int s = wait_for(f, args, nargs, kwnames);
     if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
@@ -447,6 +497,7 @@ PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_
  * (and reads a parked outcome through result() or the getters, which
  * unpickle it). */
 static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
+    GUARD(NULL);
     if (observe(f) < ST_CANCELLED) {
         if (f->callbacks == NULL && (f->callbacks = PyList_New(0)) == NULL) return NULL;
         if (PyList_Append(f->callbacks, fn) < 0) return NULL;
@@ -463,15 +514,18 @@ static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
 }
 
 static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *unused) {
+    GUARD(NULL);
     int rc = gf_future_start(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 static PyObject *fut_set_result(FutureObject *f, PyObject *result) {
+    GUARD(NULL);
     return gf_future_complete(f, result, NULL) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static PyObject *fut_set_exception(FutureObject *f, PyObject *exc) {
+    GUARD(NULL);
     if (exc == Py_None) exc = NULL; /* stdlib: set_exception(None) records "no exception" */
     if (exc == NULL) return gf_future_complete(f, Py_None, NULL) < 0 ? NULL : Py_NewRef(Py_None);
     return gf_future_complete(f, NULL, exc) < 0 ? NULL : Py_NewRef(Py_None);
@@ -481,10 +535,12 @@ static PyObject *fut_set_exception(FutureObject *f, PyObject *exc) {
  * for code (CPython's tests among it) that assigns them directly --------- */
 
 static PyObject *get_state(FutureObject *f, void *c) {
+    GUARD(NULL);
     return Py_NewRef(gf_stdlib.state_names[state_of(f)]);
 }
 
 static int set_state(FutureObject *f, PyObject *v, void *c) {
+    GUARD(-1);
     for (int i = 0; v != NULL && i < 5; i++) {
         int eq = PyObject_RichCompareBool(v, gf_stdlib.state_names[i], Py_EQ);
         if (eq < 0) return -1;
@@ -500,22 +556,26 @@ static int set_state(FutureObject *f, PyObject *v, void *c) {
 }
 
 static PyObject *get_result(FutureObject *f, void *c) {
+    GUARD(NULL);
     if (settle(f) < 0) return NULL;
     return Py_NewRef(f->result ? f->result : Py_None);
 }
 
 static int set_result_attr(FutureObject *f, PyObject *v, void *c) {
+    GUARD(-1);
     if (settle(f) < 0) return -1; /* a parked exception must survive */
     Py_XSETREF(f->result, Py_XNewRef(v));
     return 0;
 }
 
 static PyObject *get_exception(FutureObject *f, void *c) {
+    GUARD(NULL);
     if (settle(f) < 0) return NULL;
     return Py_NewRef(f->exception ? f->exception : Py_None);
 }
 
 static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
+    GUARD(-1);
     if (settle(f) < 0) return -1; /* a parked result must survive */
     if (v == Py_None) v = NULL;
     Py_XSETREF(f->exception, Py_XNewRef(v));
@@ -536,24 +596,44 @@ static PyObject *new_condition(void) { return PyObject_CallNoArgs(gf_stdlib.cond
 /* The stdlib's wait()/as_completed() take _condition and add to _waiters
  * expecting to be told of the completion; code that appends to
  * _done_callbacks expects them run: all observe the future. */
-static PyObject *get_condition(FutureObject *f, void *c) { observe(f); return lazy(&f->condition, new_condition); }
-static PyObject *get_waiters(FutureObject *f, void *c) { observe(f); return lazy(&f->waiters, new_list); }
-static PyObject *get_callbacks(FutureObject *f, void *c) { observe(f); return lazy(&f->callbacks, new_list); }
+static PyObject *get_condition(FutureObject *f, void *c) {
+    GUARD(NULL);
+    observe(f);
+    return lazy(&f->condition, new_condition);
+}
+static PyObject *get_waiters(FutureObject *f, void *c) {
+    GUARD(NULL);
+    observe(f);
+    return lazy(&f->waiters, new_list);
+}
+static PyObject *get_callbacks(FutureObject *f, void *c) {
+    GUARD(NULL);
+    observe(f);
+    return lazy(&f->callbacks, new_list);
+}
 
 static int set_slot(PyObject **slot, PyObject *v) {
     Py_XSETREF(*slot, Py_XNewRef(v));
     return 0;
 }
+/* A condition assigned from outside (futurist's GreenFuture puts an
+ * eventlet-aware one here) is the one blocking calls then wait on
+ * (wait_on_condition): a green thread that would complete the future runs
+ * only while its waiter yields to it through that condition. */
 static int set_condition(FutureObject *f, PyObject *v, void *c) {
+    GUARD(-1);
     observe(f);
+    f->custom_condition = v != NULL;
     return set_slot(&f->condition, v);
 }
 static int set_waiters(FutureObject *f, PyObject *v, void *c) {
+    GUARD(-1);
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_waiters must be a list"); return -1; }
     observe(f);
     return set_slot(&f->waiters, v);
 }
 static int set_callbacks(FutureObject *f, PyObject *v, void *c) {
+    GUARD(-1);
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_done_callbacks must be a list"); return -1; }
     observe(f);
     return set_slot(&f->callbacks, v);

@@ -60,6 +60,14 @@ void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message);
 /* also_release: a reference to drop with the GIL held, or NULL. */
 void gf_worker_detach(gf_worker *w, PyObject *also_release, int retired);
 
+/* fork.c, called by Go without the GIL (it takes it): forks this process
+ * into process-pool worker number; the child closes close_fds (except its
+ * task_fd and result_fd), runs hooks.forked_worker(number, task_fd,
+ * result_fd) and exits with what it returns. The child's pid, or -1 with
+ * *err set (malloc'd). */
+long gf_fork_worker(PyObject *hooks, long number, int task_fd, int result_fd, const int *close_fds, long nclose,
+                    char **err);
+
 /* Reference counting from Go, for objects Go owns; the GIL must be held. */
 void gf_decref(PyObject *o);
 

@@ -14,6 +14,7 @@ typedef struct {
     PyObject *exception;  /* likewise; NULL means "finished with a result" */
     PyObject *callbacks;  /* list of done-callbacks, or NULL if none yet */
     PyObject *condition;  /* threading.Condition, made only if someone reads _condition */
+    int custom_condition; /* condition was assigned from outside: waits use it (future.c) */
     PyObject *waiters;    /* the stdlib's _waiters list, made only if read */
     /* A process result or pickled exception that Go parked here instead of
      * completing the future with the GIL (gf_future_park): written by Go
@@ -78,6 +79,17 @@ extern _Thread_local uintptr_t gf_worker_slot;
  * ahead (the caller then calls gfWaitUnblock(slot) after it), or -1 with
  * gofutures.DeadlockError set when it could never end. */
 int gf_wait_register(uintptr_t slot, uintptr_t *hs, long n, int all, int timed);
+
+/* executor.c: set once the interpreter began to exit (atexit): no new work. */
+extern int gf_interpreter_exiting;
+
+/* fork.c: set in every forked child of this process; no call into Go may
+ * be made there (see fork.c). */
+extern volatile int gf_forked;
+int gf_fork_init(PyObject *module);
+/* -1 with RuntimeError set (what: the object, "this future", ...) in a
+ * forked child, 0 otherwise: for objects inherited from the parent. */
+int gf_refuse_in_child(const char *what);
 
 /* util.c */
 typedef int (*gf_wait_fn)(void *arg, long long ns);

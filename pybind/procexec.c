@@ -22,18 +22,21 @@ typedef struct {
 enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
 
 /* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy,
- *        survive, task_timeout_ns, max_memory_bytes).
+ *        survive, task_timeout_ns, max_memory_bytes, fork).
  * fds: descriptors every worker gets as its fds 5, 6, ...; the Go pool owns
  * them from this call on, also when it fails. The last three are the
- * opt-in extras, 0 when off (validated by Python). */
+ * opt-in extras, 0 when off (validated by Python). fork: workers are forked
+ * from this process (fork.c), which calls hooks.forked_worker in each. */
 static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 11) return PyErr_Format(PyExc_TypeError, "_start takes 11 arguments");
+    if (nargs != 12) return PyErr_Format(PyExc_TypeError, "_start takes 12 arguments");
+    if (gf_refuse_in_child("the Go core") < 0) return NULL;
     int workers = (int)PyLong_AsLong(args[0]);
     int max_tasks = (int)PyLong_AsLong(args[3]);
     int lazy = PyObject_IsTrue(args[7]);
     int survive = PyObject_IsTrue(args[8]);
     long long timeout_ns = PyLong_AsLongLong(args[9]);
     long long max_memory = PyLong_AsLongLong(args[10]);
+    int fork = PyObject_IsTrue(args[11]);
     if (PyErr_Occurred()) return NULL;
     if (!PyList_Check(args[1]) || !PyBytes_Check(args[2]) || !PyList_Check(args[6]))
         return PyErr_Format(PyExc_TypeError, "_start: argv and fds must be lists, init bytes");
@@ -56,7 +59,7 @@ static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t 
     char *err = NULL;
     long long id = gfProcStart(workers, argv, (int)argc, PyBytes_AS_STRING(args[2]),
                                (int)PyBytes_GET_SIZE(args[2]), max_tasks, fds, (int)nfds, lazy, survive,
-                               timeout_ns, max_memory, args[5], &err);
+                               timeout_ns, max_memory, fork, args[5], &err);
     free(argv);
     free(fds);
     if (id == 0) {
@@ -70,7 +73,13 @@ static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+/* Every method below refuses in a forked child (fork.c): the pool is the
+ * parent's. */
+#define REFUSE_IN_CHILD() \
+    if (gf_refuse_in_child("this ProcessPoolExecutor") < 0) return NULL
+
 static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
+    REFUSE_IN_CHILD();
     char *msg = gfProcBrokenMessage(self->pool);
     if (msg == NULL) Py_RETURN_NONE;
     PyObject *s = PyUnicode_DecodeUTF8(msg, strlen(msg), "replace");
@@ -81,6 +90,7 @@ static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
 /* submit_limited: _submit_payload's work, with the task's own time limit
  * (0: the pool's). */
 static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long timeout_ns) {
+    REFUSE_IN_CHILD();
     if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
     if (!PyBytes_Check(payload)) return PyErr_Format(PyExc_TypeError, "payload must be bytes");
     gf_release_drain(); /* a submitter that never reads results must not pile references up */
@@ -118,6 +128,7 @@ static PyObject *proc_submit_limited(ProcObject *self, PyObject *const *args, Py
  * runs the done-callbacks and set_running_or_notify_cancel() tells wait()
  * and as_completed(), as for any cancelled future. */
 static PyObject *proc_kill_task(ProcObject *self, PyObject *fut) {
+    REFUSE_IN_CHILD();
     if (!gf_future_check(fut)) return PyErr_Format(PyExc_TypeError, "kill_task() takes a future of this executor");
     FutureObject *f = (FutureObject *)fut;
     if (self->pool == 0 || !gfProcKillTask(self->pool, f->h)) Py_RETURN_FALSE;
@@ -129,6 +140,7 @@ static PyObject *proc_kill_task(ProcObject *self, PyObject *fut) {
 /* _close(cancel_futures, signal): stop the pool (and signal its workers
  * when signal > 0); futures of removed tasks are cancelled here. */
 static PyObject *proc_close(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    REFUSE_IN_CHILD();
     if (nargs != 2) return PyErr_Format(PyExc_TypeError, "_close(cancel_futures, signal)");
     int cancel = PyObject_IsTrue(args[0]);
     int sig = (int)PyLong_AsLong(args[1]);
@@ -159,7 +171,7 @@ static int proc_clear(ProcObject *self) {
 
 static void proc_dealloc(ProcObject *self) {
     PyObject_GC_UnTrack(self);
-    if (self->pool != 0) gfProcRelease(self->pool);
+    if (self->pool != 0 && !gf_forked) gfProcRelease(self->pool); /* the parent's pool is not ours to stop */
     proc_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }

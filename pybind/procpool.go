@@ -38,6 +38,9 @@ type processPool struct {
 	id      int64
 	core    *core.ProcessPool
 	results *threadPool
+	// hooks: the Python hooks object, borrowed from the results pool, which
+	// owns it (procfork.go says for how long it may be used).
+	hooks *C.PyObject
 
 	// undrained: a future was parked since the last drain job. A drain with
 	// nothing to do does no Go work at all, which matters in a child that
@@ -199,7 +202,7 @@ func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 //export gfProcStart
 func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen C.int,
 	maxTasks C.int, fds *C.int, nfds C.int, lazy C.int, survive C.int, taskTimeoutNs C.longlong,
-	maxMemory C.longlong, hooks *C.PyObject, errOut **C.char) C.longlong {
+	maxMemory C.longlong, fork C.int, hooks *C.PyObject, errOut **C.char) C.longlong {
 	args := make([]string, int(argc))
 	for i, a := range unsafe.Slice(argv, int(argc)) {
 		args[i] = C.GoString(a)
@@ -215,7 +218,7 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		*errOut = C.CString(err.Error())
 		return 0
 	}
-	p := &processPool{futures: map[uint64]*C.PyObject{}}
+	p := &processPool{futures: map[uint64]*C.PyObject{}, hooks: hooks}
 	results, err := newThreadPool(1, core.ThreadPoolOptions{Name: "ProcessPoolResults"})
 	if err != nil {
 		return fail(err)
@@ -223,7 +226,7 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 	p.results = results
 	// On success the caller gives the results pool a reference to hooks.
 	gfPoolBind(C.longlong(results.id), hooks)
-	p.core, err = core.NewProcessPool(core.ProcessConfig{
+	cfg := core.ProcessConfig{
 		Workers: int(workers), Command: args,
 		Init:             C.GoBytes(unsafe.Pointer(init), initLen),
 		MaxTasksPerChild: int(maxTasks),
@@ -234,7 +237,11 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		MaxWorkerMemory:  int64(maxMemory),
 		Zygote:           currentZygote(),
 		Env:              currentWorkerEnv(),
-	}, p)
+	}
+	if fork != 0 {
+		cfg.Fork = p.fork
+	}
+	p.core, err = core.NewProcessPool(cfg, p)
 	if err != nil {
 		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release
 		return fail(err)

@@ -13,8 +13,9 @@ import time
 import weakref
 from concurrent.futures import _base as _std
 
-from . import _progress
+from . import _fork, _progress
 from ._core import hot
+from ._fork import forked_child as _forked_child
 
 from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's own objects)
     ALL_COMPLETED,
@@ -173,6 +174,8 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     concurrent.futures.wait does. return_when is FIRST_COMPLETED,
     FIRST_EXCEPTION or ALL_COMPLETED; timeout is in seconds (None: no limit).
     """
+    if _forked_child():
+        return _fork.wait(fs, timeout, return_when)
     if return_when not in _MODES:
         raise ValueError("return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or "
                          "ALL_COMPLETED, got %r" % (return_when,))
@@ -203,6 +206,8 @@ def as_completed(fs, timeout=None, progress=False):
     tqdm-like object shows a bar that counts the futures yielded; see
     gofutures.progress. Needs tqdm: pip install 'gofutures[progress]'.
     """
+    if _forked_child():
+        return _fork.as_completed(fs, timeout, progress)
     if progress is False:
         return _as_completed(fs, timeout)
     return _progress.track_completions(fs, timeout, progress)

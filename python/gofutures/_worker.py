@@ -2,7 +2,9 @@
 (_zygote.py) forks it and calls main(), or the Go supervisor starts it by
 exec of the parent's interpreter, loading this file by path
 (WORKER_COMMAND below); either way the gofutures package, and with it the
-Go runtime, is never imported here. It gets the task pipe on fd 3 and
+Go runtime, is never imported here. A pool with the 'fork' start method
+forks the pool's own process instead and calls run_forked() in the child,
+which has the Go runtime mapped but never calls into it. It gets the task pipe on fd 3 and
 the result pipe on fd 4 (stdout and stderr are the parent's). It runs one
 task at a time, in the order sent (handing back those sent behind a task
 that runs long: _TaskPipe), and exits when fd 3 closes (the parent is gone
@@ -218,7 +220,7 @@ def _prepare(preparation):
         me._inheriting = False
 
 
-def _become_pool_process(start_method):
+def _become_pool_process(start_method, number=None):
     """Make multiprocessing.current_process() in this worker what it is in
     the stdlib's pool workers: a ForkProcess, SpawnProcess or
     ForkServerProcess named after its number, whose parent is the pool's
@@ -226,7 +228,9 @@ def _become_pool_process(start_method):
     import multiprocessing
     import multiprocessing.process as mp_process
     cls = multiprocessing.get_context(start_method).Process
-    me = cls(name="%s-%s" % (cls.__name__, os.environ.get("GOFUTURES_WORKER", "1")))
+    if number is None:
+        number = os.environ.get("GOFUTURES_WORKER", "1")
+    me = cls(name="%s-%s" % (cls.__name__, number))
     me._parent_pid = PARENT_PID or os.getppid()
     me._parent_name = "MainProcess"
     mp_process._current_process = me
@@ -250,9 +254,56 @@ def main():
         text = traceback.format_exc()
         write_frame(out, ERROR, 0, ("worker set-up failed: " + text).encode())
         return 1
+    return _serve(tasks, out, init.get("initializer"), init.get("initargs", ()))
+
+
+def run_forked(number, task_fd, result_fd, initializer, initargs):
+    """The worker loop of a worker forked from the pool's process (the
+    'fork' start method, pybind/fork.c), which exits with what this
+    returns. What a spawned worker re-creates (sys.path, __main__, the
+    initializer and its arguments) is inherited here as the parent had it
+    when the worker started, so nothing is unpickled before the tasks."""
     try:
-        if init.get("initializer") is not None:
-            init["initializer"](*init.get("initargs", ()))
+        _after_fork(number)
+        out = os.fdopen(result_fd, "wb")
+        tasks = _TaskPipe(task_fd, out)
+        frame = tasks.next()
+        if frame is None or frame[0] != INIT:
+            return 1
+        return _serve(tasks, out, initializer, initargs)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+
+def _after_fork(number):
+    """What multiprocessing does in a child it forks (Process._bootstrap),
+    so that multiprocessing objects inherited through initargs or globals
+    (a fork-context Queue, Lock, Event) work here as in the stdlib's fork
+    workers; and faulthandler's handlers, which the fork replaced with the
+    default ones where the Go runtime had its own."""
+    import faulthandler
+    import multiprocessing.process as mp_process
+    import multiprocessing.util as mp_util
+    global PARENT_PID
+    PARENT_PID = os.getppid()
+    _become_pool_process("fork", number)
+    mp_process._children = set()
+    mp_util._finalizer_registry.clear()
+    mp_util._run_after_forkers()
+    mp_util._close_stdin()
+    if faulthandler.is_enabled():
+        faulthandler.enable()
+
+
+def _serve(tasks, out, initializer, initargs):
+    """Runs the initializer, says READY, then runs tasks until told to
+    exit; returns the exit code."""
+    try:
+        if initializer is not None:
+            initializer(*initargs)
     except BaseException:
         text = traceback.format_exc()
         # Where the stdlib's workers report it, for handlers the initializer

@@ -16,22 +16,25 @@ Data flow:
       the future and finishes it without the GIL; result() / exception()
       unpickle it, once, in the thread that asks (pybind/future.c)
 
-Workers are never a bare fork of this process (it holds a Go runtime, which
-a forked child cannot use): they are forked by the zygote, a helper process
-started once by exec of this interpreter that never loads the Go runtime
-(_zygote.py), or, with GOFUTURES_ZYGOTE=0 or when the zygote cannot serve,
-started by exec of this interpreter. A worker that dies is noticed at once by
+How workers start follows mp_context, as in the stdlib. With 'fork' (the
+default on Linux before 3.14) they are forks of this process, made when the
+first task arrives, so they inherit its memory as it is then (globals,
+modules, open data, multiprocessing objects in initargs); the child runs
+_worker.run_forked in pure Python and never calls into the Go runtime it
+inherited (pybind/fork.c). With 'spawn' or 'forkserver' they are forked by
+the zygote, a helper process started once by exec of this interpreter that
+never loads the Go runtime (_zygote.py), or, with GOFUTURES_ZYGOTE=0 or when
+the zygote cannot serve, started by exec of this interpreter. A worker that dies is noticed at once by
 its supervisor goroutine (its pipe closes, then its exit status is read):
 the pool breaks as the stdlib's does and every pending future fails with
 BrokenProcessPool saying which worker died, how, and what it was running.
 
-mp_context never makes a worker fork: workers always start by exec, as
-with the 'spawn' method, and multiprocessing objects in initargs (a Queue
-for logging, a Lock) reach them as they reach spawned children (see
-_spawning.py), so they must come from a spawn or forkserver context. What
-the context does change is when workers start: on demand, one per task that
-finds no idle worker (as the stdlib's spawn and forkserver pools), or all at
-once with 'fork' (as the stdlib's fork pools).
+Zygote and exec workers re-create the parent as multiprocessing's spawn
+does, and multiprocessing objects in initargs (a Queue for logging, a Lock)
+reach them as they reach spawned children (see _spawning.py), so they must
+come from a spawn or forkserver context there. Workers start on demand, one
+per task that finds no idle worker (as the stdlib's spawn and forkserver
+pools), or all at the first task with 'fork' (as the stdlib's fork pools).
 
 A call whose pickle cannot be loaded in the worker, or whose result cannot
 be loaded here, fails with BrokenProcessPool as in the stdlib (its cause shows the
@@ -56,10 +59,11 @@ import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _pickling, _progress, _spawning, _worker, _zygote
+from . import _base, _fork, _pickling, _progress, _spawning, _worker, _zygote
 from ._core import cold, hot
 from ._procextras import check_extras, failed_alone, timeout_ns
-from .thread import _forked_child, _join
+from ._fork import forked_child as _forked_child
+from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
@@ -150,9 +154,18 @@ def _unpicklable_error(exc):
 
 class _Hooks:
     """Runs on the pool's results worker, with the GIL: turns each outcome
-    into the future's result or exception."""
+    into the future's result or exception. For a pool that forks its
+    workers, also what each forked child runs (forked_worker)."""
 
-    __slots__ = ()
+    __slots__ = ("_initializer", "_initargs")
+
+    def __init__(self, initializer=None, initargs=()):
+        self._initializer, self._initargs = initializer, initargs
+
+    def forked_worker(self, number, task_fd, result_fd):
+        """In a worker just forked from the pool's process: its worker loop;
+        returns its exit code."""
+        return _worker.run_forked(number, task_fd, result_fd, self._initializer, self._initargs)
 
     def start(self, index):
         pass
@@ -224,6 +237,11 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         retires one.
     """
 
+    def __new__(cls, *args, **kwargs):
+        if _forked_child():  # a fork of a process that loaded gofutures: no Go core here
+            return _fork.ProcessPoolExecutor(*args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
                  *, max_tasks_per_child=None, survive=False, task_timeout=None,
                  max_worker_memory=None):
@@ -252,11 +270,15 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         self._mp_context = mp_context
         self._initializer, self._initargs = initializer, initargs
         self._shutdown_called = False
+        start_method = mp_context.get_start_method(allow_none=False)
+        if start_method == "fork":
+            self._start(max_workers, [], b"", 0, _base.Future, _Hooks(initializer, tuple(initargs)),
+                        [], False, *extras, True)
+            return
         # What multiprocessing's spawn sends its children: sys.path, the
         # working directory, how to re-import __main__, the authkey.
         preparation = multiprocessing.spawn.get_preparation_data("gofutures-worker")
         preparation["authkey"] = bytes(preparation["authkey"])
-        start_method = mp_context.get_start_method(allow_none=False)
         init = {"initializer": initializer, "initargs": tuple(initargs), "start_method": start_method}
         child_fds = _spawning.ChildFds()
         try:
@@ -267,9 +289,8 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
         _use_zygote(preparation.get("init_main_from_path"))
         _pass_environ()
-        lazy = start_method != "fork"
         self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
-                    _Hooks(), child_fds.take(), lazy, *extras)
+                    _Hooks(), child_fds.take(), True, *extras, False)
 
     def _broken_error(self):
         return BrokenProcessPool(

@@ -12,8 +12,9 @@ import weakref
 from concurrent.futures import thread as _std_thread
 from concurrent.futures._base import LOGGER
 
-from . import _base, _progress
+from . import _base, _fork, _progress
 from ._core import cold, hot
+from ._fork import forked_child as _forked_child
 
 from concurrent.futures.thread import BrokenThreadPool  # noqa: F401  (the stdlib's class)
 
@@ -24,16 +25,6 @@ _JOIN_SLICE_MS = 50
 
 _executors = weakref.WeakSet()  # live executors, for the interpreter-exit join
 _exiting = False
-
-
-_PID = os.getpid()  # the process that loaded the Go runtime
-
-
-def _forked_child():
-    """True in a bare fork of this process (the stdlib's 'fork' pools, an
-    os.fork()): its copy of the Go runtime has no thread running, so it has
-    no pool to join, and a call into Go could wait forever."""
-    return os.getpid() != _PID
 
 
 def _join(join_once):
@@ -124,6 +115,11 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
     """
 
     _counter = itertools.count().__next__
+
+    def __new__(cls, *args, **kwargs):
+        if _forked_child():  # a fork of a process that loaded gofutures: no Go core here
+            return _fork.ThreadPoolExecutor(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
                  *, grow_on_block=False):

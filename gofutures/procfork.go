@@ -1,0 +1,119 @@
+package gofutures
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+)
+
+// ForkSpec is what ProcessConfig.Fork gets to start one worker by forking
+// this process (the stdlib's 'fork' start method).
+type ForkSpec struct {
+	Number   int // the worker's number in its pool (1 for the first started)
+	TaskFD   int // the child's end of its task pipe: it reads frames from it
+	ResultFD int // the child's end of its result pipe: it writes answers to it
+}
+
+// ForkFunc forks this process into one worker and returns the child's
+// pid. The child must never call into this Go runtime (it has none of its
+// threads): it runs the worker loop and exits. The pool owns the pipes;
+// the function only lends their fd numbers to the child. It is called
+// without any pool lock held, on a goroutine of the pool, since forking a
+// Python process needs the interpreter's lock, which a thread holding a
+// pool lock must never wait for.
+type ForkFunc func(ForkSpec) (pid int, err error)
+
+// forkLocked starts one worker with cfg.Fork, asynchronously (see
+// ForkFunc). Until the child is known it counts in p.forking, so that the
+// pool neither starts more than Workers nor reports itself exited.
+func (p *ProcessPool) forkLocked() {
+	p.started++
+	p.forking++
+	go p.forkOne(p.started)
+}
+
+// forkOne forks worker number n and adds it to the pool, or breaks the
+// pool if it could not fork (the tasks waiting for a worker would
+// otherwise wait forever).
+func (p *ProcessPool) forkOne(n int) {
+	proc, taskW, resR, err := p.startWith(nil, func(spec workerSpec) (workerProc, error) {
+		pid, err := p.cfg.Fork(ForkSpec{Number: n, TaskFD: int(spec.files[0].Fd()), ResultFD: int(spec.files[1].Fd())})
+		if err != nil {
+			return nil, fmt.Errorf("cannot fork a worker process: %w", err)
+		}
+		return adoptChild(pid)
+	})
+	p.mu.Lock()
+	p.forking--
+	if err != nil && p.broken == nil {
+		p.unlockAfterDispatch(err)
+		return
+	}
+	if err != nil { // the pool broke meanwhile: this start no longer matters
+		p.closeExitedLocked()
+		p.mu.Unlock()
+		return
+	}
+	w := p.addWorkerLocked(proc, taskW, resR)
+	if p.broken != nil || p.killing {
+		w.proc.signal(syscall.SIGKILL) // it came too late; its supervisor reaps it
+	}
+	p.unlockAfterDispatch(nil)
+}
+
+// OwnedFDs lists the descriptors the pool holds for its workers (our ends
+// of their pipes) and for what it passes them. A worker forked from this
+// process closes them all: it must not keep another worker's pipe open
+// (that worker would not see this process exit) nor write to them.
+func (p *ProcessPool) OwnedFDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fds := make([]int, 0, 2*len(p.workers)+len(p.cfg.Files))
+	for w := range p.workers {
+		fds = append(fds, int(w.in.Fd()), int(w.out.Fd()))
+	}
+	for _, f := range p.cfg.Files {
+		fds = append(fds, int(f.Fd()))
+	}
+	return fds
+}
+
+// childProc is a worker forked by this process itself: our own child, so
+// it is waited for and signalled through a pidfd (os.Process), which
+// cannot reach another process once the pid is reused.
+type childProc struct {
+	proc   *os.Process
+	exited atomic.Bool // set by wait: the pid may be reused from then on
+}
+
+func adoptChild(pid int) (workerProc, error) {
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, fmt.Errorf("cannot supervise forked worker %d: %w", pid, err)
+	}
+	return &childProc{proc: proc}, nil
+}
+
+func (c *childProc) pid() int { return c.proc.Pid }
+
+func (c *childProc) signal(sig syscall.Signal) {
+	if !c.exited.Load() {
+		c.proc.Signal(sig) // os.Process itself refuses once waited
+	}
+}
+
+func (c *childProc) wait() procExit {
+	state, err := c.proc.Wait()
+	c.exited.Store(true)
+	if err != nil {
+		return procExit{code: -1}
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok {
+		return exitOf(ws)
+	}
+	return procExit{code: state.ExitCode(), known: true}
+}
+
+// release: nothing to do; wait reaped it.
+func (c *childProc) release() {}

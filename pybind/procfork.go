@@ -1,0 +1,56 @@
+package pybind
+
+// A process pool whose workers are forked from this process (the 'fork'
+// start method): core.ProcessConfig.Fork, implemented by C (fork.c).
+
+/*
+#include <stdlib.h>
+#include "gf.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"unsafe"
+
+	core "github.com/gofutures/gofutures/gofutures"
+)
+
+// fork implements core.ForkFunc. The child closes every descriptor any
+// process pool of this process holds for its workers (so that it keeps no
+// other worker's pipe open), runs hooks.forked_worker, and exits. p.hooks
+// is alive while the pool can start workers: the results pool releases it
+// only after the pool has joined, and a fork in flight keeps it from
+// joining.
+func (p *processPool) fork(spec core.ForkSpec) (int, error) {
+	fds := poolFDs()
+	var first *C.int
+	if len(fds) > 0 {
+		first = &fds[0]
+	}
+	var cerr *C.char
+	pid := C.gf_fork_worker(p.hooks, C.long(spec.Number), C.int(spec.TaskFD), C.int(spec.ResultFD),
+		first, C.long(len(fds)), &cerr)
+	if pid < 0 {
+		defer C.free(unsafe.Pointer(cerr))
+		return 0, errors.New(C.GoString(cerr))
+	}
+	return int(pid), nil
+}
+
+// poolFDs lists the descriptors every process pool holds for its workers.
+func poolFDs() []C.int {
+	procsMu.RLock()
+	pools := make([]*processPool, 0, len(procs))
+	for _, p := range procs {
+		pools = append(pools, p)
+	}
+	procsMu.RUnlock()
+	var fds []C.int
+	for _, p := range pools {
+		for _, fd := range p.core.OwnedFDs() {
+			fds = append(fds, C.int(fd))
+		}
+	}
+	return fds
+}
