@@ -3,6 +3,8 @@ package gofutures
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -19,10 +21,37 @@ type ForkSpec struct {
 // pid. The child must never call into this Go runtime (it has none of its
 // threads): it runs the worker loop and exits. The pool owns the pipes;
 // the function only lends their fd numbers to the child. It is called
-// without any pool lock held, on a goroutine of the pool, since forking a
-// Python process needs the interpreter's lock, which a thread holding a
-// pool lock must never wait for.
+// without any pool lock held (forking a Python process needs the
+// interpreter's lock, which a thread holding a pool lock must never wait
+// for), on the forker thread (see onForker), one fork at a time.
 type ForkFunc func(ForkSpec) (pid int, err error)
+
+var (
+	forkerOnce sync.Once
+	forkCalls  chan func()
+)
+
+// onForker runs f on the forker: one goroutine locked to its OS thread for
+// the life of the process. Why one thread, which never exits: a forked
+// worker asks the kernel to kill it when the thread that forked it exits
+// (PR_SET_PDEATHSIG follows that thread, not the process), so that no
+// worker outlives this process however it ends. And one fork at a time:
+// each worker's pipes are made, used and closed on this thread, so no
+// worker forked meanwhile inherits another's pipe ends.
+func onForker(f func()) {
+	forkerOnce.Do(func() {
+		forkCalls = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for call := range forkCalls {
+				call()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	forkCalls <- func() { f(); close(done) }
+	<-done
+}
 
 // forkLocked starts one worker with cfg.Fork, asynchronously (see
 // ForkFunc). Until the child is known it counts in p.forking, so that the
@@ -37,15 +66,24 @@ func (p *ProcessPool) forkLocked() {
 // pool if it could not fork (the tasks waiting for a worker would
 // otherwise wait forever).
 func (p *ProcessPool) forkOne(n int) {
-	proc, taskW, resR, err := p.startWith(nil, func(spec workerSpec) (workerProc, error) {
-		pid, err := p.cfg.Fork(ForkSpec{Number: n, TaskFD: int(spec.files[0].Fd()), ResultFD: int(spec.files[1].Fd())})
-		if err != nil {
-			return nil, fmt.Errorf("cannot fork a worker process: %w", err)
-		}
-		return adoptChild(pid)
+	var proc workerProc
+	var taskW, resR *os.File
+	var err error
+	onForker(func() {
+		proc, taskW, resR, err = p.startWith(nil, func(spec workerSpec) (workerProc, error) {
+			pid, err := p.cfg.Fork(ForkSpec{Number: n, TaskFD: int(spec.files[0].Fd()), ResultFD: int(spec.files[1].Fd())})
+			if err != nil {
+				return nil, fmt.Errorf("cannot fork a worker process: %w", err)
+			}
+			return adoptChild(pid)
+		})
 	})
 	p.mu.Lock()
 	p.forking--
+	if p.forking == 0 && p.forksDone != nil {
+		close(p.forksDone)
+		p.forksDone = nil
+	}
 	if err != nil && p.broken == nil {
 		p.unlockAfterDispatch(err)
 		return
@@ -60,6 +98,24 @@ func (p *ProcessPool) forkOne(n int) {
 		w.proc.signal(syscall.SIGKILL) // it came too late; its supervisor reaps it
 	}
 	p.unlockAfterDispatch(nil)
+}
+
+// ForksDone returns a channel closed once no worker is being forked (at
+// once if none is). The first submitter of a fork pool waits on it, so
+// that the workers are forks of the program as it was at that submit, as
+// the stdlib's are, and not of whatever its thread did next (printing, for
+// one: text buffered in the parent at the fork would be printed again by
+// every child).
+func (p *ProcessPool) ForksDone() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.forking == 0 {
+		return closedChan
+	}
+	if p.forksDone == nil {
+		p.forksDone = make(chan struct{})
+	}
+	return p.forksDone
 }
 
 // OwnedFDs lists the descriptors the pool holds for its workers (our ends

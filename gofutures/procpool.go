@@ -166,6 +166,8 @@ type ProcessPool struct {
 	sinking int
 	exited  chan struct{}
 	forking int  // workers being forked (procfork.go), not yet in workers
+	// forksDone, if not nil, is closed when forking drops to 0 (ForksDone).
+	forksDone chan struct{}
 	filled  bool // an eager pool has started its Workers (at the first Submit)
 }
 

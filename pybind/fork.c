@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 volatile int gf_forked;
@@ -92,9 +93,13 @@ static void reset_go_signal_handlers(void) {
     pthread_sigmask(SIG_SETMASK, &none, NULL); /* a Go thread may block some */
 }
 
-/* The child's side: never returns. */
+/* The child's side: never returns. It dies with the process that forked it
+ * (the thread that forked it lives as long as that process: the Go core's
+ * forker), as the zygote's workers do, so a pool never leaves workers
+ * behind. */
 static void run_child(PyObject *hooks, long number, int task_fd, int result_fd, const int *close_fds,
-                      long nclose) {
+                      long nclose, pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
     PyOS_AfterFork_Child();
     reset_go_signal_handlers();
     for (long i = 0; i < nclose; i++)
@@ -122,9 +127,10 @@ long gf_fork_worker(PyObject *hooks, long number, int task_fd, int result_fd, co
     PyGILState_STATE gil = PyGILState_Ensure();
     /* What the parent printed must not be printed again by the child. */
     flush_std_streams();
+    pid_t parent = getpid();
     PyOS_BeforeFork();
     pid_t pid = fork();
-    if (pid == 0) run_child(hooks, number, task_fd, result_fd, close_fds, nclose);
+    if (pid == 0) run_child(hooks, number, task_fd, result_fd, close_fds, nclose, parent);
     int saved = errno;
     PyOS_AfterFork_Parent();
     PyGILState_Release(gil);

@@ -157,6 +157,17 @@ static PyObject *proc_close(ProcObject *self, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+static int forks_done(void *pool, long long ns) { return gfProcAwaitForks((long long)(intptr_t)pool, ns); }
+
+/* _await_forks(): returns once the workers being forked are (the GIL is
+ * released meanwhile: the forks need it). */
+static PyObject *proc_await_forks(ProcObject *self, PyObject *unused) {
+    REFUSE_IN_CHILD();
+    if (self->pool == 0) Py_RETURN_NONE;
+    if (gf_block(forks_done, (void *)(intptr_t)self->pool, -1) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *proc_id(ProcObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
 
 static int proc_traverse(ProcObject *self, visitproc visit, void *arg) {
@@ -185,6 +196,7 @@ static PyMethodDef proc_methods[] = {
     {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
     {"_kill_task", (PyCFunction)proc_kill_task, METH_O, "_kill_task(future) -> whether its running task was killed"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},
+    {"_await_forks", (PyCFunction)proc_await_forks, METH_NOARGS, "wait for the workers being forked"},
     {NULL}
 };
 

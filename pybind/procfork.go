@@ -11,6 +11,7 @@ import "C"
 
 import (
 	"errors"
+	"time"
 	"unsafe"
 
 	core "github.com/gofutures/gofutures/gofutures"
@@ -53,4 +54,23 @@ func poolFDs() []C.int {
 		}
 	}
 	return fds
+}
+
+// gfProcAwaitForks waits (GIL released by the caller) up to ns for the
+// workers being forked: 1 when none is left, 0 on timeout.
+//
+//export gfProcAwaitForks
+func gfProcAwaitForks(id C.longlong, ns C.longlong) C.int {
+	p := lookupProc(id)
+	if p == nil {
+		return 1
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-p.core.ForksDone():
+		return 1
+	case <-t.C:
+		return 0
+	}
 }

@@ -21,10 +21,14 @@ The parent's pools are not the child's to use: its workers, pipes and zygote
 belong to the parent, which goes on using them.
 """
 import functools
+import importlib
 import itertools
-from concurrent.futures import _base as _std
-from concurrent.futures import process as _std_process
-from concurrent.futures import thread as _std_thread
+
+# By their full names: a program may have put gofutures in the place of
+# concurrent.futures in sys.modules.
+_std = importlib.import_module("concurrent.futures._base")
+_std_process = importlib.import_module("concurrent.futures.process")
+_std_thread = importlib.import_module("concurrent.futures.thread")
 
 from . import _progress
 from ._core import hot

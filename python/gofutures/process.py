@@ -271,6 +271,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         self._initializer, self._initargs = initializer, initargs
         self._shutdown_called = False
         start_method = mp_context.get_start_method(allow_none=False)
+        self._forks_pending = start_method == "fork"  # the first submit waits for them
         if start_method == "fork":
             self._start(max_workers, [], b"", 0, _base.Future, _Hooks(initializer, tuple(initargs)),
                         [], False, *extras, True)
@@ -333,6 +334,11 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             future = self._submit_payload(payload)
         if isinstance(future, int):
             raise self._broken_error()
+        if self._forks_pending:
+            # The workers are forks of the program as it is at this first
+            # submit, as in the stdlib; see ProcessPool.ForksDone.
+            self._forks_pending = False
+            self._await_forks()
         return future
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
