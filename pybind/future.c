@@ -31,14 +31,37 @@ enum { ST_PENDING, ST_RUNNING, ST_CANCELLED, ST_CANCELLED_AND_NOTIFIED, ST_FINIS
 
 PyTypeObject *gf_FutureBase;
 
-static int state_of(FutureObject *f) { return gfFutureState(f->h) & 0xff; }
+/* A detached future (h == 0) has no Go future: it is one made in a forked
+ * child (fork.c), where Go cannot run. Its state is f->dstate, and its
+ * transitions and waits are the stdlib's own Python methods (detached()),
+ * working on the same attributes the stdlib's wait() reads. */
+static int state_of(FutureObject *f) { return f->h ? gfFutureState(f->h) & 0xff : f->dstate; }
 
 int gf_future_done(FutureObject *f) { return state_of(f) >= ST_CANCELLED; }
 
 int gf_future_check(PyObject *o) { return PyObject_TypeCheck(o, gf_FutureBase); }
 
 /* Marks f observed (see the file comment) and returns its state. */
-static int observe(FutureObject *f) { return gfFutureObserve(f->h) & 0xff; }
+static int observe(FutureObject *f) { return f->h ? gfFutureObserve(f->h) & 0xff : f->dstate; }
+
+/* Calls concurrent.futures.Future.<name>(f, *args): what a detached
+ * future does for the methods that move or wait in Go otherwise. */
+static PyObject *detached(FutureObject *f, const char *name, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames) {
+    PyObject *fn = PyObject_GetAttrString(gf_stdlib.future_type, name);
+    if (fn == NULL) return NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *small[8];
+    if (nargs + nkw + 1 > 8) {
+        Py_DECREF(fn);
+        return PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument", name);
+    }
+    small[0] = (PyObject *)f;
+    for (Py_ssize_t i = 0; i < nargs + nkw; i++) small[i + 1] = args[i];
+    PyObject *r = PyObject_Vectorcall(fn, small, nargs + 1, kwnames);
+    Py_DECREF(fn);
+    return r;
+}
 
 /* ---- lazily unpickled process outcomes --------------------------------- */
 
@@ -262,6 +285,12 @@ int gf_future_start(FutureObject *f) {
 }
 
 int gf_future_cancel(FutureObject *f) {
+    if (f->h == 0) { /* detached (state_of) */
+        PyObject *r = detached(f, "cancel", NULL, 0, NULL);
+        int rc = r ? PyObject_IsTrue(r) : -1;
+        Py_XDECREF(r);
+        return rc;
+    }
     PyObject *held;
     if (lock(f, &held) < 0) return -1;
     int rc = gfFutureCancel(f->h);
@@ -275,7 +304,11 @@ int gf_future_cancel(FutureObject *f) {
 /* A future inherited from the parent through a fork cannot be used: its
  * state lives in the parent's Go runtime (fork.c). */
 #define GUARD(failed) \
-    if (gf_forked && gf_refuse_in_child("this future") < 0) return failed
+    if (f->h != 0 && gf_forked && gf_refuse_in_child("this future") < 0) return failed
+/* As GUARD, and a detached future runs the stdlib's method instead. */
+#define GUARD_OR_DETACHED(name, args, nargs, kwnames) \
+    GUARD(NULL);                                     \
+    if (f->h == 0) return detached(f, name, args, nargs, kwnames)
 
 PyObject *gf_future_new(PyTypeObject *type) {
     if (gf_refuse_in_child("the Go core") < 0) return NULL;
@@ -284,14 +317,10 @@ PyObject *gf_future_new(PyTypeObject *type) {
     return (PyObject *)f;
 }
 
-/* In a forked child, Future() is served without the Go core: see
- * gofutures._fork.child_future. */
+/* In a forked child, Future() makes a detached future (see state_of). */
 static PyObject *fut_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (!gf_forked) return gf_future_new(type);
-    PyObject *m = PyImport_ImportModule("gofutures._fork");
-    PyObject *r = m ? PyObject_CallMethod(m, "child_future", "O", (PyObject *)type) : NULL;
-    Py_XDECREF(m);
-    return r;
+    return type->tp_alloc(type, 0); /* h == 0, dstate == PENDING */
 }
 
 static int fut_init(PyObject *self, PyObject *args, PyObject *kw) {
@@ -329,7 +358,7 @@ static void fut_dealloc(FutureObject *f) {
 }
 
 static PyObject *fut_cancel(FutureObject *f, PyObject *unused) {
-    GUARD(NULL);
+    GUARD_OR_DETACHED("cancel", NULL, 0, NULL);
     int rc = gf_future_cancel(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
@@ -418,7 +447,7 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
 }
 
 static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    GUARD(NULL);
+    GUARD_OR_DETACHED("result", args, nargs, kwnames);
     int s = wait_for(f, args, nargs, kwnames);
     if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
@@ -440,7 +469,7 @@ static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t n
 }
 
 static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    GUARD(NULL);
+    GUARD_OR_DETACHED("exception", args, nargs, kwnames);
     int s = wait_for(f, args, nargs, kwnames);
     if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
@@ -514,18 +543,18 @@ static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
 }
 
 static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *unused) {
-    GUARD(NULL);
+    GUARD_OR_DETACHED("set_running_or_notify_cancel", NULL, 0, NULL);
     int rc = gf_future_start(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 static PyObject *fut_set_result(FutureObject *f, PyObject *result) {
-    GUARD(NULL);
+    GUARD_OR_DETACHED("set_result", &result, 1, NULL);
     return gf_future_complete(f, result, NULL) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static PyObject *fut_set_exception(FutureObject *f, PyObject *exc) {
-    GUARD(NULL);
+    GUARD_OR_DETACHED("set_exception", &exc, 1, NULL);
     if (exc == Py_None) exc = NULL; /* stdlib: set_exception(None) records "no exception" */
     if (exc == NULL) return gf_future_complete(f, Py_None, NULL) < 0 ? NULL : Py_NewRef(Py_None);
     return gf_future_complete(f, NULL, exc) < 0 ? NULL : Py_NewRef(Py_None);
@@ -546,7 +575,8 @@ static int set_state(FutureObject *f, PyObject *v, void *c) {
         if (eq < 0) return -1;
         if (eq) {
             if (settle(f) < 0) return -1; /* before the state may stop saying done */
-            gfFutureForce(f->h, i, f->exception != NULL);
+            if (f->h == 0) f->dstate = i;
+            else gfFutureForce(f->h, i, f->exception != NULL);
             return 0;
         }
     }
@@ -580,7 +610,7 @@ static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
     if (v == Py_None) v = NULL;
     Py_XSETREF(f->exception, Py_XNewRef(v));
     int st = state_of(f);
-    if (st == ST_FINISHED) gfFutureForce(f->h, st, v != NULL);
+    if (st == ST_FINISHED && f->h != 0) gfFutureForce(f->h, st, v != NULL);
     return 0;
 }
 

@@ -9,7 +9,8 @@
  * what only Python can hold. Fields are protected by the GIL. */
 typedef struct {
     PyObject_HEAD
-    uintptr_t h;          /* cgo.Handle of the Go future; freed in dealloc */
+    uintptr_t h;          /* cgo.Handle of the Go future; freed in dealloc; 0: detached (future.c) */
+    int dstate;           /* a detached future's state (ST_PENDING ...) */
     PyObject *result;     /* set before the Go state becomes FINISHED */
     PyObject *exception;  /* likewise; NULL means "finished with a result" */
     PyObject *callbacks;  /* list of done-callbacks, or NULL if none yet */
@@ -38,6 +39,7 @@ typedef struct {
     PyObject *state_names[5];   /* _base.PENDING ... _base.FINISHED */
     PyObject *condition_type;   /* threading.Condition */
     PyObject *DeadlockError;    /* gofutures._deadlock.DeadlockError */
+    PyObject *future_type;      /* concurrent.futures.Future */
 } gf_stdlib_t;
 extern gf_stdlib_t gf_stdlib;
 

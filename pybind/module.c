@@ -18,6 +18,7 @@ static int load_stdlib(void) {
         import_attr(base, "TimeoutError", &gf_stdlib.TimeoutError) < 0 ||
         import_attr(base, "InvalidStateError", &gf_stdlib.InvalidStateError) < 0 ||
         import_attr(base, "LOGGER", &gf_stdlib.logger) < 0 ||
+        import_attr(base, "Future", &gf_stdlib.future_type) < 0 ||
         import_attr("concurrent.futures.thread", "BrokenThreadPool", &gf_stdlib.BrokenThreadPool) < 0 ||
         import_attr("threading", "Condition", &gf_stdlib.condition_type) < 0 ||
         import_attr("gofutures._deadlock", "DeadlockError", &gf_stdlib.DeadlockError) < 0)

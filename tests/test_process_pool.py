@@ -81,11 +81,14 @@ def test_overlapping_tasks_start_workers_up_to_max_workers():
         assert [f.result(timeout=TIMEOUT) for f in futures] == [None] * 5
 
 
-def test_fork_context_starts_every_worker_at_once():
-    # As the stdlib's fork pools; the workers still start by exec.
+def test_fork_context_starts_every_worker_at_the_first_submit():
+    # As the stdlib's fork pools: none before (a pool of 10**6 costs nothing
+    # until used), all of them at the first task, forks of this process.
     with gofutures.ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("fork")) as ex:
-        assert len(ex._processes) == 3
+        assert len(ex._processes) == 0
         assert ex.submit(_pid).result(timeout=TIMEOUT) in ex._processes
+        assert len(ex._processes) == 3
+        assert ex.submit(os.getppid).result(timeout=TIMEOUT) == os.getpid()
 
 
 def test_processes_handles_join_after_shutdown():
@@ -112,10 +115,12 @@ def test_spawn_context_queue_and_lock_in_initargs():
     assert sorted(q.get(timeout=TIMEOUT) for _ in range(5)) == [0, 2, 4, 6, 8]
 
 
-def test_fork_context_queue_in_initargs_is_refused_clearly():
+def test_fork_context_queue_in_a_spawn_pools_initargs_is_refused_clearly():
+    # A fork pool's workers inherit it (test_fork.py); a spawned one cannot.
     q = multiprocessing.get_context("fork").Queue()
     with pytest.raises(RuntimeError, match="fork context"):
-        gofutures.ProcessPoolExecutor(1, initializer=_remember, initargs=(q, None))
+        gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_remember, initargs=(q, None))
 
 
 def test_failing_initializer_is_logged_in_the_worker_and_breaks_the_pool():

@@ -2,6 +2,7 @@
 come from, the GOFUTURES_ZYGOTE=0 opt-out, a zygote that dies, no process
 left behind, and a child process of ours with a zygote of its own.
 Linux only where it reads /proc. No timing is asserted."""
+import multiprocessing
 import os
 import signal
 import sys
@@ -14,6 +15,9 @@ import gofutures
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
 
 TIMEOUT = 30
+# The zygote forks the workers of spawn and forkserver pools (fork pools fork
+# the parent itself: test_fork.py).
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def _stat(pid):
@@ -49,7 +53,7 @@ def _gone(pid):
 
 
 def _zygote_of_a_worker():
-    with gofutures.ProcessPoolExecutor(1) as ex:
+    with gofutures.ProcessPoolExecutor(1, mp_context=SPAWN) as ex:
         return ex.submit(os.getppid).result(timeout=TIMEOUT)
 
 
@@ -59,7 +63,7 @@ def zygote_on(monkeypatch):
 
 
 def test_workers_are_forked_by_the_zygote(zygote_on):
-    with gofutures.ProcessPoolExecutor(2) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         ppids = {ex.submit(os.getppid).result(timeout=TIMEOUT) for _ in range(4)}
     assert len(ppids) == 1, ppids
     zygote = ppids.pop()
@@ -72,14 +76,14 @@ def test_workers_are_forked_by_the_zygote(zygote_on):
 
 def test_opt_out_starts_workers_by_exec(monkeypatch):
     monkeypatch.setenv("GOFUTURES_ZYGOTE", "0")
-    with gofutures.ProcessPoolExecutor(2, max_tasks_per_child=1) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN, max_tasks_per_child=1) as ex:
         ppids = {ex.submit(os.getppid).result(timeout=TIMEOUT) for _ in range(3)}
         assert ex.submit(pow, 2, 5).result(timeout=TIMEOUT) == 32
     assert ppids == {os.getpid()}
 
 
 def test_a_killed_zygote_is_replaced_and_its_pools_go_on(zygote_on):
-    ex = gofutures.ProcessPoolExecutor(1)
+    ex = gofutures.ProcessPoolExecutor(1, mp_context=SPAWN)
     try:
         zygote = ex.submit(os.getppid).result(timeout=TIMEOUT)
         worker = ex.submit(os.getpid).result(timeout=TIMEOUT)
@@ -89,7 +93,7 @@ def test_a_killed_zygote_is_replaced_and_its_pools_go_on(zygote_on):
         # The pool's worker, orphaned, still serves it.
         assert ex.submit(os.getpid).result(timeout=TIMEOUT) == worker
         # The next pool works, from a new zygote (or by exec).
-        with gofutures.ProcessPoolExecutor(2) as ex2:
+        with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex2:
             assert list(ex2.map(abs, [-1, -2, -3], timeout=TIMEOUT)) == [1, 2, 3]
             ppid = ex2.submit(os.getppid).result(timeout=TIMEOUT)
         assert ppid != zygote
@@ -105,7 +109,7 @@ def _exit_with(code):
 
 def test_exit_status_comes_from_the_zygote_and_nothing_is_left_behind(zygote_on):
     zygote = _zygote_of_a_worker()
-    with gofutures.ProcessPoolExecutor(2, max_tasks_per_child=1, survive=True) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN, max_tasks_per_child=1, survive=True) as ex:
         pids = {ex.submit(os.getpid).result(timeout=TIMEOUT) for _ in range(4)}
         with pytest.raises(gofutures.WorkerDiedError, match="exited with code 7"):
             ex.submit(_exit_with, 7).result(timeout=TIMEOUT)
@@ -121,9 +125,9 @@ def test_exit_status_comes_from_the_zygote_and_nothing_is_left_behind(zygote_on)
 
 def test_a_child_process_of_ours_gets_its_own_zygote(zygote_on, run_script):
     out = run_script("""
-        import os, gofutures
+        import multiprocessing, os, gofutures
         if __name__ == "__main__":
-            with gofutures.ProcessPoolExecutor(2) as ex:
+            with gofutures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
                 zygote = ex.submit(os.getppid).result(timeout=30)
                 print(os.getpid(), zygote, sum(ex.map(abs, range(-50, 0))))
     """, timeout=60)
@@ -146,7 +150,7 @@ def test_the_zygote_never_maps_the_native_library(zygote_on):
     # the parent has it), the Go runtime must never be in it: a process
     # holding one cannot fork.
     from gofutures._native import _native
-    with gofutures.ProcessPoolExecutor(2) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         assert ex.submit(pow, 2, 3).result(timeout=TIMEOUT) == 8
         zygote = _stat(ex._worker_pids()[0])[1]
         assert b"gofutures_zygote" in _cmdline(zygote)
@@ -164,10 +168,11 @@ def _has_gofutures():
 # more, its modification time put back: the zygote, which compiles it once
 # for all workers, must notice the edit by content).
 _MAIN_SCRIPT = '''\
-import json, os, sys
+import json, multiprocessing, os, sys
 import gofutures
 
 VALUE = 1
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def value():
@@ -183,7 +188,7 @@ def boom():
 
 
 def run():
-    with gofutures.ProcessPoolExecutor(2) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         value_, where_ = ex.submit(value).result(timeout=30), ex.submit(where).result(timeout=30)
         try:
             ex.submit(boom).result(timeout=30)
@@ -238,10 +243,10 @@ def _environ():
 
 
 def test_forked_workers_get_the_environment_exec_ones_get(zygote_on, monkeypatch):
-    with gofutures.ProcessPoolExecutor(2) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         forked = ex.submit(_environ).result(timeout=TIMEOUT)
     monkeypatch.setenv("GOFUTURES_ZYGOTE", "0")
-    with gofutures.ProcessPoolExecutor(2) as ex:
+    with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         execd = ex.submit(_environ).result(timeout=TIMEOUT)
     for env in (forked, execd):
         assert env.pop("GOFUTURES_WORKER") in ("1", "2")
@@ -272,11 +277,11 @@ def test_a_main_script_that_warns_when_compiled_still_warns_in_each_worker(zygot
     # The zygote compiles the main script once for all workers, but not one
     # whose compiling warns: each worker compiles it (and warns) itself.
     (tmp_path / "warning_script.py").write_text(
-        "import gofutures\n"
+        "import gofutures, multiprocessing\n"
         "def f():\n"
         "    return 1 is 1\n"
         "if __name__ == '__main__':\n"
-        "    with gofutures.ProcessPoolExecutor(2) as ex:\n"
+        "    with gofutures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as ex:\n"
         "        assert list(ex.map(abs, [-1, -2, -3, -4])) == [1, 2, 3, 4]\n")
     out = _run_main_script(run_script, "warning_script.py")
     assert out.returncode == 0, out.stderr

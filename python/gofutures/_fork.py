@@ -11,8 +11,9 @@ forked, pybind/fork.c) gofutures never calls into Go:
   can be honoured without the core (map's buffersize= and progress=) and a
   clear error where they cannot (grow_on_block, survive, task_timeout,
   max_worker_memory);
-- Future() makes a concurrent.futures.Future; wait() and as_completed() are
-  the stdlib's (with progress=);
+- Future() makes a detached future: a gofutures.Future whose methods are
+  the stdlib's (pybind/future.c); wait() and as_completed() are the
+  stdlib's (with progress=);
 - pools and futures the child inherited from the parent refuse every use
   with a RuntimeError saying so, and their release at the child's exit
   leaves the parent's pools alone.
@@ -38,15 +39,6 @@ forked_child = hot.forked_child  # () -> bool, the native flag (pybind/fork.c)
 _NO_CORE = ("%s needs gofutures' Go core, which cannot run in a process forked from one that had loaded "
             "it (this one): create the pool in a process that does not fork after loading gofutures, "
             "or do without it here")
-
-
-def child_future(cls):
-    """Future() in a forked child (called by the native Future type): a
-    concurrent.futures.Future, which needs no Go core."""
-    from ._base import Future
-    if cls is Future:
-        return _std.Future()
-    raise RuntimeError(_NO_CORE % ("%s (a subclass of gofutures.Future)" % cls.__qualname__))
 
 
 def wait(fs, timeout=None, return_when=_std.ALL_COMPLETED):
