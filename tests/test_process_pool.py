@@ -91,6 +91,18 @@ def test_fork_context_starts_every_worker_at_the_first_submit():
         assert ex.submit(os.getppid).result(timeout=TIMEOUT) == os.getpid()
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_absurd_worker_counts_are_refused_before_anything_starts(method):
+    ctx = multiprocessing.get_context(method)
+    with pytest.raises(ValueError, match="more worker processes than this system allows"):
+        gofutures.ProcessPoolExecutor(10**9, mp_context=ctx)
+    with pytest.raises(TypeError, match="max_workers must be an integer"):
+        gofutures.ProcessPoolExecutor(2.5, mp_context=ctx)
+    ex = gofutures.ProcessPoolExecutor(64, mp_context=ctx)
+    assert ex._processes == {}  # none before the first task, as in the stdlib
+    ex.shutdown()
+
+
 def test_processes_handles_join_after_shutdown():
     ex = gofutures.ProcessPoolExecutor(2)
     futures = [ex.submit(time.sleep, 0.2) for _ in range(2)]

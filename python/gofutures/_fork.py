@@ -6,11 +6,11 @@ the runtime's: a call into Go there could wait forever. So in such a child
 (forked_child(), a flag the native library sets in every child it sees
 forked, pybind/fork.c) gofutures never calls into Go:
 
-- ThreadPoolExecutor and ProcessPoolExecutor made in the child are these
-  classes: the stdlib's pools, with gofutures' extra arguments where they
-  can be honoured without the core (map's buffersize= and progress=) and a
-  clear error where they cannot (grow_on_block, survive, task_timeout,
-  max_worker_memory);
+- ThreadPoolExecutor and ProcessPoolExecutor made in the child are the
+  stdlib's pools (the mixins below), still instances of gofutures' classes,
+  with gofutures' extra arguments where they can be honoured without the
+  core (map's buffersize= and progress=) and a clear error where they
+  cannot (grow_on_block, survive, task_timeout, max_worker_memory, stats);
 - Future() makes a detached future: a gofutures.Future whose methods are
   the stdlib's (pybind/future.c); wait() and as_completed() are the
   stdlib's (with progress=);
@@ -21,9 +21,7 @@ forked, pybind/fork.c) gofutures never calls into Go:
 The parent's pools are not the child's to use: its workers, pipes and zygote
 belong to the parent, which goes on using them.
 """
-import functools
 import importlib
-import itertools
 
 # By their full names: a program may have put gofutures in the place of
 # concurrent.futures in sys.modules.
@@ -51,52 +49,59 @@ def as_completed(fs, timeout=None, progress=False):
     return _progress.track_completions(fs, timeout, progress)
 
 
-def _lazy_map(executor, fn, iterables, timeout, chunksize, buffersize):
-    # 3.14's map(buffersize=) on every version, as gofutures offers it.
-    from . import _base
-    if chunksize == 1:
-        return _base.map_with_buffer(executor, fn, iterables, timeout, buffersize)
-    chunks = _std_process._get_chunks(*iterables, chunksize=chunksize)
-    results = _base.map_with_buffer(executor, functools.partial(_std_process._process_chunk, fn),
-                                    [chunks], timeout, buffersize)
-    return itertools.chain.from_iterable(results)
+class ThreadPoolInChild:
+    """Mixed in before gofutures.ThreadPoolExecutor for the pools a forked
+    child makes (thread.py): the stdlib's pool. Still an instance of
+    gofutures' (and of the stdlib's) class, as asyncio's
+    set_default_executor() requires; gofutures' map (buffersize=,
+    progress=) runs over the stdlib's submit."""
 
-
-class ThreadPoolExecutor(_std_thread.ThreadPoolExecutor):
-    """gofutures.ThreadPoolExecutor in a forked child: the stdlib's pool."""
+    _broken = False  # the stdlib's attribute, in place of gofutures' property
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
                  *, grow_on_block=False):
         if grow_on_block:
             raise RuntimeError(_NO_CORE % "ThreadPoolExecutor(grow_on_block=True)")
-        super().__init__(max_workers, thread_name_prefix, initializer, initargs)
+        _std_thread.ThreadPoolExecutor.__init__(self, max_workers, thread_name_prefix, initializer, initargs)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
-        if progress is not False:
-            return _progress.track_map(progress, iterables, lambda: self.map(
-                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
-        if buffersize is None:
-            return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
-        return _lazy_map(self, fn, iterables, timeout, 1, buffersize)
+    submit = _std_thread.ThreadPoolExecutor.submit
+    shutdown = _std_thread.ThreadPoolExecutor.shutdown
+
+    def stats(self):
+        raise RuntimeError(_NO_CORE % "stats()")
 
 
-class ProcessPoolExecutor(_std_process.ProcessPoolExecutor):
-    """gofutures.ProcessPoolExecutor in a forked child: the stdlib's pool."""
+class ProcessPoolInChild:
+    """Mixed in before gofutures.ProcessPoolExecutor for the pools a forked
+    child makes (process.py): the stdlib's pool, as ThreadPoolInChild."""
+
+    _broken = False  # the stdlib's attributes, in place of gofutures' properties
+    _processes = None
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
                  *, max_tasks_per_child=None, survive=False, task_timeout=None,
                  max_worker_memory=None):
         if survive or task_timeout is not None or max_worker_memory is not None:
             raise RuntimeError(_NO_CORE % "ProcessPoolExecutor(survive=, task_timeout=, max_worker_memory=)")
-        super().__init__(max_workers, mp_context, initializer, initargs,
-                         max_tasks_per_child=max_tasks_per_child)
+        _std_process.ProcessPoolExecutor.__init__(self, max_workers, mp_context, initializer, initargs,
+                                                  max_tasks_per_child=max_tasks_per_child)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
-        if progress is not False:
-            return _progress.track_map(progress, iterables, lambda: self.map(
-                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
-        if buffersize is None:
-            return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
-        return _lazy_map(self, fn, iterables, timeout, chunksize, buffersize)
+    submit = _std_process.ProcessPoolExecutor.submit
+    shutdown = _std_process.ProcessPoolExecutor.shutdown
+
+    def _submit_chunk(self, fn, chunk):
+        # What gofutures' map submits for chunksize > 1.
+        return self.submit(_std_process._process_chunk, fn, chunk)
+
+    def _worker_pids(self):
+        return list(self._processes or ())
+
+    def _needs_core(self, *args, **kwargs):
+        raise RuntimeError(_NO_CORE % "this method")
+
+    stats = kill_task = submit_with_timeout = _needs_core
+    if not hasattr(_std_process.ProcessPoolExecutor, "terminate_workers"):  # before 3.14
+        terminate_workers = kill_workers = _needs_core
+    else:
+        terminate_workers = _std_process.ProcessPoolExecutor.terminate_workers
+        kill_workers = _std_process.ProcessPoolExecutor.kill_workers

@@ -6,8 +6,10 @@ Kept out of process.py so that the executor reads as the stdlib's, with
 the extras' details here.
 """
 import json
+import operator
 import pickle
 import reprlib
+import resource
 
 from ._procerrors import TaskTimeoutError, WorkerDiedError
 
@@ -75,3 +77,36 @@ def timeout_ns(name, seconds):
         raise ValueError("%s must be a positive, finite number of seconds, got %r"
                          % (name, seconds))
     return max(1, int(seconds * 1e9))
+
+
+def check_worker_count(max_workers):
+    """max_workers as an int, refused (before anything starts) when it is
+    not a whole number or more processes than this system can have: a
+    'fork' pool starts them all at its first task, and 10**9 of them would
+    bring the machine to its out-of-memory killer before failing."""
+    try:
+        count = operator.index(max_workers)
+    except TypeError:
+        raise TypeError("max_workers must be an integer, got %r" % (max_workers,)) from None
+    limit, why = _process_limit()
+    if limit is not None and count > limit:
+        raise ValueError("max_workers=%d is more worker processes than this system allows (%s=%d); "
+                         "a process pool needs at most one worker per CPU to be busy"
+                         % (count, why, limit))
+    return count
+
+
+def _process_limit():
+    """The most processes this user may have: the smallest of
+    RLIMIT_NPROC, kernel.pid_max and kernel.threads-max that is known."""
+    found = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if soft != resource.RLIM_INFINITY:
+        found.append((soft, "RLIMIT_NPROC"))
+    for name in ("pid_max", "threads-max"):
+        try:
+            with open("/proc/sys/kernel/" + name) as f:
+                found.append((int(f.read()), "kernel." + name))
+        except (OSError, ValueError):
+            pass
+    return min(found) if found else (None, None)

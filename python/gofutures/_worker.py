@@ -264,13 +264,21 @@ def run_forked(number, task_fd, result_fd, initializer, initargs):
     initializer and its arguments) is inherited here as the parent had it
     when the worker started, so nothing is unpickled before the tasks."""
     try:
-        _after_fork(number)
-        out = os.fdopen(result_fd, "wb")
-        tasks = _TaskPipe(task_fd, out)
-        frame = tasks.next()
-        if frame is None or frame[0] != INIT:
-            return 1
-        return _serve(tasks, out, initializer, initargs)
+        try:
+            _after_fork(number)
+            out = os.fdopen(result_fd, "wb")
+            tasks = _TaskPipe(task_fd, out)
+            frame = tasks.next()
+            if frame is None or frame[0] != INIT:
+                return 1
+            return _serve(tasks, out, initializer, initargs)
+        finally:
+            # The child leaves with _exit, as multiprocessing's do, after
+            # what their _bootstrap does at the end: flush the queues the
+            # tasks put to (their feeder threads), join non-daemon threads.
+            import multiprocessing.util as mp_util
+            mp_util._exit_function()
+            threading._shutdown()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except BaseException:

@@ -61,7 +61,7 @@ from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTracebac
 
 from . import _base, _fork, _pickling, _progress, _spawning, _worker, _zygote
 from ._core import cold, hot
-from ._procextras import check_extras, failed_alone, timeout_ns
+from ._procextras import check_extras, check_worker_count, failed_alone, timeout_ns
 from ._fork import forked_child as _forked_child
 from .thread import _join
 
@@ -238,8 +238,9 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
     """
 
     def __new__(cls, *args, **kwargs):
-        if _forked_child():  # a fork of a process that loaded gofutures: no Go core here
-            return _fork.ProcessPoolExecutor(*args, **kwargs)
+        if _forked_child() and not issubclass(cls, _fork.ProcessPoolInChild):
+            # A fork of a process that loaded gofutures: no Go core here.
+            cls = _InChild
         return super().__new__(cls)
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
@@ -251,6 +252,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         else:
             if max_workers <= 0:
                 raise ValueError("max_workers must be greater than 0")
+            max_workers = check_worker_count(max_workers)
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if max_tasks_per_child is not None:
@@ -426,3 +428,8 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
 
     def _worker_pids(self):
         return _live_pids(self._pool_id)
+
+
+class _InChild(_fork.ProcessPoolInChild, ProcessPoolExecutor):
+    """ProcessPoolExecutor in a forked child of a process that loaded
+    gofutures: the stdlib's pool (see _fork)."""

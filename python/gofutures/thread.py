@@ -117,8 +117,9 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
     _counter = itertools.count().__next__
 
     def __new__(cls, *args, **kwargs):
-        if _forked_child():  # a fork of a process that loaded gofutures: no Go core here
-            return _fork.ThreadPoolExecutor(*args, **kwargs)
+        if _forked_child() and not issubclass(cls, _fork.ThreadPoolInChild):
+            # A fork of a process that loaded gofutures: no Go core here.
+            cls = _InChild
         return super().__new__(cls)
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
@@ -186,3 +187,8 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
                 "running": s.Running, "done": s.Done, "failed": s.Failed,
                 "cancelled": s.Cancelled, "submitted": s.Submitted,
                 "shutdown": s.Shutdown, "broken": s.Broken}
+
+
+class _InChild(_fork.ThreadPoolInChild, ThreadPoolExecutor):
+    """ThreadPoolExecutor in a forked child of a process that loaded
+    gofutures: the stdlib's pool (see _fork)."""
