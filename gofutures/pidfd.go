@@ -34,6 +34,7 @@ func openPidFD(pid int) *pidFD {
 	if err != nil {
 		return nil
 	}
+	ownFD(fd)
 	return &pidFD{fd: fd}
 }
 
@@ -56,6 +57,6 @@ func (p *pidFD) exited() bool {
 // close closes the pidfd (once; later calls do nothing).
 func (p *pidFD) close() {
 	if p != nil {
-		p.once.Do(func() { unix.Close(p.fd) })
+		p.once.Do(func() { closeFD(p.fd) })
 	}
 }

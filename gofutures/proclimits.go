@@ -67,6 +67,7 @@ func (m *memoryMeter) residentBytes(pid int) int64 {
 		if err != nil {
 			return 0
 		}
+		ownFD(fd)
 		m.statm = blockingFile(fd, "statm")
 	}
 	n, _ := m.statm.ReadAt(m.buf[:], 0) // "size resident shared text lib data dt"
@@ -83,6 +84,6 @@ func (m *memoryMeter) residentBytes(pid int) int64 {
 
 func (m *memoryMeter) close() {
 	if m.statm != nil {
-		m.statm.Close()
+		closeOwnedFile(m.statm)
 	}
 }

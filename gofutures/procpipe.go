@@ -45,13 +45,14 @@ type pipeEnd struct {
 	once  sync.Once
 }
 
-// newPipe returns a pipe's read and write ends, both close-on-exec and
-// blocking.
+// newPipe returns a pipe's read and write ends, both close-on-exec,
+// blocking and registered as owned (owned.go): close them with closeFD.
 func newPipe() (r, w int, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return -1, -1, os.NewSyscallError("pipe2", err)
 	}
+	ownFD(p[0], p[1])
 	return p[0], p[1], nil
 }
 
@@ -142,11 +143,17 @@ func (e *pipeEnd) wait(events int16) error {
 
 // Close closes our end (once).
 func (e *pipeEnd) Close() error {
-	e.once.Do(func() { unix.Close(e.fd) })
+	e.once.Do(func() { closeFD(e.fd) })
 	return nil
 }
 
-// blockingFile wraps fd, which must be blocking, in an *os.File that the
-// runtime's poller never registers (os.NewFile of a blocking descriptor),
-// to pass it to a starter.
+// closeFD closes an owned raw descriptor, then unregisters it.
+func closeFD(fd int) {
+	unix.Close(fd)
+	disownFD(fd)
+}
+
+// blockingFile wraps fd, which must be blocking and owned, in an *os.File
+// that the runtime's poller never registers (os.NewFile of a blocking
+// descriptor), to pass it to a starter; close it with closeOwnedFile.
 func blockingFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }

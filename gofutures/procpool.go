@@ -8,8 +8,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // ProcessConfig describes the worker processes of a ProcessPool.
@@ -202,12 +200,18 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 		return nil, errors.New("no worker command")
 	}
 	p := &ProcessPool{cfg: cfg, sink: sink, workers: map[*procWorker]struct{}{}, exited: make(chan struct{})}
+	for _, f := range cfg.Files {
+		ownFile(f)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := 0; i < cfg.Workers && !cfg.Lazy; i++ {
 		if err := p.spawnLocked(); err != nil {
 			p.broken = err // the deaths that follow are expected; nobody gets this pool
 			p.killAllLocked(syscall.SIGKILL)
+			for _, f := range cfg.Files { // the caller's again
+				disownFD(int(f.Fd()))
+			}
 			return nil, err
 		}
 	}
@@ -263,8 +267,8 @@ func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc
 	}
 	resRfd, resW, err := newPipe()
 	if err != nil {
-		unix.Close(taskR)
-		unix.Close(taskWfd)
+		closeFD(taskR)
+		closeFD(taskWfd)
 		return nil, nil, nil, err
 	}
 	theirs := []*os.File{blockingFile(taskR, "task pipe"), blockingFile(resW, "result pipe")}
@@ -273,11 +277,11 @@ func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc
 		env:   env,
 		files: append(theirs, p.cfg.Files...), // the worker's fds 3, 4, 5...
 	})
-	theirs[0].Close()
-	theirs[1].Close()
+	closeOwnedFile(theirs[0])
+	closeOwnedFile(theirs[1])
 	if err != nil {
-		unix.Close(taskWfd)
-		unix.Close(resRfd)
+		closeFD(taskWfd)
+		closeFD(resRfd)
 		return nil, nil, nil, err
 	}
 	// Unreaped until its supervisor waits for it (a Zygote's child stays a
@@ -615,7 +619,7 @@ func (p *ProcessPool) closeExitedLocked() {
 	default:
 		close(p.exited)
 		for _, f := range p.cfg.Files {
-			f.Close()
+			closeOwnedFile(f)
 		}
 	}
 }

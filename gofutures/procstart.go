@@ -59,12 +59,13 @@ func execStart(spec workerSpec) (workerProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start a worker process: %w", err)
 	}
-	defer stdin.Close()
+	defer closeOwnedFile(stdin)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = spec.files
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start a worker process (%s): %w", spec.argv[0], err)
 	}
+	ownPID(cmd.Process.Pid) // the pidfd os/exec keeps for it (owned.go)
 	return &execWorker{cmd: cmd}, nil
 }
 
@@ -77,6 +78,7 @@ func openDevNull() (*os.File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
 	}
+	ownFD(fd)
 	return blockingFile(fd, os.DevNull), nil
 }
 
@@ -95,6 +97,10 @@ func (w *execWorker) release() {}
 func (w *execWorker) wait() procExit {
 	w.cmd.Wait() // an exit status other than 0 is an error here; the state says which
 	w.exited.Store(true)
+	disownPID(w.cmd.Process.Pid)
+	if w.cmd.ProcessState == nil { // the wait itself failed: its status is unknown
+		return procExit{code: -1}
+	}
 	if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		return exitOf(ws)
 	}

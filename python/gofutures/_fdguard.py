@@ -1,0 +1,37 @@
+"""Keeps os.closerange from closing the descriptors the Go runtime and the
+pools need.
+
+A process that holds a Go runtime aborts ("fatal error: runtime: netpoll
+failed") when its poller's descriptor is closed, and a process pool whose
+pipes are closed under it could only break. Code that closes every
+descriptor it does not know of, os.closerange(3, N) as daemonizing
+libraries do, would do both. Once the native library is loaded,
+os.closerange closes the range except those descriptors (the Go side lists
+them: gofutures/owned.go); everything else in the range is closed as
+before. Descriptors closed one by one with os.close are not guarded (code
+that closes a descriptor by number owns it, or has a bug).
+"""
+import functools
+import os
+
+
+def install(owned):
+    """Replaces os.closerange by a guarded one; owned() returns the
+    descriptors to keep, comma-separated."""
+    original = os.closerange
+    if getattr(original, "_gofutures_guarded", False):
+        return
+
+    @functools.wraps(original)
+    def closerange(fd_low, fd_high, /):
+        keep = owned()
+        low = fd_low
+        if keep:
+            for fd in sorted(int(fd) for fd in keep.split(",")):
+                if low <= fd < fd_high:
+                    original(low, fd)
+                    low = fd + 1
+        original(low, fd_high)
+
+    closerange._gofutures_guarded = True
+    os.closerange = closerange
