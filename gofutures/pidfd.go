@@ -38,22 +38,6 @@ func openPidFD(pid int) *pidFD {
 	return &pidFD{fd: fd}
 }
 
-// exited reports, without blocking, whether the process has ended (a
-// zombie counts: it will never write again).
-func (p *pidFD) exited() bool {
-	if p == nil {
-		return false
-	}
-	fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return n > 0 && fds[0].Revents != 0
-	}
-}
-
 // close closes the pidfd (once; later calls do nothing).
 func (p *pidFD) close() {
 	if p != nil {

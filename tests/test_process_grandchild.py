@@ -83,7 +83,10 @@ def open_descriptors(pid):
     """The descriptors of pid once it runs `sleep` (before its exec it still
     has those of the forked Python)."""
     deadline = time.monotonic() + TIMEOUT
-    while not open("/proc/%d/cmdline" % pid, "rb").read().startswith(b"sleep\0"):
+    while True:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if f.read().startswith(b"sleep\0"):
+                break
         assert time.monotonic() < deadline, "the grandchild never ran sleep"
         time.sleep(0.01)
     return sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
