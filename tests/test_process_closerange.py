@@ -43,3 +43,29 @@ def test_closerange_keeps_the_process_and_its_pools_working(run_script, zygote):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n") == [
         "thread 64", "wait 1", "process %d" % (2 ** 20 - 1), "new pool 27", "end", ""]
+
+
+DAEMON = """
+import os, gofutures
+if __name__ == "__main__":
+    with gofutures.ProcessPoolExecutor(1) as pp:
+        assert pp.submit(pow, 2, 5).result(timeout=30) == 32
+        report = os.open("report", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.dup2(report, 1)
+        pid = os.fork()
+        if pid == 0:  # a daemon: it keeps nothing of its parent's
+            os.closerange(3, 65536)
+            print(sorted(int(fd) for fd in os.listdir("/proc/self/fd")), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert pp.submit(pow, 2, 6).result(timeout=30) == 64
+"""
+
+
+def test_a_forked_daemon_closes_every_descriptor(run_script, tmp_path):
+    # In a forked child the runtime's threads and the pools stayed behind:
+    # nothing is kept from the daemon's closerange.
+    done = run_script(DAEMON, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = eval((tmp_path / "report").read_text().splitlines()[0])
+    assert [fd for fd in listed if fd >= 3] in ([], [max(listed)])  # the listing's own

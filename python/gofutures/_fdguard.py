@@ -22,8 +22,16 @@ def install(owned):
     if getattr(original, "_gofutures_guarded", False):
         return
 
+    runtime_pid = os.getpid()
+
     @functools.wraps(original)
     def closerange(fd_low, fd_high, /):
+        if os.getpid() != runtime_pid:
+            # A forked child (a daemon's): the runtime's threads and the
+            # pools stayed in the parent; nothing here can use them, and
+            # calling into the runtime could hang on a lock some thread
+            # held at the fork.
+            return original(fd_low, fd_high)
         keep = owned()
         low = fd_low
         if keep:
