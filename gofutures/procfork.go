@@ -67,7 +67,7 @@ func (p *ProcessPool) forkLocked() {
 // otherwise wait forever).
 func (p *ProcessPool) forkOne(n int) {
 	var proc workerProc
-	var taskW, resR *os.File
+	var taskW, resR *pipeEnd
 	var err error
 	onForker(func() {
 		proc, taskW, resR, err = p.startWith(nil, func(spec workerSpec) (workerProc, error) {
@@ -118,23 +118,6 @@ func (p *ProcessPool) ForksDone() <-chan struct{} {
 	return p.forksDone
 }
 
-// OwnedFDs lists the descriptors the pool holds for its workers (our ends
-// of their pipes) and for what it passes them. A worker forked from this
-// process closes them all: it must not keep another worker's pipe open
-// (that worker would not see this process exit) nor write to them.
-func (p *ProcessPool) OwnedFDs() []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fds := make([]int, 0, 2*len(p.workers)+len(p.cfg.Files))
-	for w := range p.workers {
-		fds = append(fds, int(w.in.Fd()), int(w.out.Fd()))
-	}
-	for _, f := range p.cfg.Files {
-		fds = append(fds, int(f.Fd()))
-	}
-	return fds
-}
-
 // childProc is a worker forked by this process itself: our own child, so
 // it is waited for and signalled through a pidfd (os.Process), which
 // cannot reach another process once the pid is reused.
@@ -148,6 +131,7 @@ func adoptChild(pid int) (workerProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot supervise forked worker %d: %w", pid, err)
 	}
+	ownPID(pid) // the pidfd os.Process keeps for it (owned.go)
 	return &childProc{proc: proc}, nil
 }
 
@@ -162,6 +146,7 @@ func (c *childProc) signal(sig syscall.Signal) {
 func (c *childProc) wait() procExit {
 	state, err := c.proc.Wait()
 	c.exited.Store(true)
+	disownPID(c.proc.Pid)
 	if err != nil {
 		return procExit{code: -1}
 	}

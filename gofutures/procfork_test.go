@@ -79,20 +79,3 @@ func TestForkPoolThatCannotForkBreaksWithTheReason(t *testing.T) {
 		t.Fatal("a pool that could not fork did not end")
 	}
 }
-
-func TestForkPoolOwnedFDsAreItsPipes(t *testing.T) {
-	var forks atomic.Int32
-	p, sink := newTestPool(t, testForkConfig(2, &forks))
-	submit(t, p, 1, "echo:x")
-	sink.waitCompleted(t, 1)
-	fds := p.OwnedFDs()
-	if len(fds) != 4 {
-		t.Fatalf("OwnedFDs() = %v, want our ends of 2 workers' 2 pipes", fds)
-	}
-	for _, fd := range fds {
-		var st syscall.Stat_t
-		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-			t.Errorf("fd %d: %v, mode %o: want an open pipe", fd, err, st.Mode)
-		}
-	}
-}

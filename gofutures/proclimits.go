@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -61,11 +62,13 @@ type memoryMeter struct {
 // on this system, or the process is gone).
 func (m *memoryMeter) residentBytes(pid int) int64 {
 	if m.statm == nil {
-		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/statm")
+		// Not os.Open: its file would be offered to the runtime's poller.
+		fd, err := syscall.Open("/proc/"+strconv.Itoa(pid)+"/statm", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return 0
 		}
-		m.statm = f
+		ownFD(fd)
+		m.statm = blockingFile(fd, "statm")
 	}
 	n, _ := m.statm.ReadAt(m.buf[:], 0) // "size resident shared text lib data dt"
 	fields := bytes.Fields(m.buf[:n])
@@ -81,6 +84,6 @@ func (m *memoryMeter) residentBytes(pid int) int64 {
 
 func (m *memoryMeter) close() {
 	if m.statm != nil {
-		m.statm.Close()
+		closeOwnedFile(m.statm)
 	}
 }

@@ -138,8 +138,8 @@ var ErrTerminated = errors.New("the worker processes were terminated on request"
 
 // ProcessPool runs tasks in worker processes started by exec (or forked by
 // a Zygote) and supervised here: one goroutine per worker reads its answers
-// and notices its death at once (the pipe closes, then wait reports the exit
-// status). Each worker runs one task at a time, in the order it was sent
+// and notices its death at once (its pidfd, procpipe.go: whatever else holds
+// its pipes; then wait reports the exit status). Each worker runs one task at a time, in the order it was sent
 // them (procpipeline.go), so a death is always attributed to the right
 // task.
 type ProcessPool struct {
@@ -165,18 +165,21 @@ type ProcessPool struct {
 	// the pool (and then stops delivering outcomes) has every one of them.
 	sinking int
 	exited  chan struct{}
-	forking int  // workers being forked (procfork.go), not yet in workers
+	forking int // workers being forked (procfork.go), not yet in workers
 	// forksDone, if not nil, is closed when forking drops to 0 (ForksDone).
 	forksDone chan struct{}
-	filled  bool // an eager pool has started its Workers (at the first Submit)
+	filled    bool // an eager pool has started its Workers (at the first Submit)
 }
 
 type procWorker struct {
 	proc workerProc
 	pid  int
 	exit procExit // how it ended; set by its supervisor before reap
-	in   *os.File // our end of the worker's task pipe
-	out  *os.File // our end of the worker's result pipe
+	in   *pipeEnd // our end of the worker's task pipe (written under p.mu)
+	out  *pipeEnd // our end of the worker's result pipe (read by its supervisor)
+	// death tells when the process exits (nil if no pidfd could be had);
+	// closed by the supervisor once the worker is reaped.
+	death *pidFD
 	// inflight: the tasks written to it and not answered, in order; the
 	// first (head) is the one it runs.
 	inflight []*ProcTask
@@ -208,6 +211,9 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 		return nil, errors.New("no worker command")
 	}
 	p := &ProcessPool{cfg: cfg, sink: sink, workers: map[*procWorker]struct{}{}, exited: make(chan struct{})}
+	for _, f := range cfg.Files {
+		ownFile(f)
+	}
 	if cfg.Fork != nil {
 		return p, nil
 	}
@@ -216,6 +222,9 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 	if err := p.fillLocked(); err != nil {
 		p.broken = err // the deaths that follow are expected; nobody gets this pool
 		p.killAllLocked(syscall.SIGKILL)
+		for _, f := range cfg.Files { // the caller's again
+			disownFD(int(f.Fd()))
+		}
 		return nil, err
 	}
 	return p, nil
@@ -247,7 +256,7 @@ func (p *ProcessPool) spawnLocked() error {
 	p.started++
 	env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
 	var proc workerProc
-	var taskW, resR *os.File
+	var taskW, resR *pipeEnd
 	var err error
 	if p.cfg.Zygote != nil {
 		proc, taskW, resR, err = p.startWith(env, p.cfg.Zygote.start)
@@ -270,8 +279,8 @@ func (p *ProcessPool) spawnLocked() error {
 
 // addWorkerLocked makes a started process a worker of the pool: it is sent
 // its Init, supervised, and idle.
-func (p *ProcessPool) addWorkerLocked(proc workerProc, taskW, resR *os.File) *procWorker {
-	w := &procWorker{proc: proc, pid: proc.pid(), in: taskW, out: resR, ready: p.cfg.Init == nil}
+func (p *ProcessPool) addWorkerLocked(proc workerProc, taskW, resR *pipeEnd) *procWorker {
+	w := &procWorker{proc: proc, pid: proc.pid(), in: taskW, out: resR, death: taskW.death, ready: p.cfg.Init == nil}
 	p.workers[w] = struct{}{}
 	if p.cfg.Init != nil {
 		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
@@ -284,41 +293,51 @@ func (p *ProcessPool) addWorkerLocked(proc workerProc, taskW, resR *os.File) *pr
 }
 
 // startWith makes a worker's pipes and starts it with start; it returns
-// the worker and our ends of its task and result pipes, or an error and
-// no open pipe.
+// the worker and our ends of its task and result pipes, which also watch
+// its pidfd (procpipe.go), or an error and no open pipe. The worker's ends
+// are passed to start as blocking files and closed here.
 func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc, error)) (
-	proc workerProc, taskW, resR *os.File, err error) {
-	taskR, taskW, err := os.Pipe()
+	proc workerProc, taskW, resR *pipeEnd, err error) {
+	taskR, taskWfd, err := newPipe()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	resR, resW, err := os.Pipe()
+	resRfd, resW, err := newPipe()
 	if err != nil {
-		taskR.Close()
-		taskW.Close()
+		closeFD(taskR)
+		closeFD(taskWfd)
 		return nil, nil, nil, err
 	}
+	theirs := []*os.File{blockingFile(taskR, "task pipe"), blockingFile(resW, "result pipe")}
 	proc, err = start(workerSpec{
 		argv:  p.cfg.Command,
 		env:   env,
-		files: append([]*os.File{taskR, resW}, p.cfg.Files...), // the worker's fds 3, 4, 5...
+		files: append(theirs, p.cfg.Files...), // the worker's fds 3, 4, 5...
 	})
-	taskR.Close()
-	resW.Close()
+	closeOwnedFile(theirs[0])
+	closeOwnedFile(theirs[1])
 	if err != nil {
-		taskW.Close()
-		resR.Close()
+		closeFD(taskWfd)
+		closeFD(resRfd)
 		return nil, nil, nil, err
 	}
-	return proc, taskW, resR, nil
+	// Unreaped until its supervisor waits for it (a Zygote's child stays a
+	// zombie until released): the pid still names it.
+	death := openPidFD(proc.pid())
+	return proc, newPipeEnd(taskWfd, death), newPipeEnd(resRfd, death), nil
 }
 
-// supervise reads w's frames until its pipe closes, then reaps it.
+// supervise reads w's frames until the worker has exited (its pidfd says
+// so, or its pipe closes) and everything it wrote is read, then reaps it.
 func (p *ProcessPool) supervise(w *procWorker) {
 	r := bufio.NewReaderSize(w.out, 64<<10) // answers that arrived together: one read
 	for {
 		f, err := ReadFrame(r)
 		if err != nil {
+			if errors.Is(err, errClosedUnder) {
+				w.detail = err.Error()
+				w.proc.signal(syscall.SIGKILL) // it cannot be told anything any more
+			}
 			break
 		}
 		switch f.Kind {
@@ -356,6 +375,7 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	p.mu.Unlock()
 	w.proc.release() // reaped before the pool stops listing it
 	p.reap(w)
+	w.death.close() // nothing reads or writes w's pipes any more
 }
 
 // finish completes w's head task and gives w new work, or retires it
@@ -636,7 +656,7 @@ func (p *ProcessPool) closeExitedLocked() {
 	default:
 		close(p.exited)
 		for _, f := range p.cfg.Files {
-			f.Close()
+			closeOwnedFile(f)
 		}
 	}
 }

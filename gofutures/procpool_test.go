@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ func TestMain(m *testing.M) {
 //	number             FrameResult with its GOFUTURES_WORKER number
 //	exitafter:MS:N     sleep MS milliseconds, send a FrameError of id 0
 //	                   "exiting pid=<pid>" (the worker's last words), exit N
+//	grandchild         start `sleep 30` holding its fds 3 and 4 (as a task's
+//	                   `sleep 30 &` would if they leaked); FrameResult with
+//	                   that process's pid
 //
 // FrameExit or EOF on fd 3 ends it with status 0.
 //
@@ -112,6 +116,14 @@ func testWorkerMain() int {
 					reply(FrameError, f.ID, err.Error())
 				} else {
 					reply(FrameResult, f.ID, strings.TrimSpace(string(buf[:k])))
+				}
+			case "grandchild":
+				cmd := exec.Command("sleep", "30")
+				cmd.ExtraFiles = []*os.File{in, out}
+				if err := cmd.Start(); err != nil {
+					reply(FrameError, f.ID, err.Error())
+				} else {
+					reply(FrameResult, f.ID, strconv.Itoa(cmd.Process.Pid))
 				}
 			case "exitafter":
 				ms, code, _ := strings.Cut(arg, ":")

@@ -55,12 +55,31 @@ type execWorker struct {
 func execStart(spec workerSpec) (workerProc, error) {
 	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = spec.env
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	stdin, err := openDevNull()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start a worker process: %w", err)
+	}
+	defer closeOwnedFile(stdin)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = spec.files
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start a worker process (%s): %w", spec.argv[0], err)
 	}
+	ownPID(cmd.Process.Pid) // the pidfd os/exec keeps for it (owned.go)
 	return &execWorker{cmd: cmd}, nil
+}
+
+// openDevNull opens /dev/null for a child's stdin as os/exec would for a
+// nil Stdin, but with a blocking descriptor that the runtime's poller
+// never registers (os.Open would, and would create the poller if this
+// process had none yet: see procpipe.go).
+func openDevNull() (*os.File, error) {
+	fd, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: os.DevNull, Err: err}
+	}
+	ownFD(fd)
+	return blockingFile(fd, os.DevNull), nil
 }
 
 func (w *execWorker) pid() int { return w.cmd.Process.Pid }
@@ -78,6 +97,10 @@ func (w *execWorker) release() {}
 func (w *execWorker) wait() procExit {
 	w.cmd.Wait() // an exit status other than 0 is an error here; the state says which
 	w.exited.Store(true)
+	disownPID(w.cmd.Process.Pid)
+	if w.cmd.ProcessState == nil { // the wait itself failed: its status is unknown
+		return procExit{code: -1}
+	}
 	if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		return exitOf(ws)
 	}

@@ -89,6 +89,7 @@ const zygoteMaxFds = 250
 type zygoteProc struct {
 	cmd     *exec.Cmd
 	conn    *net.UnixConn
+	connFD  int              // conn's descriptor, registered as owned (owned.go) until read closes conn
 	wmu     sync.Mutex       // serializes writes to conn (requests and releases)
 	owner   int              // the pid that started it: a forked copy of this process must not share it
 	replies chan zygoteReply // the answer to the request in flight (buffered 1)
@@ -119,25 +120,41 @@ func startZygote(argv []string) (*zygoteProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot make the zygote's socket: %w", err)
 	}
+	ownFD(fds[0], fds[1])
 	ours := os.NewFile(uintptr(fds[0]), "zygote socket")
 	theirs := os.NewFile(uintptr(fds[1]), "zygote socket (its end)")
+	stdin, err := openDevNull()
+	if err != nil {
+		closeOwnedFile(ours)
+		closeOwnedFile(theirs)
+		return nil, fmt.Errorf("cannot start the zygote: %w", err)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{theirs} // its fd 3
 	err = cmd.Start()
-	theirs.Close()
+	closeOwnedFile(stdin)
+	closeOwnedFile(theirs)
 	if err != nil {
-		ours.Close()
+		closeOwnedFile(ours)
 		return nil, fmt.Errorf("cannot start the zygote (%s): %w", argv[0], err)
 	}
+	ownPID(cmd.Process.Pid)
 	c, err := net.FileConn(ours)
-	ours.Close()
+	var connFD int
+	if err == nil {
+		if err = controlFD(c.(*net.UnixConn), &connFD); err != nil {
+			c.Close()
+		}
+	}
+	closeOwnedFile(ours)
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
+		disownPID(cmd.Process.Pid)
 		return nil, fmt.Errorf("cannot use the zygote's socket: %w", err)
 	}
-	zp := &zygoteProc{cmd: cmd, conn: c.(*net.UnixConn), owner: os.Getpid(),
+	zp := &zygoteProc{cmd: cmd, conn: c.(*net.UnixConn), connFD: connFD, owner: os.Getpid(),
 		replies: make(chan zygoteReply, 1), done: make(chan struct{}), waits: map[int]chan procExit{},
 		reaped: map[int]chan struct{}{}}
 	go zp.read()
@@ -189,6 +206,7 @@ func (zp *zygoteProc) read() {
 		}
 	}
 	zp.conn.Close()
+	disownFD(zp.connFD)
 	zp.mu.Lock()
 	for _, ch := range zp.waits { // their exit status is lost with the helper
 		close(ch)
@@ -200,6 +218,19 @@ func (zp *zygoteProc) read() {
 	zp.mu.Unlock()
 	close(zp.done)
 	zp.cmd.Wait()
+	disownPID(zp.cmd.Process.Pid)
+}
+
+// controlFD registers c's descriptor as owned and stores it in fd.
+func controlFD(c *net.UnixConn, fd *int) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return raw.Control(func(d uintptr) {
+		*fd = int(d)
+		ownFD(*fd)
+	})
 }
 
 func (zp *zygoteProc) reply(r zygoteReply) {

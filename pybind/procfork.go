@@ -17,9 +17,9 @@ import (
 	core "github.com/gofutures/gofutures/gofutures"
 )
 
-// fork implements core.ForkFunc. The child closes every descriptor any
-// process pool of this process holds for its workers (so that it keeps no
-// other worker's pipe open), runs hooks.forked_worker, and exits. p.hooks
+// fork implements core.ForkFunc. The child closes every descriptor
+// gofutures holds (so that it keeps no other worker's pipe open and cannot
+// write to one), runs hooks.forked_worker, and exits. p.hooks
 // is alive while the pool can start workers: the results pool releases it
 // only after the pool has joined, and a fork in flight keeps it from
 // joining.
@@ -39,19 +39,13 @@ func (p *processPool) fork(spec core.ForkSpec) (int, error) {
 	return int(pid), nil
 }
 
-// poolFDs lists the descriptors every process pool holds for its workers.
+// poolFDs lists the descriptors gofutures holds in this process (core.OwnedDescriptors:
+// every pool's pipes, the zygote's socket, the runtime's own).
 func poolFDs() []C.int {
-	procsMu.RLock()
-	pools := make([]*processPool, 0, len(procs))
-	for _, p := range procs {
-		pools = append(pools, p)
-	}
-	procsMu.RUnlock()
-	var fds []C.int
-	for _, p := range pools {
-		for _, fd := range p.core.OwnedFDs() {
-			fds = append(fds, C.int(fd))
-		}
+	owned := core.OwnedDescriptors()
+	fds := make([]C.int, len(owned))
+	for i, fd := range owned {
+		fds[i] = C.int(fd)
 	}
 	return fds
 }

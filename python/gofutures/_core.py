@@ -9,6 +9,7 @@ loaded here from the same file by name.
 import importlib.machinery
 import importlib.util
 
+from . import _fdguard
 from ._native import _native, pybind as cold
 
 
@@ -22,5 +23,6 @@ def _load_hot():
 
 
 hot = _load_hot()
+_fdguard.install(cold.OwnedDescriptors)  # the Go runtime is loaded from here on
 
 __all__ = ["cold", "hot"]

@@ -236,7 +236,30 @@ def _become_pool_process(start_method, number=None):
     mp_process._current_process = me
 
 
+def _keep_descriptors_private():
+    """Makes this worker's inherited descriptors (the pipes on fds 3 and 4,
+    the descriptors of multiprocessing objects in initargs on 5, 6, ...)
+    close-on-exec, as Python makes every descriptor it opens (PEP 446).
+
+    Otherwise a task that starts a program (`os.system("sleep 15 &")`,
+    `subprocess.Popen(close_fds=False)`) hands it this worker's pipes.
+    multiprocessing does not rely on inheritance to pass its objects on:
+    spawn and forkserver children get their descriptors passed explicitly,
+    fork children get them all anyway."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError):
+        fds = [3, 4]
+    for fd in fds:
+        if fd >= 3:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:  # the directory listing's own descriptor, closed by now
+                pass
+
+
 def main():
+    _keep_descriptors_private()
     out = os.fdopen(4, "wb")
     tasks = _TaskPipe(3, out)
     frame = tasks.next()
