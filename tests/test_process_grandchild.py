@@ -10,6 +10,7 @@ the fix, the death was seen only when the grandchild closed the pipes.
 Everything the workers unpickle lives at module level here: workers import
 this module by name (tests/ is on the sys.path they inherit).
 """
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -79,6 +80,13 @@ def hang():
     time.sleep(60)
 
 
+def _inheritable(fd):
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # the directory listing's own descriptor, closed since
+        return False
+
+
 def open_descriptors(pid):
     """The descriptors of pid once it runs `sleep` (before its exec it still
     has those of the forked Python)."""
@@ -95,14 +103,16 @@ def open_descriptors(pid):
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(params=["zygote", "exec"])
+@pytest.fixture(params=["zygote", "exec", "fork"])
 def start(request, monkeypatch):
-    """Both ways workers start: forked by the zygote, or by exec."""
+    """The mp_context for each way workers start: forked by the zygote (a
+    spawn pool), by exec (a spawn pool without the zygote), or forked from
+    this process (a fork pool)."""
     if request.param == "exec":
         monkeypatch.setenv("GOFUTURES_ZYGOTE", "0")
     else:
         monkeypatch.delenv("GOFUTURES_ZYGOTE", raising=False)
-    return request.param
+    return multiprocessing.get_context("fork" if request.param == "fork" else "spawn")
 
 
 @pytest.fixture
@@ -139,7 +149,7 @@ def alive(pid):
 
 @pytest.mark.parametrize("how", sorted(LEAVERS))
 def test_a_killed_worker_breaks_the_pool_while_its_grandchild_runs(start, grandchildren, how):
-    with gofutures.ProcessPoolExecutor(1) as ex:
+    with gofutures.ProcessPoolExecutor(1, mp_context=start) as ex:
         worker, grandchild = grandchildren(ex, how)
         future = ex.submit(die)
         with pytest.raises(BrokenProcessPool) as info:
@@ -149,7 +159,7 @@ def test_a_killed_worker_breaks_the_pool_while_its_grandchild_runs(start, grandc
 
 
 def test_a_worker_killed_from_outside_is_seen_while_its_grandchild_runs(start, grandchildren):
-    with gofutures.ProcessPoolExecutor(1) as ex:
+    with gofutures.ProcessPoolExecutor(1, mp_context=start) as ex:
         worker, grandchild = grandchildren(ex, "fork")
         future = ex.submit(hang)
         time.sleep(0.2)  # not needed for the outcome: the call may be queued or running
@@ -161,7 +171,7 @@ def test_a_worker_killed_from_outside_is_seen_while_its_grandchild_runs(start, g
 
 @pytest.mark.parametrize("how", ["system", "fork"])
 def test_survive_replaces_the_worker_while_its_grandchild_runs(start, grandchildren, how):
-    with gofutures.ProcessPoolExecutor(1, survive=True) as ex:
+    with gofutures.ProcessPoolExecutor(1, mp_context=start, survive=True) as ex:
         worker, grandchild = grandchildren(ex, how)
         with pytest.raises(gofutures.WorkerDiedError) as info:
             ex.submit(die).result(timeout=TIMEOUT)
@@ -174,7 +184,7 @@ def test_survive_replaces_the_worker_while_its_grandchild_runs(start, grandchild
 def test_task_timeout_fires_while_a_grandchild_holds_the_pipes(start, grandchildren, how):
     # A limit above what the first call takes on a loaded machine (it
     # imports this module, and pytest with it, in the worker).
-    with gofutures.ProcessPoolExecutor(1, task_timeout=3) as ex:
+    with gofutures.ProcessPoolExecutor(1, mp_context=start, task_timeout=3) as ex:
         worker, grandchild = grandchildren(ex, how)
         with pytest.raises(gofutures.TaskTimeoutError):
             ex.submit(hang).result(timeout=TIMEOUT)
@@ -184,6 +194,10 @@ def test_task_timeout_fires_while_a_grandchild_holds_the_pipes(start, grandchild
 
 @pytest.mark.parametrize("how", ["system", "popen"])
 def test_what_a_task_starts_does_not_get_the_workers_descriptors(start, grandchildren, how):
-    with gofutures.ProcessPoolExecutor(1) as ex:
+    # A fork worker passes on what this process left inheritable, as the
+    # stdlib's fork workers do; never the worker's own pipes.
+    inherited = [fd for fd in map(int, os.listdir("/proc/self/fd"))
+                 if start.get_start_method() == "fork" and fd > 2 and _inheritable(fd)]
+    with gofutures.ProcessPoolExecutor(1, mp_context=start) as ex:
         _, grandchild = grandchildren(ex, how)
-        assert open_descriptors(grandchild) == [0, 1, 2]
+        assert open_descriptors(grandchild) == sorted([0, 1, 2] + inherited)

@@ -301,12 +301,29 @@ def run_forked(number, task_fd, result_fd, initializer, initargs):
             # tasks put to (their feeder threads), join non-daemon threads.
             import multiprocessing.util as mp_util
             mp_util._exit_function()
-            threading._shutdown()
+            _end_threads()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         traceback.print_exc()
         return 1
+
+
+def _end_threads():
+    """What threading does at interpreter exit: its exit hooks (which stop
+    the stdlib pools a task left running), then join the non-daemon
+    threads. threading._shutdown() itself refuses when the fork was made on
+    a thread threading only knows as a dummy (the main thread is then one
+    without a lock), as the forker thread may be."""
+    try:
+        threading._shutdown()
+    except AssertionError:
+        for call in reversed(getattr(threading, "_threading_atexits", [])):
+            call()
+        me = threading.current_thread()
+        for t in threading.enumerate():
+            if t is not me and not t.daemon:
+                t.join()
 
 
 def _after_fork(number):
