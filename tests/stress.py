@@ -50,10 +50,10 @@ def failures(kind, output):
     """The names of the tests that failed, read from the run's output."""
     if kind == "pytest":
         return re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.M)
-    # unittest: "FAIL: test_x (test.test_concurrent_futures.mod.Class.test_x)"
+    # unittest: "FAIL: test_x (package.module.Class.test_x)" (3.11: "(package.module.Class)")
     names = re.findall(r"^(?:FAIL|ERROR): (\S+) \(([^)]*)\)", output, re.M)
     hung = re.findall(r"^Timeout \(", output, re.M)  # faulthandler stopped a hung test
-    return ["%s.%s" % (where.rsplit(".", 1)[0], name) for name, where in names] + \
+    return [where if where.endswith("." + name) else "%s.%s" % (where, name) for name, where in names] + \
         ["a hung test (faulthandler's dump in the log)"] * len(hung)
 
 
