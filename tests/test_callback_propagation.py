@@ -8,7 +8,6 @@ its outcome."""
 import concurrent.futures
 import logging
 import os
-import threading
 import time
 
 import pytest
