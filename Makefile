@@ -7,6 +7,9 @@
 #   make test   Go vet/race tests, pytest on 3.11/3.12/3.13, CPython's suite on 3.13
 #   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
 #               (a table each, and bench-results-3.X.json)
+#   make stress pytest (first version) and CPython's suite (SUITE_VERSION)
+#               STRESS_ROUNDS times with every core kept busy by a CPU hog,
+#               the last round pinned to one core; one line per run
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -22,7 +25,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
-.PHONY: demo test bench go-test cpython-suite clean
+.PHONY: demo test bench stress go-test cpython-suite clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
@@ -60,5 +63,11 @@ bench-%: install-%
 test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
 	@echo "make test: all green"
 
+STRESS_ROUNDS ?= 10
+
+stress: install-$(MAIN_VERSION) install-$(SUITE_VERSION)
+	$(call vpython,$(MAIN_VERSION)) tests/stress.py --rounds $(STRESS_ROUNDS) \
+		--python $(call vpython,$(MAIN_VERSION)) --suite-python $(call vpython,$(SUITE_VERSION))
+
 clean:
-	rm -rf .build build .venv-* python/gofutures/_native
+	rm -rf .build build .venv-* python/gofutures/_native stress-logs

@@ -153,7 +153,6 @@ type ProcessPool struct {
 	shutdown bool  // no more submits; workers exit when the queue is empty
 	broken   error // set once
 	killing  bool  // TerminateWorkers: deaths are expected
-	retiring int   // workers sent FrameExit and not yet reaped
 	started  int   // workers started so far
 	// startDeaths counts consecutive unexpected deaths of starting workers
 	// (reset by a completed task), for the Survive crash-loop guard.
@@ -455,7 +454,6 @@ func (p *ProcessPool) sunk() {
 
 func (p *ProcessPool) retireLocked(w *procWorker) {
 	w.retire = true
-	p.retiring++
 	WriteFrame(w.in, Frame{Kind: FrameExit})
 	w.in.Close()
 }
@@ -474,7 +472,10 @@ func (p *ProcessPool) dispatchLocked() error {
 				p.idle = append(p.idle, w) // every task it took was cancelled
 			}
 		}
-		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)+p.forking-p.retiring >= p.cfg.Workers {
+		// A retired worker keeps its place until it is reaped: as the
+		// stdlib's pool, which joins it before starting its replacement,
+		// this one never runs more than Workers processes (reap dispatches).
+		if !p.cfg.Lazy || p.queue.len() == 0 || len(p.workers)+p.forking >= p.cfg.Workers {
 			break
 		}
 		if err := p.spawnLocked(); err != nil {
@@ -526,9 +527,6 @@ func (p *ProcessPool) reap(w *procWorker) {
 	p.mu.Lock()
 	delete(p.workers, w)
 	w.stopTimerLocked()
-	if w.retire {
-		p.retiring--
-	}
 	p.removeIdleLocked(w)
 	if !w.retire {
 		w.in.Close()
@@ -580,6 +578,8 @@ func (p *ProcessPool) reap(w *procWorker) {
 		}
 	} else if failErr != nil && p.broken == nil {
 		p.replaceLocked() // unlocks
+	} else if w.retire && p.broken == nil {
+		p.unlockAfterDispatch(nil) // its place is free: a lazy pool may start a worker for queued tasks
 	} else {
 		p.closeExitedLocked()
 		p.mu.Unlock()

@@ -69,6 +69,7 @@ func testWorkerMain() int {
 			os.Exit(2)
 		}
 	}
+	var linger time.Duration // how long FrameExit takes
 	for {
 		f, err := ReadFrame(in)
 		if err != nil {
@@ -86,6 +87,7 @@ func testWorkerMain() int {
 			}
 			reply(FrameReady, 0, "")
 		case FrameExit:
+			time.Sleep(linger)
 			return 0
 		case FrameTask:
 			cmd, arg, _ := strings.Cut(string(f.Data), ":")
@@ -105,6 +107,10 @@ func testWorkerMain() int {
 				time.Sleep(time.Duration(ms) * time.Millisecond)
 				reply(FrameResult, f.ID, "slept "+arg)
 			case "pid":
+				reply(FrameResult, f.ID, strconv.Itoa(os.Getpid()))
+			case "lingerpid": // "pid", and exit arg ms after being told to
+				ms, _ := strconv.Atoi(arg)
+				linger = time.Duration(ms) * time.Millisecond
 				reply(FrameResult, f.ID, strconv.Itoa(os.Getpid()))
 			case "number":
 				reply(FrameResult, f.ID, os.Getenv(WorkerNumberEnv))
@@ -1025,6 +1031,25 @@ func TestProcessPoolLazyMaxTasksPerChildReplacesOnlyForWork(t *testing.T) {
 		t.Errorf("task 2 ran in the retired worker %s (task %d)", c[1].data, first.ID)
 	}
 	shutdownAndJoin(t, p, []int{pid})
+}
+
+// TestProcessPoolLazyReplacesARetiredWorkerOnceReaped: a worker slow to
+// exit after its last task still holds its place, so the pool never runs
+// more than Workers processes (the stdlib joins a retired worker before it
+// starts the next; CPython's test_max_tasks_per_child counts them).
+func TestProcessPoolLazyReplacesARetiredWorkerOnceReaped(t *testing.T) {
+	cfg := testWorkerConfig(1)
+	cfg.Lazy = true
+	cfg.MaxTasksPerChild = 1
+	p, sink := newTestPool(t, cfg)
+	submit(t, p, 1, "lingerpid:300")
+	submit(t, p, 2, "pid")
+	c := sink.waitCompleted(t, 2)
+	first, _ := strconv.Atoi(c[0].data)
+	if pids := p.PIDs(); slices.Contains(pids, first) {
+		t.Errorf("task 2 ran while the retired worker %d was still there: workers %v", first, pids)
+	}
+	shutdownAndJoin(t, p, []int{first})
 }
 
 func TestProcessPoolLazyStartFailureFailsTheTask(t *testing.T) {

@@ -58,7 +58,7 @@ type ThreadPool[P any] struct {
 	wake     sync.Cond  // signalled (with mu) when the queue grows or the pool stops
 	queue    queue[Task[P]]
 	workers  int           // started so far
-	idle     int           // waiting in take
+	idle     int           // waiting in take, or about to (see more)
 	shutdown bool          // no more submits; workers exit once the queue is empty
 	broken   error         // set once, when a worker's Start fails
 	live     int           // workers started and not yet exited
@@ -178,9 +178,10 @@ func (p *ThreadPool[P]) work(s *Slot) {
 		return
 	}
 	defer p.runner.Stop(i)
-	more := func() (Task[P], bool) { return p.more(s) }
+	idling := false // see more; only this goroutine reads or writes it
+	more := func() (Task[P], bool) { return p.more(s, &idling) }
 	for {
-		t, ok, retire := p.take(s)
+		t, ok, retire := p.take(s, &idling)
 		if !ok {
 			retired = retire
 			return
@@ -192,9 +193,13 @@ func (p *ThreadPool[P]) work(s *Slot) {
 // take blocks until a task is queued (ok) or the pool stops with an empty
 // queue (not ok). A worker the pool no longer needs (overfull) gets not ok
 // and retire: take has already counted it out of live.
-func (p *ThreadPool[P]) take(s *Slot) (t Task[P], ok, retire bool) {
+func (p *ThreadPool[P]) take(s *Slot, idling *bool) (t Task[P], ok, retire bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if *idling { // counted by more: counted again below if it waits
+		*idling = false
+		p.idle--
+	}
 	for p.queue.len() == 0 && !p.shutdown && p.broken == nil && !p.overfullLocked() {
 		p.idle++
 		p.wake.Wait()
@@ -210,14 +215,31 @@ func (p *ThreadPool[P]) take(s *Slot) (t Task[P], ok, retire bool) {
 
 // more is take without blocking; an overfull pool gives its worker nothing
 // more, so that it comes back to take and retires.
-func (p *ThreadPool[P]) more(s *Slot) (Task[P], bool) {
+//
+// A worker that finds nothing more counts as idle from here (*idling), not
+// only once it waits in take: its runner still has to give the GIL back,
+// and the thread its last task woke (a result() waiting for it) may then
+// submit the next task before this worker reaches take. Counted idle, it
+// takes that task; counted busy, the submit started a second worker
+// (CPython's test_idle_thread_reuse: about once in 2000 pools on a busy
+// core).
+func (p *ThreadPool[P]) more(s *Slot, idling *bool) (Task[P], bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.overfullLocked() {
 		var none Task[P]
 		return none, false
 	}
-	return p.popLocked(s)
+	t, ok := p.popLocked(s)
+	switch {
+	case !ok && !*idling:
+		*idling = true
+		p.idle++
+	case ok && *idling: // asked again, and something came meanwhile
+		*idling = false
+		p.idle--
+	}
+	return t, ok
 }
 
 func (p *ThreadPool[P]) popLocked(s *Slot) (Task[P], bool) {

@@ -824,3 +824,55 @@ func TestSubmitRacingWithShutdown(t *testing.T) {
 		})
 	}
 }
+
+// pausingRunner runs tasks through more, and the first time more finds
+// nothing it stops before Run returns until resumed: where a real runner
+// gives the GIL back, and the thread that waited for the last task's result
+// may already submit the next one.
+type pausingRunner struct {
+	testRunner
+	emptied chan struct{} // closed when more first found nothing
+	resume  chan struct{}
+	once    sync.Once
+}
+
+func (r *pausingRunner) Run(worker int, t Task[job], more func() (Task[job], bool)) {
+	r.record("run", worker)
+	for {
+		r.runOne(worker, t)
+		var ok bool
+		if t, ok = more(); !ok {
+			r.once.Do(func() { close(r.emptied); <-r.resume })
+			return
+		}
+	}
+}
+
+func TestWorkerThatFoundNothingMoreIsIdleBeforeRunReturns(t *testing.T) {
+	r := &pausingRunner{emptied: make(chan struct{}), resume: make(chan struct{})}
+	p, err := NewThreadPool[job](4, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spawned, err := p.SubmitSpawn(newTask(1, nil)); err != nil || !spawned {
+		t.Fatalf("first SubmitSpawn = %v, %v; want a worker started", spawned, err)
+	}
+	<-r.emptied
+	if s := p.Stats(); s.Idle != 1 {
+		t.Errorf("Stats().Idle = %d after more found nothing, want 1", s.Idle)
+	}
+	spawned, err := p.SubmitSpawn(newTask(2, nil))
+	if err != nil || spawned {
+		t.Errorf("second SubmitSpawn = %v, %v; want the idle worker reused, no second worker", spawned, err)
+	}
+	close(r.resume)
+	p.Shutdown(false)
+	mustJoin(t, p)
+	snap := r.snapshot()
+	if !slices.Equal(snap.ran, []int{1, 2}) || p.Stats().Workers != 1 {
+		t.Errorf("ran %v on %d workers, want [1 2] on 1", snap.ran, p.Stats().Workers)
+	}
+	if s := p.Stats(); s.Idle != 0 {
+		t.Errorf("Stats().Idle = %d after the pool stopped, want 0", s.Idle)
+	}
+}

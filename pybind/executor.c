@@ -64,7 +64,7 @@ static PyObject *broken_error(long long pool) {
 }
 
 static PyObject *pool_submit(PoolObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    if (nargs < 1) return PyErr_Format(PyExc_TypeError, "submit() missing 1 required positional argument: 'fn'");
+    if (nargs < 1) return PyErr_Format(PyExc_TypeError, "ThreadPoolExecutor.submit() missing 1 required positional argument: 'fn'");
     if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ThreadPoolExecutor.__init__ was not called");
     if (gf_refuse_in_child("this ThreadPoolExecutor") < 0) return NULL;
     if (gf_interpreter_exiting)
@@ -113,21 +113,35 @@ fail:
 
 /* _close(cancel_futures): stop accepting work; with cancel_futures the
  * queued tasks are cancelled here (their callbacks run) and acknowledged, so
- * that wait() and as_completed() see them settle. Does not wait. */
+ * that wait() and as_completed() see them settle. Does not wait.
+ *
+ * A KeyboardInterrupt or SystemExit from a done-callback propagates out of
+ * shutdown(), as out of the stdlib's, which cancels on the caller's thread
+ * too; but only once every dropped task is cancelled (the stdlib's would
+ * leave the rest queued, for workers that no longer take them here). */
 static PyObject *pool_shutdown(PoolObject *self, PyObject *cancel_obj) {
     int cancel = PyObject_IsTrue(cancel_obj);
     if (cancel < 0) return NULL;
     if (self->pool == 0) Py_RETURN_NONE;
     if (gf_refuse_in_child("this ThreadPoolExecutor") < 0) return NULL;
     gfPoolShutdown(self->pool, cancel);
+    PyObject *propagated = NULL;
     gf_job *job;
     while ((job = gfPoolNextDropped(self->pool)) != NULL) {
         FutureObject *f = (FutureObject *)job->future;
-        if (gf_future_cancel(f) < 0 || gf_future_start(f) < 0)
+        int rc = gf_future_cancel(f);
+        if (rc == GF_CALLBACK_RAISED) {
+            PyObject *exc = gf_fetch_exception();
+            if (propagated == NULL) propagated = exc; else Py_DECREF(exc);
+        }
+        if ((rc < 0 && rc != GF_CALLBACK_RAISED) || gf_future_start(f) < 0)
             gf_log_exception("cancelling %r at shutdown failed", (PyObject *)f);
         gf_job_free(job);
     }
-    Py_RETURN_NONE;
+    if (propagated == NULL) Py_RETURN_NONE;
+    gf_raise(propagated);
+    Py_DECREF(propagated);
+    return NULL;
 }
 
 static PyObject *pool_id(PoolObject *self, void *c) { return PyLong_FromLongLong(self->pool); }

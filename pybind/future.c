@@ -231,16 +231,39 @@ static void notify_waiters(FutureObject *f, const char *method) {
     Py_DECREF(snapshot);
 }
 
-static void invoke_callbacks(FutureObject *f) {
+/* Runs f's done-callbacks once, as the stdlib's _invoke_callbacks: an
+ * Exception from one is logged and the next one runs; any other exception
+ * (KeyboardInterrupt, SystemExit) stops the loop and propagates: 0, or
+ * GF_CALLBACK_RAISED with it set and the later callbacks never run. */
+static int invoke_callbacks(FutureObject *f) {
     PyObject *cbs = f->callbacks;
-    if (cbs == NULL) return;
+    if (cbs == NULL) return 0;
     f->callbacks = NULL;
+    int rc = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
-        PyObject *r = PyObject_CallOneArg(PyList_GET_ITEM(cbs, i), (PyObject *)f);
-        if (r == NULL) gf_log_exception("exception calling callback for %r", (PyObject *)f);
-        else Py_DECREF(r);
+        /* Owned across the call: code holding the list (read through
+         * _done_callbacks earlier) may remove the callback meanwhile. */
+        PyObject *cb = Py_NewRef(PyList_GET_ITEM(cbs, i));
+        PyObject *r = PyObject_CallOneArg(cb, (PyObject *)f);
+        Py_DECREF(cb);
+        if (r != NULL) {
+            Py_DECREF(r);
+        } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            gf_log_exception("exception calling callback for %r", (PyObject *)f);
+        } else {
+            rc = GF_CALLBACK_RAISED;
+            break;
+        }
     }
+    if (rc == 0) {
+        Py_DECREF(cbs);
+        return 0;
+    }
+    PyObject *exc = gf_fetch_exception(); /* the list's release may run a finalizer */
     Py_DECREF(cbs);
+    gf_raise(exc);
+    Py_DECREF(exc);
+    return rc;
 }
 
 static PyObject *invalid_state(FutureObject *f) {
@@ -264,8 +287,7 @@ int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
     discard_raw(f);
     notify_waiters(f, exc != NULL ? "add_exception" : "add_result");
     unlock(held, 1);
-    invoke_callbacks(f);
-    return 0;
+    return invoke_callbacks(f);
 }
 
 int gf_future_start(FutureObject *f) {
@@ -295,7 +317,7 @@ int gf_future_cancel(FutureObject *f) {
     if (lock(f, &held) < 0) return -1;
     int rc = gfFutureCancel(f->h);
     unlock(held, rc & 2);
-    if (rc & 2) invoke_callbacks(f);
+    if ((rc & 2) && invoke_callbacks(f) < 0) return GF_CALLBACK_RAISED;
     return rc & 1;
 }
 
@@ -501,8 +523,13 @@ PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_
     }
     if (r != NULL) return r;
     PyObject *exc = gf_fetch_exception();
-    PyObject *c = gf_future_check(fut) ? PyBool_FromLong(gf_future_cancel((FutureObject *)fut))
-                                       : PyObject_CallMethod(fut, "cancel", NULL);
+    PyObject *c;
+    if (gf_future_check(fut)) {
+        int rc = gf_future_cancel((FutureObject *)fut);
+        c = rc < 0 ? NULL : PyBool_FromLong(rc);
+    } else {
+        c = PyObject_CallMethod(fut, "cancel", NULL);
+    }
     if (c == NULL) { /* the cancel's own error wins, with the first as its context, as in Python */
         PyObject *second = gf_fetch_exception();
         if (second != NULL && exc != NULL) PyException_SetContext(second, exc); /* steals exc */

@@ -56,8 +56,14 @@ int gf_procexec_init_type(PyObject *module);
 /* future.c: the transitions an executor drives, shared with worker.c. */
 int gf_future_check(PyObject *o);                 /* is a FutureBase instance */
 int gf_future_start(FutureObject *f);             /* 1 running, 0 cancelled, -1 error */
-int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc); /* 0 or -1 */
-int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 error */
+int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc); /* 0, -1 or GF_CALLBACK_RAISED */
+int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 error, or GF_CALLBACK_RAISED */
+/* What complete and cancel return when the transition happened but a
+ * done-callback raised an exception that is no Exception (KeyboardInterrupt,
+ * SystemExit): as the stdlib's _invoke_callbacks, it propagates (it is set)
+ * and the callbacks after it did not run. Any other negative return means
+ * the transition did not happen. */
+#define GF_CALLBACK_RAISED (-2)
 int gf_future_done(FutureObject *f);              /* cancelled or finished */
 /* future.c: the module function result_or_cancel (METH_FASTCALL). */
 PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -108,4 +114,14 @@ PyObject *gf_fetch_exception(void);
 void gf_raise(PyObject *exc);
 /* Logs the current exception with LOGGER.exception(msg, obj) and clears it. */
 void gf_log_exception(const char *msg, PyObject *obj);
+/* As gf_log_exception, at the logger's method level ("critical", ...);
+ * obj NULL logs msg alone. */
+void gf_log_at(const char *level, const char *msg, PyObject *obj);
+/* Logs the exception a done-callback propagated (GF_CALLBACK_RAISED) on a
+ * thread where nobody called set_result() to receive it: a pool's worker
+ * or results worker, or a process pool's shutdown (which the stdlib does on
+ * its manager thread). The stdlib's thread-pool worker logs it so, then
+ * ends; gofutures' goes on (the future keeps its outcome, the pool its
+ * size: the stdlib never replaces a worker that ended so). */
+void gf_log_propagated(void);
 #endif

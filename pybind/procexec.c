@@ -133,12 +133,25 @@ static PyObject *proc_kill_task(ProcObject *self, PyObject *fut) {
     FutureObject *f = (FutureObject *)fut;
     if (self->pool == 0 || !gfProcKillTask(self->pool, f->h)) Py_RETURN_FALSE;
     gfFutureForce(f->h, 0 /* PENDING */, 0);
-    if (gf_future_cancel(f) < 0 || gf_future_start(f) < 0) return NULL;
+    int rc = gf_future_cancel(f);
+    if (rc < 0 && rc != GF_CALLBACK_RAISED) return NULL;
+    if (rc == GF_CALLBACK_RAISED) { /* acknowledged all the same; then it propagates, as out of cancel() */
+        PyObject *exc = gf_fetch_exception();
+        int started = gf_future_start(f);
+        if (started < 0) gf_log_exception("cancelling %r failed", fut);
+        gf_raise(exc);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    if (gf_future_start(f) < 0) return NULL;
     Py_RETURN_TRUE;
 }
 
 /* _close(cancel_futures, signal): stop the pool (and signal its workers
- * when signal > 0); futures of removed tasks are cancelled here. */
+ * when signal > 0); futures of removed tasks are cancelled here. A
+ * KeyboardInterrupt or SystemExit from a done-callback is logged, not
+ * raised: the stdlib's pool cancels them on its manager thread, so its
+ * shutdown() does not raise it either. */
 static PyObject *proc_close(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
     REFUSE_IN_CHILD();
     if (nargs != 2) return PyErr_Format(PyExc_TypeError, "_close(cancel_futures, signal)");
@@ -149,7 +162,9 @@ static PyObject *proc_close(ProcObject *self, PyObject *const *args, Py_ssize_t 
     gfProcShutdown(self->pool, cancel, sig);
     PyObject *f;
     while ((f = gfProcNextDropped(self->pool)) != NULL) {
-        if (gf_future_cancel((FutureObject *)f) < 0 || gf_future_start((FutureObject *)f) < 0)
+        int rc = gf_future_cancel((FutureObject *)f);
+        if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
+        if ((rc < 0 && rc != GF_CALLBACK_RAISED) || gf_future_start((FutureObject *)f) < 0)
             gf_log_exception("cancelling %r at shutdown failed", f);
         Py_DECREF(f);
     }

@@ -34,12 +34,25 @@ int gf_block(gf_wait_fn fn, void *arg, double timeout) {
     }
 }
 
+/* As the stdlib's waits (threading.Condition.wait): a timeout is first
+ * compared with 0, which gives its TypeError for what is no number; one not
+ * above 0 (NaN included) polls; one too large for a lock's timeout raises
+ * the lock's OverflowError. */
 int gf_parse_timeout(PyObject *o, double *out) {
     if (o == Py_None) { *out = -1; return 0; }
+    if (!PyFloat_Check(o) && !PyLong_Check(o)) {
+        PyObject *zero = PyLong_FromLong(0);
+        int positive = zero ? PyObject_RichCompareBool(o, zero, Py_GT) : -1;
+        Py_XDECREF(zero);
+        if (positive < 0) return -1;
+    }
     double t = PyFloat_AsDouble(o);
     if (t == -1.0 && PyErr_Occurred()) return -1;
-    if (t != t) { PyErr_SetString(PyExc_ValueError, "timeout must not be NaN"); return -1; }
-    *out = t < 0 ? 0 : t;
+    if (t > (double)PY_TIMEOUT_MAX / 1e6) {
+        PyErr_SetString(PyExc_OverflowError, "timestamp out of range for platform time_t");
+        return -1;
+    }
+    *out = t > 0 ? t : 0;
     return 0;
 }
 
@@ -59,18 +72,22 @@ void gf_raise(PyObject *exc) {
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc), tb);
 }
 
-void gf_log_exception(const char *msg, PyObject *obj) {
+void gf_log_exception(const char *msg, PyObject *obj) { gf_log_at("error", msg, obj); }
+
+void gf_log_at(const char *level, const char *msg, PyObject *obj) {
     PyObject *exc = gf_fetch_exception();
     PyObject *kw = Py_BuildValue("{s:O}", "exc_info", exc ? exc : Py_True);
-    PyObject *meth = PyObject_GetAttrString(gf_stdlib.logger, "error");
-    PyObject *args = Py_BuildValue("(sO)", msg, obj);
+    PyObject *meth = PyObject_GetAttrString(gf_stdlib.logger, level);
+    PyObject *args = obj ? Py_BuildValue("(sO)", msg, obj) : Py_BuildValue("(s)", msg);
     PyObject *r = (meth && args && kw) ? PyObject_Call(meth, args, kw) : NULL;
-    if (r == NULL) PyErr_WriteUnraisable(obj); /* logging itself failed */
+    if (r == NULL) PyErr_WriteUnraisable(obj ? obj : Py_None); /* logging itself failed */
     Py_XDECREF(r);
     Py_XDECREF(args);
     Py_XDECREF(meth);
     Py_XDECREF(kw);
     Py_XDECREF(exc);
 }
+
+void gf_log_propagated(void) { gf_log_at("critical", "Exception in worker", NULL); }
 
 void gf_decref(PyObject *o) { Py_XDECREF(o); }

@@ -91,6 +91,14 @@ static void free_job(gf_job *job) {
     free(job);
 }
 
+/* Logs why the hooks failed to deliver job's outcome: an exception that is
+ * no Exception came from a done-callback through set_result() or
+ * set_exception() (the hooks catch nothing else of that kind). */
+static void report_delivery_error(gf_job *job) {
+    if (PyErr_ExceptionMatches(PyExc_Exception)) gf_log_exception("could not deliver the outcome of %r", job->future);
+    else gf_log_propagated();
+}
+
 /* deliver_result is the common case of deliver, without a Python frame:
  * a value that unpickles becomes the future's result. It reports whether
  * it took care of the job; anything else (an exception, a break) goes to
@@ -107,12 +115,14 @@ static int deliver_result(gf_worker *w, gf_job *job) {
     if (value == NULL) {
         PyObject *exc = gf_fetch_exception();
         PyObject *r = exc ? PyObject_CallMethod(w->hooks, "unpicklable", "OO", job->future, exc) : NULL;
-        if (r == NULL) gf_log_exception("could not deliver the outcome of %r", job->future);
+        if (r == NULL) report_delivery_error(job);
         Py_XDECREF(r);
         Py_XDECREF(exc);
         return 1;
     }
-    if (gf_future_complete(f, value, NULL) < 0) gf_log_exception("could not deliver the outcome of %r", job->future);
+    int rc = gf_future_complete(f, value, NULL);
+    if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
+    else if (rc < 0) gf_log_exception("could not deliver the outcome of %r", job->future);
     Py_DECREF(value);
     return 1;
 }
@@ -124,7 +134,7 @@ static void deliver(gf_worker *w, gf_job *job) {
     }
     PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
     PyObject *r = data ? PyObject_CallMethod(w->hooks, "complete", "OiO", job->future, job->kind, data) : NULL;
-    if (r == NULL) gf_log_exception("could not deliver the outcome of %r", job->future);
+    if (r == NULL) report_delivery_error(job);
     Py_XDECREF(r);
     Py_XDECREF(data);
     free_job(job);
@@ -153,7 +163,8 @@ static void run_job(gf_worker *w, gf_job *job) {
             Py_XDECREF(exc);
         }
     }
-    if (rc < 0) gf_log_exception("a worker could not complete %r", job->future);
+    if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
+    else if (rc < 0) gf_log_exception("a worker could not complete %r", job->future);
     free_job(job);
 }
 
@@ -190,7 +201,9 @@ void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) 
             continue;
         }
         PyObject *exc = PyObject_CallFunction(gf_stdlib.BrokenThreadPool, "s", message);
-        if (exc == NULL || gf_future_complete(f, NULL, exc) < 0) PyErr_Clear(); /* cancelled meanwhile */
+        int rc = exc == NULL ? -1 : gf_future_complete(f, NULL, exc);
+        if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
+        else if (rc < 0) PyErr_Clear(); /* cancelled meanwhile */
         Py_XDECREF(exc);
         free_job(jobs[i]);
     }

@@ -29,8 +29,10 @@ fut = ex.submit(long_task)
 if not started.wait(10):  # the long task is running before we block
     print("task did not start", flush=True)
     os._exit(3)
-print("ready", flush=True)
 try:
+    # Inside the try: a SIGINT that comes before the call blocks (a busy
+    # machine may stall this thread) is still caught here.
+    print("ready", flush=True)
 {block}
 except KeyboardInterrupt:
     print("caught KeyboardInterrupt", flush=True)

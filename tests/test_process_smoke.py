@@ -103,7 +103,12 @@ def test_shutdown_leaves_no_workers():
 def test_terminate_workers_fails_running_tasks():
     ex = gofutures.ProcessPoolExecutor(1)
     fut = ex.submit(time.sleep, 30)
-    time.sleep(0.5)
+    # Running, i.e. sent to its worker: a call still queued would be
+    # cancelled instead (a fixed sleep here was too short on a busy machine).
+    deadline = time.monotonic() + 30
+    while not fut.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     ex.terminate_workers()
     with pytest.raises(BrokenProcessPool):
         fut.result(timeout=10)

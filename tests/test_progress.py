@@ -6,6 +6,7 @@ how far each bar got, its total, and whether it was closed.
 """
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -109,12 +110,26 @@ def test_map_exception_propagates_and_bar_closes(bars):
     assert [_state(b) for b in bars] == [(3, 10, True)]
 
 
-def test_map_timeout_closes_bar(bars):
+def _wait_gate(gate, n):
+    # n == 0 returns at once; any other call waits for the gate.
+    if n:
+        gate.wait(TIMEOUT)
+    return n
+
+
+# map's and as_completed's timeout counts from the call and covers the call
+# that must finish before it, which may take long to start on a busy
+# machine: a deadline of 2 s for a call that returns at once.
+QUICK_THEN_TIMEOUT = 2
+
+
+def test_map_timeout_closes_bar(bars, gate):
     with gofutures.ThreadPoolExecutor(2) as ex:
-        results = ex.map(_sleep_then, [0, 0.5, 0.5], timeout=0.1, progress=True)
+        results = ex.map(_wait_gate, [gate] * 3, [0, 1, 1], timeout=QUICK_THEN_TIMEOUT, progress=True)
         assert next(results) == 0
         with pytest.raises(gofutures.TimeoutError):
             next(results)
+        gate.set()
     assert [_state(b) for b in bars] == [(1, 3, True)]
 
 
@@ -164,13 +179,14 @@ def test_as_completed_bar_reaches_total(bars):
     assert [_state(b) for b in bars] == [(12, 12, True)]
 
 
-def test_as_completed_timeout_closes_bar(bars):
+def test_as_completed_timeout_closes_bar(bars, gate):
     with gofutures.ThreadPoolExecutor(2) as ex:
-        fs = [ex.submit(_sleep_then, 0), ex.submit(_sleep_then, 0.5)]
+        fs = [ex.submit(_wait_gate, gate, 0), ex.submit(_wait_gate, gate, 1)]
         seen = []
         with pytest.raises(gofutures.TimeoutError):
-            for f in gofutures.as_completed(fs, timeout=0.1, progress=True):
+            for f in gofutures.as_completed(fs, timeout=QUICK_THEN_TIMEOUT, progress=True):
                 seen.append(f)
+        gate.set()
     assert seen == fs[:1]
     assert [_state(b) for b in bars] == [(1, 2, True)]
 
@@ -179,10 +195,20 @@ def test_as_completed_timeout_closes_bar(bars):
 
 
 def test_progress_over_futures_yields_as_completed(bars):
+    # Each call may finish only once the one before it was yielded: the
+    # order of completion is b, c, a whatever the machine's load.
+    gates = {name: threading.Event() for name in "abc"}
+    release = iter("bca")
     with gofutures.ThreadPoolExecutor(3) as ex:
-        fs = {ex.submit(_sleep_then, d): d for d in (0.3, 0.0, 0.1)}
-        order = [fs[f] for f in gofutures.progress(fs, desc="urls")]
-    assert order == [0.0, 0.1, 0.3]
+        fs = {ex.submit(gates[name].wait, TIMEOUT): name for name in "abc"}
+        gates[next(release)].set()
+        order = []
+        for f in gofutures.progress(fs, desc="urls"):
+            order.append(fs[f])
+            name = next(release, None)
+            if name is not None:
+                gates[name].set()
+    assert order == ["b", "c", "a"]
     assert [(b.desc, b.n, b.total, b.closed) for b in bars] == [("urls", 3, 3, True)]
 
 

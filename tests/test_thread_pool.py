@@ -410,11 +410,17 @@ def test_shutdown_no_wait_returns_while_tasks_run_and_they_finish(gate):
 
 
 def test_interpreter_exit_waits_for_pending_tasks(run_script):
+    # The tasks write only once the main script is done (a fixed sleep in
+    # them raced the main thread on a busy machine); they are still pending
+    # when the interpreter starts to exit.
     proc = run_script(r"""
-        import os, time, gofutures
+        import os, threading, time, gofutures
+
+        main_done = threading.Event()
 
         def task(i):
-            time.sleep(0.2)
+            main_done.wait()
+            time.sleep(0.1)
             os.write(1, b"task %d done\n" % i)  # one write: lines cannot interleave
 
         ex = gofutures.ThreadPoolExecutor(max_workers=2)
@@ -422,6 +428,7 @@ def test_interpreter_exit_waits_for_pending_tasks(run_script):
             ex.submit(task, i)
         ex.shutdown(wait=False)
         os.write(1, b"main done\n")
+        main_done.set()
     """)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

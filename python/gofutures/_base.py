@@ -62,7 +62,17 @@ def _settled(f):
     try:
         return f._state in _SETTLED
     except AttributeError:  # a foreign future with no _state at all
+        _check_foreign(f)
         return False
+
+
+def _check_foreign(f):
+    # Anything with done() and add_done_callback() is followed; anything
+    # else is refused as the stdlib's wait() refuses it (it takes every
+    # future's _condition first).
+    if not callable(getattr(f, "add_done_callback", None)) or not callable(getattr(f, "done", None)):
+        raise AttributeError("%r object has no attribute '_condition'" % (type(f).__name__,),
+                             name="_condition", obj=f)
 
 
 def _failed(f):
@@ -122,11 +132,7 @@ class _Following:
                     self._bridged.append((f, bridge))
 
     def _follow_foreign(self, f, tag):
-        if not callable(getattr(f, "add_done_callback", None)) or not callable(getattr(f, "done", None)):
-            # The stdlib raises AttributeError here too, naming _condition.
-            raise AttributeError(
-                "wait() and as_completed() take futures (objects with done() and "
-                "add_done_callback()); got %r" % (f,))
+        _check_foreign(f)
         self.foreign.append(f)
         report = _Report(self.completions.bridge(tag))
         if f.done():
@@ -176,9 +182,6 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     """
     if _forked_child():
         return _fork.wait(fs, timeout, return_when)
-    if return_when not in _MODES:
-        raise ValueError("return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or "
-                         "ALL_COMPLETED, got %r" % (return_when,))
     fs = set(fs)
     done = {f for f in fs if _settled(f)}
     not_done = fs - done
@@ -188,11 +191,20 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
         return _std.DoneAndNotDoneFutures(done, not_done)
     if not not_done:
         return _std.DoneAndNotDoneFutures(done, not_done)
+    mode = _mode(return_when)
     with _Following(not_done) as following:
-        following.completions.await_(_MODES[return_when], len(not_done), timeout)
+        following.completions.await_(mode, len(not_done), timeout)
     done = {f for f in fs if _settled(f)}
     done.update(f for f in following.foreign if f.done())
     return _std.DoneAndNotDoneFutures(done, fs - done)
+
+
+def _mode(return_when):
+    # Checked where the stdlib checks it: only when the wait must block.
+    try:
+        return _MODES[return_when]
+    except (KeyError, TypeError):
+        raise ValueError("Invalid return condition: %r" % (return_when,)) from None
 
 
 def as_completed(fs, timeout=None, progress=False):

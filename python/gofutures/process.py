@@ -209,6 +209,12 @@ class _Hooks:
 
 
 def _chunks(iterables, chunksize):
+    # As the stdlib of this version, whose errors for a chunksize that is no
+    # int differ: itertools.batched from 3.13 (TypeError), islice before
+    # (ValueError).
+    if sys.version_info >= (3, 13):
+        yield from itertools.batched(zip(*iterables), chunksize)
+        return
     it = zip(*iterables)
     while True:
         chunk = tuple(itertools.islice(it, chunksize))

@@ -6,6 +6,7 @@ several queued tasks per acquisition. Scheduling, shutdown and the broken
 state live in the Go core; submit is native (no Python frame per task).
 """
 import itertools
+import math
 import os
 import threading
 import weakref
@@ -47,6 +48,24 @@ def _python_exit():
 
 
 threading._register_atexit(_python_exit)
+
+
+# The most workers a Go pool is asked for: a larger max_workers (the stdlib
+# accepts any, 10**30 included) is one the pool never reaches anyway.
+_WORKER_LIMIT = 2**31 - 1
+
+
+def _worker_limit(max_workers):
+    """The Go pool's worker limit for the stdlib's max_workers, which may be
+    any real number: its pool starts a thread while it has fewer than
+    max_workers, so 2.5 allows 3."""
+    if max_workers >= _WORKER_LIMIT:
+        return _WORKER_LIMIT
+    if max_workers != max_workers:
+        # The stdlib accepts NaN and then never starts a thread (its tasks
+        # wait forever).
+        raise ValueError("max_workers must be greater than 0, got %r" % (max_workers,))
+    return math.ceil(max_workers)
 
 
 def _default_max_workers():
@@ -141,9 +160,12 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         self._initializer = initializer
         self._initargs = initargs
         self._shutdown = False
-        hooks = _WorkerHooks(self._thread_name_prefix, initializer, tuple(initargs))
+        # initargs as given: as in the stdlib, one that is no iterable fails
+        # in the workers' initializer call (and breaks the pool), not here.
+        hooks = _WorkerHooks(self._thread_name_prefix, initializer, initargs)
         self._threads = hooks.threads
-        self._bind(cold.NewThreadPool(max_workers, self._thread_name_prefix, grow_on_block),
+        self._bind(cold.NewThreadPool(_worker_limit(max_workers), str(self._thread_name_prefix),
+                                      grow_on_block),
                    _base.Future, hooks)
         _executors.add(self)
 
