@@ -100,6 +100,18 @@ func (p *ProcessPool) forkOne(n int) {
 	p.unlockAfterDispatch(nil)
 }
 
+// StartWorkers starts an eager pool's workers now if they have not started
+// (the first Submit starts them otherwise), unless the pool is shut down or
+// broken.
+func (p *ProcessPool) StartWorkers() {
+	p.mu.Lock()
+	if p.broken != nil || p.shutdown {
+		p.mu.Unlock()
+		return
+	}
+	p.unlockAfterDispatch(p.fillLocked())
+}
+
 // ForksDone returns a channel closed once no worker is being forked (at
 // once if none is). The first submitter of a fork pool waits on it, so
 // that the workers are forks of the program as it was at that submit, as

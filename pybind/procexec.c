@@ -183,6 +183,13 @@ static PyObject *proc_await_forks(ProcObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* _start_workers(): an eager pool's workers start now if they have not. */
+static PyObject *proc_start_workers(ProcObject *self, PyObject *unused) {
+    REFUSE_IN_CHILD();
+    if (self->pool != 0) gfProcStartWorkers(self->pool);
+    Py_RETURN_NONE;
+}
+
 static PyObject *proc_id(ProcObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
 
 static int proc_traverse(ProcObject *self, visitproc visit, void *arg) {
@@ -212,6 +219,7 @@ static PyMethodDef proc_methods[] = {
     {"_kill_task", (PyCFunction)proc_kill_task, METH_O, "_kill_task(future) -> whether its running task was killed"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},
     {"_await_forks", (PyCFunction)proc_await_forks, METH_NOARGS, "wait for the workers being forked"},
+    {"_start_workers", (PyCFunction)proc_start_workers, METH_NOARGS, "start an eager pool's workers now"},
     {NULL}
 };
 

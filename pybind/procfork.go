@@ -68,3 +68,13 @@ func gfProcAwaitForks(id C.longlong, ns C.longlong) C.int {
 		return 0
 	}
 }
+
+// gfProcStartWorkers starts an eager pool's workers if they have not
+// started (core.ProcessPool.StartWorkers).
+//
+//export gfProcStartWorkers
+func gfProcStartWorkers(id C.longlong) {
+	if p := lookupProc(id); p != nil {
+		p.core.StartWorkers()
+	}
+}

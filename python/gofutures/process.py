@@ -332,6 +332,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             payload = _pickling.dumps((fn, args, kwargs, chunked), fn)
         except Exception as exc:
             # Only this call fails, with the pickling error.
+            self._forked_at_first_submit()
             future = _base.Future()
             future.set_running_or_notify_cancel()
             future.set_exception(exc)
@@ -342,12 +343,18 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             future = self._submit_payload(payload)
         if isinstance(future, int):
             raise self._broken_error()
-        if self._forks_pending:
-            # The workers are forks of the program as it is at this first
-            # submit, as in the stdlib; see ProcessPool.ForksDone.
-            self._forks_pending = False
-            self._await_forks()
+        self._forked_at_first_submit()
         return future
+
+    def _forked_at_first_submit(self):
+        # A fork pool's workers are forks of the program as it is at its
+        # first submit, whatever that submit holds (the stdlib's start them
+        # there), and that submit returns once they exist: see
+        # gofutures.ProcessPool.ForksDone.
+        if self._forks_pending:
+            self._forks_pending = False
+            self._start_workers()
+            self._await_forks()
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Returns an iterator equivalent to map(fn, *iterables), computed in
