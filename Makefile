@@ -24,7 +24,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
-.PHONY: demo test bench go-test cpython-suite typecheck wheels sdist wheel-test clean
+.PHONY: demo test bench go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
@@ -91,12 +91,20 @@ sdist: $(tools_python)
 	rm -f $(DIST)/gofutures-*.tar.gz
 	$(tools_python) -m build --sdist --outdir $(DIST) . 2>&1 | tail -1
 
+# The wheel test also runs in the system's /usr/bin/python3 when it is of
+# the wheel's version (Debian's: no shared libpython loaded); Debian ships
+# its venv module apart.
+system-python-venv:
+	@if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null \
+		&& command -v apt-get >/dev/null; then \
+		echo "+ apt-get install python3-venv"; apt-get update -q && apt-get install -y -q python3-venv; fi
+
 # wheel-X.Y: the wheel for Python X.Y, built from the sdist (which shows the
 # sdist is complete) in a throwaway venv of that Python; auditwheel repair
 # gives it the lowest manylinux tag its library honestly supports (and fails
 # on any dependency outside that policy); then tests/test_wheel.py installs
 # it into a fresh venv of the same Python with no Go on PATH and runs it.
-wheel-%: sdist
+wheel-%: sdist system-python-venv
 	@py="$(call python_for,$*)"; \
 	if [ -z "$$py" ]; then echo "error: Python $* not found (on PATH as python$* or under pyenv)"; exit 1; fi; \
 	tag=cp$(subst .,,$*); raw=.build/wheel-$*; \
