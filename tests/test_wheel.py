@@ -15,7 +15,7 @@ What a user relies on:
   * importing gofutures maps no libpython into the process (the library
     takes Python's symbols from the interpreter, as every CPython extension
     must for manylinux);
-  * the library needs nothing but libc, has no RPATH/RUNPATH, exports only
+  * the library needs nothing but glibc, has no RPATH/RUNPATH, exports only
     its two modules' entry points, and the wheel is tagged manylinux;
   * the sdist, where Go is missing or too old, fails at once with one
     sentence saying what to install.
@@ -38,6 +38,9 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 GO_HINT = "building gofutures from source needs Go"
+# glibc's own libraries (a library linked against glibc < 2.34 names
+# libpthread apart from libc); anything else would have to be in the wheel.
+GLIBC_LIBRARIES = {"libc.so.6", "ld-linux-x86-64.so.2", "libpthread.so.0", "libdl.so.2", "libm.so.6", "librt.so.1"}
 
 # The seed documents' examples, on both pools: their tests, run by the
 # wheel's venv against the installed wheel.
@@ -144,7 +147,7 @@ def _library(wheel, tmp_path):
         return z.extract(name, str(tmp_path))
 
 
-def test_wheel_library_needs_only_libc(wheel, tmp_path):
+def test_wheel_library_needs_only_glibc(wheel, tmp_path):
     from elftools.elf.dynamic import DynamicSection  # auditwheel's dependency, in the tools venv
     from elftools.elf.elffile import ELFFile
 
@@ -155,10 +158,10 @@ def test_wheel_library_needs_only_libc(wheel, tmp_path):
         exported = sorted(s.name for s in elf.get_section_by_name(".dynsym").iter_symbols()
                           if s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] == "STB_GLOBAL")
     needed = [lib for tag, lib in tags if tag == "DT_NEEDED"]
-    assert sorted(needed) == ["ld-linux-x86-64.so.2", "libc.so.6"], needed
+    assert "libc.so.6" in needed and set(needed) <= GLIBC_LIBRARIES, needed
     assert not [tag for tag, _ in tags if tag in ("DT_RPATH", "DT_RUNPATH")], tags
     assert exported == ["PyInit__hot", "PyInit__native"], exported
-    assert re.search(r"-manylinux_2_\d+_x86_64\.whl$", wheel), wheel
+    assert re.search(r"[-.]manylinux_2_\d+_x86_64\.whl$", wheel), wheel
 
 
 def test_wheel_carries_types_and_license(wheel):
