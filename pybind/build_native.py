@@ -70,8 +70,10 @@ def link_library(out, name, env):
     with open(exports, "w") as f:
         f.write(EXPORTS)
     link_env = dict(env, CGO_LDFLAGS="")  # nothing from the environment either
-    # -trimpath and -s -w: no path of the build machine in the library.
-    ldflags = "-s -w '-extldflags=-Wl,--version-script=%s'" % exports
+    # -trimpath, -s -w and --strip-all: no symbol table, debug information or
+    # path of the build machine in the library (Go's -s reaches GNU ld, not
+    # every linker: zig's, used for the wheels, kept the C's DWARF without it).
+    ldflags = "-s -w '-extldflags=-Wl,--version-script=%s -Wl,--strip-all'" % exports
     run(["go", "build", "-trimpath", "-buildmode=c-shared", "-ldflags=" + ldflags, "-o", name, "."],
         link_env, cwd=out)
     return os.path.join(out, name)

@@ -16,7 +16,8 @@ What a user relies on:
     takes Python's symbols from the interpreter, as every CPython extension
     must for manylinux);
   * the library needs nothing but glibc, has no RPATH/RUNPATH, exports only
-    its two modules' entry points, and the wheel is tagged manylinux;
+    its two modules' entry points, is stripped, and the wheel is tagged
+    manylinux;
   * the sdist, where Go is missing or too old, fails at once with one
     sentence saying what to install.
 """
@@ -155,12 +156,14 @@ def test_wheel_library_needs_only_glibc(wheel, tmp_path):
         elf = ELFFile(f)
         dynamic = next(s for s in elf.iter_sections() if isinstance(s, DynamicSection))
         tags = [(t.entry.d_tag, getattr(t, "needed", None)) for t in dynamic.iter_tags()]
+        unstripped = [s.name for s in elf.iter_sections() if s.name.startswith(".debug") or s.name == ".symtab"]
         exported = sorted(s.name for s in elf.get_section_by_name(".dynsym").iter_symbols()
                           if s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] == "STB_GLOBAL")
     needed = [lib for tag, lib in tags if tag == "DT_NEEDED"]
     assert "libc.so.6" in needed and set(needed) <= GLIBC_LIBRARIES, needed
     assert not [tag for tag, _ in tags if tag in ("DT_RPATH", "DT_RUNPATH")], tags
     assert exported == ["PyInit__hot", "PyInit__native"], exported
+    assert not unstripped, unstripped  # nor debug information naming the build machine's paths
     assert re.search(r"[-.]manylinux_2_\d+_x86_64\.whl$", wheel), wheel
 
 
