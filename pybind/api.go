@@ -15,9 +15,6 @@ import (
 	core "github.com/gofutures/gofutures/gofutures"
 )
 
-// Version is the version of the Go core and binding.
-func Version() string { return "0.1.0" }
-
 // NewThreadPool creates a thread pool of at most maxWorkers workers and
 // returns its id. The Python executor then binds its hooks to it (C hot
 // path) before submitting. name names it in errors (its workers are
