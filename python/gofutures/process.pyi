@@ -2,7 +2,7 @@ import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool as BrokenProcessPool
 from multiprocessing.context import BaseContext
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
 from . import Future, _Progress
 from .thread import _ThreadPoolStats
@@ -19,6 +19,9 @@ class _ProcessPoolStats(_ThreadPoolStats):
     replaced: int
 
 class ProcessPoolExecutor(concurrent.futures.ProcessPoolExecutor):
+    # In a forked child of a process that loaded gofutures, an instance of a
+    # subclass running the stdlib's pool (gofutures._fork).
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
     def __init__(
         self,
         max_workers: int | None = None,

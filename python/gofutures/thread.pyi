@@ -1,7 +1,7 @@
 import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
-from typing import Any, ParamSpec, TypedDict, TypeVar
+from typing import Any, ParamSpec, Self, TypedDict, TypeVar
 
 from . import Future, _Progress
 
@@ -23,6 +23,9 @@ class _ThreadPoolStats(TypedDict):
     broken: bool
 
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
+    # In a forked child of a process that loaded gofutures, an instance of a
+    # subclass running the stdlib's pool (gofutures._fork).
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
     def __init__(
         self,
         max_workers: int | None = None,
