@@ -81,6 +81,19 @@ func closeOwnedFile(f *os.File) {
 	disownFD(fd)
 }
 
+// GofuturesDescriptors returns the descriptors gofutures itself made and
+// holds (the registry above, without the runtime's): what a worker forked
+// from this process closes, cheaply, at every fork.
+func GofuturesDescriptors() []int {
+	owned.mu.Lock()
+	defer owned.mu.Unlock()
+	fds := make([]int, 0, len(owned.fds))
+	for fd := range owned.fds {
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
 // OwnedDescriptors returns, sorted, the descriptors of this process that
 // gofutures and the Go runtime need open (see owned above). It reads
 // /proc/self to find the runtime's; where there is none, it returns only

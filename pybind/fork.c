@@ -48,8 +48,11 @@ static PyMethodDef fork_functions[] = {
      "forked_child() -> bool: this process is a fork of one that loaded gofutures (its Go core cannot run here)"},
     {NULL}};
 
+static void find_go_signal_handlers(void);
+
 int gf_fork_init(PyObject *module) {
     parent_pid = getpid();
+    find_go_signal_handlers();
     if (pthread_atfork(NULL, NULL, mark_child) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
         return -1;
@@ -73,17 +76,32 @@ static void flush_std_streams(void) {
  * (faults, SIGPIPE, SIGURG for preemption, ...). In the child nothing of it
  * can run, so those go back to what a Python process has: SIG_IGN for
  * SIGPIPE and SIGXFSZ (as Python sets at start-up), SIG_DFL otherwise.
- * Handlers that live outside this library (Python's, faulthandler's) stay. */
-static void reset_go_signal_handlers(void) {
+ * Handlers that live outside this library (Python's, faulthandler's) stay.
+ * go_handler[sig] is the runtime's handler, found at module init (once:
+ * dladdr is too slow for every fork). */
+static void *go_handler[NSIG];
+
+static void *handler_of(int sig) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0) return NULL;
+    return (sa.sa_flags & SA_SIGINFO) ? (void *)sa.sa_sigaction : (void *)sa.sa_handler;
+}
+
+static void find_go_signal_handlers(void) {
     Dl_info ours, theirs;
-    if (!dladdr((void *)reset_go_signal_handlers, &ours)) return;
+    if (!dladdr((void *)find_go_signal_handlers, &ours)) return;
     for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        void *h = handler_of(sig);
+        if (h != NULL && h != (void *)SIG_DFL && h != (void *)SIG_IGN && dladdr(h, &theirs) &&
+            theirs.dli_fbase == ours.dli_fbase)
+            go_handler[sig] = h;
+    }
+}
+
+static void reset_go_signal_handlers(void) {
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (go_handler[sig] == NULL || handler_of(sig) != go_handler[sig]) continue;
         struct sigaction sa;
-        if (sigaction(sig, NULL, &sa) != 0) continue;
-        void *h = (sa.sa_flags & SA_SIGINFO) ? (void *)sa.sa_sigaction : (void *)sa.sa_handler;
-        if (h == (void *)SIG_DFL || h == (void *)SIG_IGN) continue;
-        if (!dladdr(h, &theirs) || theirs.dli_fbase != ours.dli_fbase) continue;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = (sig == SIGPIPE || sig == SIGXFSZ) ? SIG_IGN : SIG_DFL;
         sigaction(sig, &sa, NULL);

@@ -18,7 +18,7 @@ import (
 )
 
 // fork implements core.ForkFunc. The child closes every descriptor
-// gofutures holds (so that it keeps no other worker's pipe open and cannot
+// gofutures made (so that it keeps no other worker's pipe open and cannot
 // write to one), runs hooks.forked_worker, and exits. p.hooks
 // is alive while the pool can start workers: the results pool releases it
 // only after the pool has joined, and a fork in flight keeps it from
@@ -39,10 +39,12 @@ func (p *processPool) fork(spec core.ForkSpec) (int, error) {
 	return int(pid), nil
 }
 
-// poolFDs lists the descriptors gofutures holds in this process (core.OwnedDescriptors:
-// every pool's pipes, the zygote's socket, the runtime's own).
+// poolFDs lists the descriptors gofutures holds in this process
+// (core.GofuturesDescriptors: every pool's pipes and pidfds, the zygote's
+// socket). The runtime's own may stay open in the child, which never uses
+// them.
 func poolFDs() []C.int {
-	owned := core.OwnedDescriptors()
+	owned := core.GofuturesDescriptors()
 	fds := make([]C.int, len(owned))
 	for i, fd := range owned {
 		fds[i] = C.int(fd)
