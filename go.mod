@@ -7,7 +7,7 @@ tool (
 	golang.org/x/tools/cmd/goimports
 )
 
-require github.com/go-python/gopy v0.4.10
+require github.com/go-python/gopy v0.5.0
 
 require (
 	github.com/gonuts/commander v0.1.0 // indirect
