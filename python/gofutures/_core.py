@@ -4,20 +4,21 @@ gofutures._native directly.
 The library is one c-shared file holding the Go runtime and two extension
 modules: gopy's generated `_native` (the cold API, reached through its
 wrapper module `pybind`) and the hand-written `_hot` (the hot path), which is
-loaded here from the same file by name.
+made here by calling its init function in that file.
 """
-import importlib.machinery
-import importlib.util
+import ctypes
+import sys
 
 from ._native import _native, pybind as cold
 
 
 def _load_hot():
-    path = _native.__file__
-    loader = importlib.machinery.ExtensionFileLoader("gofutures._hot", path)
-    spec = importlib.util.spec_from_file_location("gofutures._hot", path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
+    # The library exports PyInit__native alone (gopy links it so), so the
+    # import system cannot load _hot by name: its init is called by address.
+    init = ctypes.PYFUNCTYPE(ctypes.py_object)(cold.HotInit())
+    module = init()
+    module.__file__ = _native.__file__
+    sys.modules["gofutures._hot"] = module
     return module
 
 
