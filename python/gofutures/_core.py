@@ -7,9 +7,19 @@ wrapper module `pybind`) and the hand-written `_hot` (the hot path), which is
 made here by calling its init function in that file.
 """
 import ctypes
+import gc
 import sys
 
 from ._native import _native, pybind as cold
+
+# gopy (since v0.5.0) hooks a full Go collection onto every pass of Python's
+# garbage collector (each of its generated modules does): about 4 ms per
+# young-generation pass, which made allocating Python code ~10x slower, and a
+# call into Go that hangs in a child forked from this process (a fork-context
+# pool or Manager). The few Go objects gopy hands to Python are freed by Go's
+# own collector, as before v0.5.0.
+gc.callbacks[:] = [callback for callback in gc.callbacks
+                   if not getattr(callback, "__module__", "").startswith(__package__ + "._native.")]
 
 
 def _load_hot():
