@@ -54,8 +54,12 @@ create() {
     rm -rf "$partial"
     command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
     local mirror; mirror="$(host_mirror)"
-    echo "sidroot: creating $ROOT from $mirror (a few minutes, once)"
-    debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" sid "$partial" "$mirror"
+    echo "sidroot: creating $ROOT from $mirror (a few minutes, once; log in $ROOT.log)"
+    if ! debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+            sid "$partial" "$mirror" >"$ROOT.log" 2>&1; then
+        tail -n 30 "$ROOT.log" >&2
+        exit 1
+    fi
     copy_host_config "$partial"
     mv "$partial" "$ROOT"
     echo "sidroot: created in $((SECONDS - start)) s"
