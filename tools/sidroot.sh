@@ -24,12 +24,14 @@ PACKAGES=(
     gcc libc6-dev make ca-certificates
 )
 
-# The first Debian mirror in this machine's apt sources (deb822 or one-line).
+# The first Debian mirror (not the security archive) in this machine's apt
+# sources, deb822 or one-line.
 host_mirror() {
     local uri
-    uri="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '$1 == "URIs:" && $2 ~ /debian\/?$/ {print $2; exit}')"
+    uri="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        awk '$1 == "URIs:" && $2 !~ /security/ {print $2; exit}')"
     [ -n "$uri" ] || uri="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\/.*debian\/?$/) {print $i; exit}}')"
+        awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\// && $i !~ /security/) {print $i; exit}}')"
     [ -n "$uri" ] || { echo "sidroot: no Debian mirror found in this machine's apt sources" >&2; exit 1; }
     echo "$uri"
 }
