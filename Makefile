@@ -4,10 +4,10 @@
 # the package registry.
 #
 #   make demo   the seed documents' examples on gofutures + timing vs the stdlib
-#   make test   Go vet/race tests, pytest on 3.11/3.12/3.13, CPython's suite on 3.13
+#   make test   Go vet/race tests, pytest on 3.11 to 3.15, CPython's suite on 3.13 to 3.15
 #   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
 #               (a table each, and bench-results-3.X.json)
-#   make stress pytest (first version) and CPython's suite (SUITE_VERSION)
+#   make stress pytest (first version) and CPython's suite (STRESS_SUITE_VERSION)
 #               STRESS_ROUNDS times with every core kept busy by a CPU hog,
 #               the last round pinned to one core; one line per run
 #   make wheels dist/: the sdist and one manylinux wheel per Python of VERSIONS,
@@ -16,9 +16,9 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 # Python versions the package is built and tested for; the first is the default.
-VERSIONS ?= 3.11 3.12 3.13
+VERSIONS ?= 3.11 3.12 3.13 3.14 3.15
 MAIN_VERSION := $(firstword $(VERSIONS))
-SUITE_VERSION ?= 3.13
+SUITE_VERSIONS ?= 3.13 3.14 3.15
 BENCH_VERSIONS ?= 3.11 3.13
 
 # python_for(X.Y): python X.Y from pyenv's versions folder, else from PATH if it
@@ -26,12 +26,21 @@ BENCH_VERSIONS ?= 3.11 3.13
 python_for = $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(1).*/bin/python))),$(shell python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null))
 venv = .venv-$(1)
 vpython = $(call venv,$(1))/bin/python
+# in_root(X.Y): empty where this machine has Python X.Y; otherwise the command
+# that runs the rest of the recipe line in the project's Debian sid root, which
+# has it (tools/sidroot.sh makes the root at its first use: pyenv cannot build
+# 3.14 and 3.15 here).
+in_root = $(if $(call python_for,$(1)),,$(CURDIR)/tools/sidroot.sh )
 
 .PHONY: demo test bench stress go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv tools clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
-# this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy).
+# this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy);
+# venv-X.Y does it where Python X.Y runs.
 install-%:
+	$(call in_root,$*)$(MAKE) --no-print-directory venv-$*
+
+venv-%:
 	@py="$(call python_for,$*)"; \
 	if [ -z "$$py" ]; then echo "error: Python $* not found (on PATH as python$* or under pyenv)"; exit 1; fi; \
 	if [ ! -x $(call vpython,$*) ]; then echo "+ $$py -m venv $(call venv,$*)"; "$$py" -m venv $(call venv,$*); fi
@@ -52,15 +61,17 @@ go-test:
 	go test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=200000x ./gofutures/
 
 py-test-%: install-%
-	cd tests && ../$(call vpython,$*) -m pytest -q -c ../pyproject.toml --rootdir .. .
+	cd tests && $(call in_root,$*)$(CURDIR)/$(call vpython,$*) -m pytest -q -c ../pyproject.toml --rootdir .. .
 
-cpython-suite: install-$(SUITE_VERSION)
-	$(call vpython,$(SUITE_VERSION)) tests/cpython/run_suite.py --part all
+cpython-suite: $(addprefix cpython-suite-,$(SUITE_VERSIONS))
+
+cpython-suite-%: install-%
+	$(call in_root,$*)$(call vpython,$*) tests/cpython/run_suite.py --part all
 
 bench: $(addprefix bench-,$(BENCH_VERSIONS))
 
 bench-%: install-%
-	$(call vpython,$*) bench/bench.py --json bench-results-$*.json
+	$(call in_root,$*)$(call vpython,$*) bench/bench.py --json bench-results-$*.json
 
 # The typed API (python/gofutures/*.pyi): a typed user's program passes
 # mypy --strict, and stubtest checks the stubs against the installed package.
@@ -132,14 +143,15 @@ wheel-%: sdist system-python-venv
 wheel-test:
 	$(MAKE) wheel-$(MAIN_VERSION) DIST=.build/dist-test
 
-test: go-test $(addprefix py-test-,$(VERSIONS)) cpython-suite typecheck wheel-test
+test: go-test $(addprefix py-test-,$(VERSIONS)) $(addprefix cpython-suite-,$(SUITE_VERSIONS)) typecheck wheel-test
 	@echo "make test: all green"
 
 STRESS_ROUNDS ?= 10
+STRESS_SUITE_VERSION ?= 3.13
 
-stress: install-$(MAIN_VERSION) install-$(SUITE_VERSION)
+stress: install-$(MAIN_VERSION) install-$(STRESS_SUITE_VERSION)
 	$(call vpython,$(MAIN_VERSION)) tests/stress.py --rounds $(STRESS_ROUNDS) \
-		--python $(call vpython,$(MAIN_VERSION)) --suite-python $(call vpython,$(SUITE_VERSION))
+		--python $(call vpython,$(MAIN_VERSION)) --suite-python $(call vpython,$(STRESS_SUITE_VERSION))
 
 clean:
-	rm -rf .build build dist .venv-* python/gofutures/_native stress-logs
+	rm -rf .build build dist .venv-* python/gofutures/_native stress-logs  # keeps .sidroot (tools/sidroot.sh)

@@ -8,7 +8,7 @@ tool (
 )
 
 require (
-	github.com/go-python/gopy v0.4.10
+	github.com/go-python/gopy v0.5.0
 	golang.org/x/sys v0.49.0
 )
 

@@ -6,7 +6,9 @@ or pickles its result.
 Expected, as a concurrent.futures user sees it:
   * exit / segfault, in any phase: the pool breaks; the call and every later
     submit fail with BrokenProcessPool, whose message (gofutures' addition)
-    names the worker's pid and its exit code or signal; no worker is left.
+    names the worker's pid and its exit code or signal, and whose cause (as
+    3.15's stdlib's) says "Process PID terminated abruptly with exit code N";
+    no worker is left.
   * raise while running the call or pickling its result: that exception,
     with the worker's traceback as its _RemoteTraceback cause.
   * raise while unpickling the call: BrokenProcessPool, as the stdlib gives.
@@ -160,6 +162,11 @@ def test_worker_death_breaks_the_pool(pool, death, phase):
     # 3.14), or one per task that found no idle worker.
     assert died in pids or len(pids) < MAX_WORKERS, (died, pids)
     assert died != os.getpid()
+    # As 3.15's stdlib (gh-139462): the cause names the process and its exit code.
+    cause = info.value.__cause__
+    assert isinstance(cause, _RemoteTraceback)
+    exitcode = EXIT_CODE if death == "exit" else -11
+    assert "Process %d terminated abruptly with exit code %d" % (died, exitcode) in cause.tb
 
     with pytest.raises(BrokenProcessPool):
         pool.submit(pow, 2, 2)

@@ -3,6 +3,7 @@ import itertools
 import logging
 import operator
 import re
+import sys
 import threading
 import time
 
@@ -644,3 +645,21 @@ def test_map_buffersize_none_is_eager():
         it = ex.map(abs, gen(), buffersize=None)
         assert consumed == list(range(5))
         assert list(it) == list(range(5))
+
+
+def test_unknown_keyword_arguments_are_refused_as_by_the_stdlib():
+    # 3.14 passes extra keyword arguments to prepare_context(), whose own takes none.
+    with pytest.raises(TypeError, match="bogus"):
+        gofutures.ThreadPoolExecutor(1, bogus=True)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="prepare_context() is 3.14's")
+def test_a_subclass_with_its_own_worker_context_is_refused():
+    class Custom(gofutures.ThreadPoolExecutor):
+        @classmethod
+        def prepare_context(cls, initializer, initargs, **ctxkwargs):
+            return super().prepare_context(initializer, initargs)
+
+    # Its context would never run the calls: refused, not silently ignored.
+    with pytest.raises(TypeError, match="prepare_context"):
+        Custom(1, shared=True)

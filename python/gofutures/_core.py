@@ -4,21 +4,32 @@ gofutures._native directly.
 The library is one c-shared file holding the Go runtime and two extension
 modules: gopy's generated `_native` (the cold API, reached through its
 wrapper module `pybind`) and the hand-written `_hot` (the hot path), which is
-loaded here from the same file by name.
+made here by calling its init function in that file.
 """
-import importlib.machinery
-import importlib.util
+import ctypes
+import gc
+import sys
 
 from . import _fdguard
 from ._native import _native, pybind as cold
 
+# gopy (since v0.5.0) hooks a full Go collection onto every pass of Python's
+# garbage collector (each of its generated modules does): about 4 ms per
+# young-generation pass, which made allocating Python code ~10x slower, and a
+# call into Go that hangs in a child forked from this process (a fork-context
+# pool or Manager). The few Go objects gopy hands to Python are freed by Go's
+# own collector, as before v0.5.0.
+gc.callbacks[:] = [callback for callback in gc.callbacks
+                   if not getattr(callback, "__module__", "").startswith(__package__ + "._native.")]
+
 
 def _load_hot():
-    path = _native.__file__
-    loader = importlib.machinery.ExtensionFileLoader("gofutures._hot", path)
-    spec = importlib.util.spec_from_file_location("gofutures._hot", path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
+    # The library exports PyInit__native alone (gopy links it so), so the
+    # import system cannot load _hot by name: its init is called by address.
+    init = ctypes.PYFUNCTYPE(ctypes.py_object)(cold.HotInit())
+    module = init()
+    module.__file__ = _native.__file__
+    sys.modules["gofutures._hot"] = module
     return module
 
 

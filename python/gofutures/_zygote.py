@@ -189,15 +189,16 @@ class _Prepared:
 @contextlib.contextmanager
 def _compiled_main(path, code):
     """Makes runpy.run_path(path) use code in place of compiling path: its
-    private _get_code_from_file(fname) returns code (3.12+), or
-    _get_code_from_file(run_name, fname) returns (code, fname) (3.11). Any
-    other signature: runpy is left alone."""
+    private _get_code_from_file(fname) returns code (3.12+; 3.15 adds an
+    argument, the module name given to compile(), which changes nothing for
+    code compiled without warnings), or _get_code_from_file(run_name, fname)
+    returns (code, fname) (3.11). Any other signature: runpy is left alone."""
     import runpy
     original = getattr(runpy, "_get_code_from_file", None)
     argnames = getattr(getattr(original, "__code__", None), "co_varnames", ())[:2]
     if argnames[:1] == ("fname",):
-        def get_code(fname):
-            return code if fname == path else original(fname)
+        def get_code(fname, *rest):
+            return code if fname == path else original(fname, *rest)
     elif argnames == ("run_name", "fname"):
         def get_code(run_name, fname):
             return (code, fname) if fname == path else original(run_name, fname)

@@ -52,6 +52,7 @@ import json
 import multiprocessing.spawn
 import os
 import pickle
+import re
 import signal
 import sys
 import threading
@@ -192,9 +193,11 @@ class _Hooks:
                 future.set_exception(failed_alone(kind, data))
             return
         if kind == _BROKEN:
+            message = data.decode("utf-8", "replace")
             exc = BrokenProcessPool(
                 "A process in the process pool was terminated abruptly while the future was "
-                "running or pending: " + data.decode("utf-8", "replace"))
+                "running or pending: " + message)
+            exc.__cause__ = _died_cause(message)
             future.set_exception(exc)
             return
         try:
@@ -206,6 +209,23 @@ class _Hooks:
             future.set_exception(value)
         else:
             future.set_result(value)
+
+
+# How gofutures/procpool.go's WorkerDied.Error() begins.
+_WORKER_DIED = re.compile(r"worker process (\d+) (?:exited with code (-?\d+)|was killed by signal (\d+))")
+
+
+def _died_cause(message):
+    """The cause 3.15's stdlib gives a pool broken by a worker that died
+    without a traceback (gh-139462): a _RemoteTraceback naming the process and
+    its exit code (-N for signal N). None if no worker died (a pool broken by
+    terminate_workers, say)."""
+    died = _WORKER_DIED.match(message)
+    if died is None or died.group(2) == "0":
+        return None
+    pid, code, signum = died.groups()
+    return _std_process._RemoteTraceback("\n'''\nProcess %s terminated abruptly with exit code %d'''"
+                                         % (pid, int(code) if signum is None else -int(signum)))
 
 
 def _chunks(iterables, chunksize):

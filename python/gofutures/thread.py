@@ -73,6 +73,25 @@ def _default_max_workers():
     return min(32, (cpus or 1) + 4)
 
 
+def _check_context(cls, initializer, initargs, ctxkwargs):
+    """3.14's ThreadPoolExecutor(**ctxkwargs): they go to cls.prepare_context(),
+    as in the stdlib, whose own takes none (so any is a TypeError, as there);
+    before 3.14 there is no such argument. gofutures' workers run calls as the
+    stdlib's default context does, so a subclass's prepare_context(), which
+    would change how they run, is refused rather than silently ignored."""
+    prepare = getattr(cls, "prepare_context", None)
+    if prepare is None:
+        if ctxkwargs:
+            raise TypeError("ThreadPoolExecutor() got an unexpected keyword argument %r"
+                            % next(iter(ctxkwargs)))
+        return
+    if prepare.__func__ is not _std_thread.ThreadPoolExecutor.prepare_context.__func__:
+        raise TypeError("%s overrides prepare_context(): gofutures' thread pool runs each call "
+                        "in its own workers and cannot use another worker context "
+                        "(derive from concurrent.futures.ThreadPoolExecutor for that)" % cls.__name__)
+    prepare(initializer, initargs, **ctxkwargs)
+
+
 class _WorkerThread(threading._DummyThread):
     """The threading.Thread that threading.current_thread() returns inside a
     task, and that executor._threads lists: named as the stdlib names its
@@ -142,17 +161,19 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         return super().__new__(cls)
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
-                 *, grow_on_block=False):
+                 *, grow_on_block=False, **ctxkwargs):
         """grow_on_block (gofutures only): while a task waits for a future,
         the pool may start one more worker in its place, so that tasks that
         submit to their own pool and wait (fork-join style) finish instead of
-        raising DeadlockError. The extra workers exit when the waits end."""
+        raising DeadlockError. The extra workers exit when the waits end.
+        ctxkwargs (3.14+): for prepare_context(), as in the stdlib."""
         if max_workers is None:
             max_workers = _default_max_workers()
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        _check_context(type(self), initializer, initargs, ctxkwargs)
         if not isinstance(grow_on_block, bool):
             raise TypeError("grow_on_block must be True or False, got %r" % (grow_on_block,))
         self._max_workers = max_workers

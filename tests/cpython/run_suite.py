@@ -3,12 +3,13 @@
 Usage: python tests/cpython/run_suite.py [--part thread|process|all] [-v]
 
 The suite ships with CPython's test package (test.test_concurrent_futures,
-3.13's layout). Before any of its modules is imported, the names it takes
+the layout of 3.13 and later). Before any of its modules is imported, the names it takes
 from concurrent.futures are replaced by gofutures' (Future, wait,
 as_completed, ThreadPoolExecutor, ProcessPoolExecutor, on the modules the
 suite imports them from); the harness checks the substitution took effect.
-Tests listed in exclusions.txt (each with its reason: they read
-stdlib-private internals) are not run. The last line is machine-readable:
+Tests listed in exclusions.txt, and in exclusions-X.Y.txt for each X.Y up to
+the running version (tests that version added or changed), each with its
+reason, are not run; a line may name a whole test class. The last line is machine-readable:
 
     CPYTHON-SUITE part=thread passed=N failed=N errors=N skipped=N excluded=N
 
@@ -54,15 +55,27 @@ def substitute():
     return done
 
 
+def exclusion_files():
+    """exclusions.txt, then exclusions-X.Y.txt for every X.Y <= this Python."""
+    files = [os.path.join(HERE, "exclusions.txt")]
+    for name in sorted(os.listdir(HERE)):
+        stem = name[len("exclusions-"):-len(".txt")]
+        if name.startswith("exclusions-") and name.endswith(".txt") and \
+                tuple(map(int, stem.split("."))) <= sys.version_info[:2]:
+            files.append(os.path.join(HERE, name))
+    return files
+
+
 def load_exclusions():
     excluded = {}
-    with open(os.path.join(HERE, "exclusions.txt")) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            test_id, _, reason = line.partition("#")
-            excluded[test_id.strip()] = reason.strip()
+    for path in exclusion_files():
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                test_id, _, reason = line.partition("#")
+                excluded[test_id.strip()] = reason.strip()
     return excluded
 
 
@@ -131,7 +144,7 @@ def main():
             if not in_part(test, args.part) or (args.only and args.only not in test.id()):
                 continue
             short = test.id().replace("test.test_concurrent_futures.", "")
-            if short in excluded:
+            if short in excluded or short.rpartition(".")[0] in excluded:
                 n_excluded += 1
                 continue
             suite.addTest(test)
