@@ -97,7 +97,17 @@ def open_descriptors(pid):
                 break
         assert time.monotonic() < deadline, "the grandchild never ran sleep"
         time.sleep(0.01)
+    # Once it is asleep: sleep's own start-up opens a descriptor for a
+    # moment (setlocale reads the locale archive on fd 3, then closes it).
+    while not _asleep(pid):
+        assert time.monotonic() < deadline, "the grandchild never went to sleep"
+        time.sleep(0.01)
     return sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+
+
+def _asleep(pid):
+    with open("/proc/%d/wchan" % pid) as f:
+        return "nanosleep" in f.read()
 
 
 # ---------------------------------------------------------------- fixtures

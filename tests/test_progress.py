@@ -137,6 +137,8 @@ def test_closing_map_result_closes_bar_and_cancels(bars):
     with gofutures.ThreadPoolExecutor(1) as ex:
         results = ex.map(_sleep_then, [0, 0.2] + [5] * 5, progress=True)
         assert next(results) == 0
+        while ex.stats()["running"] == 0:  # the worker has taken the 0.2 s call
+            time.sleep(0.001)
         results.close()  # as closing the plain map iterator: the queued calls are cancelled
     assert ex.stats()["cancelled"] == 5  # (counted as the worker skips them)
     assert bars[0].closed and bars[0].n == 1
