@@ -1,6 +1,7 @@
 /* util.c: small helpers shared by the hot-path C files: sliced blocking
  * waits that stay interruptible, timeouts, exceptions and logging. */
 #include "hot.h"
+#include <math.h>
 #include <time.h>
 
 gf_stdlib_t gf_stdlib;
@@ -40,14 +41,28 @@ int gf_block(gf_wait_fn fn, void *arg, double timeout) {
  * the lock's OverflowError. */
 int gf_parse_timeout(PyObject *o, double *out) {
     if (o == Py_None) { *out = -1; return 0; }
+    /* The stdlib's Condition.wait compares the timeout with 0 first: `> 0`
+     * up to 3.13, `<= 0` from 3.14 (whose lock then refuses a NaN). The
+     * same comparison gives a bogus timeout the stdlib's TypeError. */
+#if PY_VERSION_HEX >= 0x030E0000
+    const int first_test = Py_LE;
+#else
+    const int first_test = Py_GT;
+#endif
     if (!PyFloat_Check(o) && !PyLong_Check(o)) {
         PyObject *zero = PyLong_FromLong(0);
-        int positive = zero ? PyObject_RichCompareBool(o, zero, Py_GT) : -1;
+        int compared = zero ? PyObject_RichCompareBool(o, zero, first_test) : -1;
         Py_XDECREF(zero);
-        if (positive < 0) return -1;
+        if (compared < 0) return -1;
     }
     double t = PyFloat_AsDouble(o);
     if (t == -1.0 && PyErr_Occurred()) return -1;
+#if PY_VERSION_HEX >= 0x030E0000
+    if (isnan(t)) {
+        PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+        return -1;
+    }
+#endif
     if (t > (double)PY_TIMEOUT_MAX / 1e6) {
         PyErr_SetString(PyExc_OverflowError, "timestamp out of range for platform time_t");
         return -1;
