@@ -132,17 +132,19 @@ system-python-venv:
 # installs it into a fresh venv of the same Python with no Go on PATH and runs
 # it. Building and testing run where Python X.Y does: in the sid root for
 # 3.14 and 3.15, the test with every shared libpython there hidden.
+#
+# wheel_raw(X.Y): the unrepaired wheel's folder, and the venv of Python X.Y
+# that builds it and runs the wheel test (which makes its own fresh venvs).
+wheel_raw = .build/wheel-$(1)
+wheel_venv = $(call wheel_raw,$(1))/venv/bin/python
+in_root_without_libpython = $(if $(call in_root,$(1)),$(call in_root,$(1))--without-libpython )
+
 wheel-%: sdist system-python-venv
 	rm -rf $(call wheel_raw,$*) $(DIST)/gofutures-*-cp$(subst .,,$*)-*.whl
 	$(call in_root,$*)$(MAKE) --no-print-directory wheel-build-$* DIST=$(DIST)
 	PATH="$(abspath $(TOOLS))/bin:$$PATH" auditwheel repair -w $(DIST) $(call wheel_raw,$*)/gofutures-*.whl
 	$(TOOLS)/bin/auditwheel show $(DIST)/gofutures-*-cp$(subst .,,$*)-*.whl
-	$(if $(call in_root,$*),$(call in_root,$*)--without-libpython )$(MAKE) --no-print-directory wheel-check-$* DIST=$(DIST)
-
-# wheel_raw(X.Y): the unrepaired wheel's folder, and the venv of Python X.Y
-# that builds it and runs the wheel test (which makes its own fresh venvs).
-wheel_raw = .build/wheel-$(1)
-wheel_venv = $(call wheel_raw,$(1))/venv/bin/python
+	$(call in_root_without_libpython,$*)$(MAKE) --no-print-directory wheel-check-$* DIST=$(DIST)
 
 wheel-build-%:
 	@py="$(call python_for,$*)"; \
