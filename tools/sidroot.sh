@@ -5,6 +5,9 @@
 #
 #   tools/sidroot.sh CMD [ARGS...]   run CMD inside, in the current directory
 #   tools/sidroot.sh                 only make sure the root exists
+#   tools/sidroot.sh --without-libpython CMD [ARGS...]
+#                                    run CMD where no shared libpython exists
+#                                    (what a wheel must run on)
 #
 # The root is made once (debootstrap, a few minutes) in .sidroot/ at the top of
 # the clone (gitignored; a dot folder so that Go's ./... skips it) and reused.
@@ -88,6 +91,15 @@ enter() {
         mount --bind "$dir" "$ROOT$dir"
     done
     cp /etc/resolv.conf "$ROOT/etc/"
+    # An empty file bound over each shared libpython hides it from this run
+    # only: the root keeps its libpython packages, which its -dev packages
+    # (the headers every build here needs) depend on.
+    if [ -n "${SIDROOT_WITHOUT_LIBPYTHON-}" ]; then
+        local lib
+        for lib in "$ROOT"/usr/lib/*/libpython3*.so*; do
+            if [ ! -L "$lib" ]; then mount --bind /dev/null "$lib"; fi
+        done
+    fi
     # The host's Go settings (proxy, checksum database, toolchain) go along.
     local name
     for name in GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GOFLAGS GOTOOLCHAIN GOMODCACHE; do
@@ -99,6 +111,10 @@ enter() {
         sh -c 'cd "$1" && shift && exec "$@"' sh "$cwd" "$@"
 }
 
+if [ "${1-}" = --without-libpython ]; then
+    shift
+    export SIDROOT_WITHOUT_LIBPYTHON=1
+fi
 if [ "${1-}" = --enter ]; then
     shift
     enter "$@"
