@@ -11,7 +11,6 @@ import "C"
 
 import (
 	"errors"
-	"time"
 	"unsafe"
 
 	core "github.com/gofutures/gofutures/gofutures"
@@ -61,14 +60,7 @@ func gfProcAwaitForks(id C.longlong, ns C.longlong) C.int {
 	if p == nil {
 		return 1
 	}
-	t := time.NewTimer(time.Duration(ns))
-	defer t.Stop()
-	select {
-	case <-p.core.ForksDone():
-		return 1
-	case <-t.C:
-		return 0
-	}
+	return receiveWithin(p.core.ForksDone(), ns)
 }
 
 // gfProcStartWorkers starts an eager pool's workers if they have not

@@ -231,10 +231,16 @@ func gfPoolAwaitStarted(id C.longlong, ns C.longlong) C.int {
 	if p == nil {
 		return 1
 	}
+	return receiveWithin(p.ready, ns)
+}
+
+// receiveWithin waits up to ns for a receive from ch: 1 if it came, 0 on
+// timeout (for waits that C slices with the GIL released, gf_block).
+func receiveWithin(ch <-chan struct{}, ns C.longlong) C.int {
 	t := time.NewTimer(time.Duration(ns))
 	defer t.Stop()
 	select {
-	case <-p.ready:
+	case <-ch:
 		return 1
 	case <-t.C:
 		return 0
