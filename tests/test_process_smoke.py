@@ -69,9 +69,12 @@ def test_unpicklable_argument_fails_only_that_future():
 
 def test_worker_death_breaks_pool_and_says_which():
     ex = gofutures.ProcessPoolExecutor(2)
-    fut = ex.submit(os._exit, 3)
+    # Start the workers and note them before one dies: once it has, the
+    # broken pool may already have reaped them all.
+    assert ex.submit(pow, 2, 2).result(timeout=30) == 4
     pids = ex._worker_pids()
     assert pids
+    fut = ex.submit(os._exit, 3)
     with pytest.raises(BrokenProcessPool) as info:
         fut.result(timeout=30)
     message = str(info.value)
