@@ -85,14 +85,34 @@ func (f *Future) Cancel() (cancelled, changed bool) {
 func (f *Future) SetRunningOrNotifyCancel() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	running, err := f.startLocked()
+	if !running && err == nil {
+		f.state = CancelledAndNotified
+		f.notifyLocked()
+		f.countLocked(outcomeSkipped)
+	}
+	return running, err
+}
+
+// Start is what an executor that is not the future's waiter-notifying owner
+// calls before sending the future's work away: a Pending future becomes
+// Running (true). A Cancelled one is left Cancelled (false): acknowledging
+// the cancel (SetRunningOrNotifyCancel) belongs to the owner that can also
+// tell the binding's own waiters, the stdlib's wait() among them. Any other
+// state is a bug in the caller and returns ErrInvalidState.
+func (f *Future) Start() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.startLocked()
+}
+
+// startLocked moves Pending to Running (true); Cancelled stays (false).
+func (f *Future) startLocked() (bool, error) {
 	switch f.state {
 	case Pending:
 		f.state = Running
 		return true, nil
 	case Cancelled:
-		f.state = CancelledAndNotified
-		f.notifyLocked()
-		f.countLocked(outcomeSkipped)
 		return false, nil
 	}
 	return false, ErrInvalidState

@@ -684,3 +684,30 @@ func TestObserveRacesFinishUnobserved(t *testing.T) {
 		}
 	}
 }
+
+// TestStartLeavesTheCancelAcknowledgementToTheOwner: an executor that sends
+// work away starts a pending future, but a cancelled one stays Cancelled
+// (not yet Settled) until its owner acknowledges it, telling its waiters.
+func TestStartLeavesTheCancelAcknowledgementToTheOwner(t *testing.T) {
+	f := NewFuture()
+	if ok, err := f.Start(); !ok || err != nil {
+		t.Fatalf("Start of a pending future = %v, %v; want true, nil", ok, err)
+	}
+	if _, err := f.Start(); err != ErrInvalidState {
+		t.Errorf("Start of a running future: err %v, want ErrInvalidState", err)
+	}
+	g := NewFuture()
+	g.Cancel()
+	if ok, err := g.Start(); ok || err != nil {
+		t.Fatalf("Start of a cancelled future = %v, %v; want false, nil", ok, err)
+	}
+	if s, _ := g.State(); s != Cancelled || s.Settled() {
+		t.Fatalf("after Start the cancelled future is %v; want Cancelled, not settled", s)
+	}
+	if ok, err := g.SetRunningOrNotifyCancel(); ok || err != nil {
+		t.Fatalf("acknowledging the cancel = %v, %v", ok, err)
+	}
+	if s, _ := g.State(); s != CancelledAndNotified {
+		t.Errorf("after the acknowledgement the future is %v; want CancelledAndNotified", s)
+	}
+}

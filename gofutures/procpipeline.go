@@ -127,8 +127,8 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 			continue
 		}
 		if !t.started {
-			if running, _ := t.Future.SetRunningOrNotifyCancel(); !running {
-				p.dropLocked(func() { p.sink.Completed(t, FrameError, nil) })
+			if running, _ := t.Future.Start(); !running {
+				p.dropLocked(func() { p.sink.Cancelled(t) })
 				continue
 			}
 			t.started = true

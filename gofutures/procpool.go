@@ -94,6 +94,11 @@ type ProcessSink interface {
 	// was killed for it (*TaskTimeout, ErrTaskKilled) or, in Survive mode,
 	// died running it (*WorkerDied). Called once per such task.
 	Failed(t *ProcTask, err error)
+	// Cancelled: t's future was cancelled while queued, so t was never
+	// sent. Its future is still Cancelled: the sink acknowledges the cancel
+	// (Future.SetRunningOrNotifyCancel) where it can tell its own waiters,
+	// and releases what it holds for t.
+	Cancelled(t *ProcTask)
 }
 
 // WorkerDied says which worker process ended unexpectedly, how, and what it

@@ -184,6 +184,7 @@ type procSink struct {
 	completed []procCompletion
 	broken    []procBroken
 	failed    []procFailed
+	cancelled []*ProcTask
 	changed   chan struct{} // gets a token after every call
 }
 
@@ -215,6 +216,17 @@ func (s *procSink) Broken(err error, tasks []*ProcTask) {
 	s.poke()
 }
 
+// Cancelled acknowledges the cancel, as the binding does, and records it.
+func (s *procSink) Cancelled(t *ProcTask) {
+	if running, err := t.Future.SetRunningOrNotifyCancel(); running || err != nil {
+		panic(fmt.Sprintf("Cancelled for a future that was not cancelled: %v %v", running, err))
+	}
+	s.mu.Lock()
+	s.cancelled = append(s.cancelled, t)
+	s.mu.Unlock()
+	s.poke()
+}
+
 func (s *procSink) Failed(t *ProcTask, err error) {
 	s.mu.Lock()
 	s.failed = append(s.failed, procFailed{t, err})
@@ -222,21 +234,34 @@ func (s *procSink) Failed(t *ProcTask, err error) {
 	s.poke()
 }
 
+// waitCancelled waits for at least n Cancelled calls and returns them.
+func (s *procSink) waitCancelled(t *testing.T, n int) []*ProcTask {
+	t.Helper()
+	return waitRecorded(t, s, &s.cancelled, n, "Cancelled")
+}
+
 // waitFailed waits for at least n Failed calls and returns them.
 func (s *procSink) waitFailed(t *testing.T, n int) []procFailed {
+	t.Helper()
+	return waitRecorded(t, s, &s.failed, n, "Failed")
+}
+
+// waitRecorded waits until the sink list calls (guarded by s.mu) has at
+// least n entries and returns a copy.
+func waitRecorded[T any](t *testing.T, s *procSink, calls *[]T, n int, what string) []T {
 	t.Helper()
 	deadline := time.After(procTimeout)
 	for {
 		s.mu.Lock()
-		f := slices.Clone(s.failed)
+		got := slices.Clone(*calls)
 		s.mu.Unlock()
-		if len(f) >= n {
-			return f
+		if len(got) >= n {
+			return got
 		}
 		select {
 		case <-s.changed:
 		case <-deadline:
-			t.Fatalf("timed out waiting for %d Failed calls; got %v", n, f)
+			t.Fatalf("timed out waiting for %d %s calls; got %v", n, what, got)
 		}
 	}
 }
@@ -451,7 +476,7 @@ func TestProcessPoolCancelledWhileQueuedIsNotSent(t *testing.T) {
 		t.Fatal("could not cancel a queued task's future")
 	}
 	submit(t, p, 3, "echo:after")
-	got := sink.waitCompleted(t, 3)
+	got := sink.waitCompleted(t, 2)
 	byID := map[uint64]procCompletion{}
 	for _, c := range got {
 		if _, dup := byID[c.task.ID]; dup {
@@ -459,11 +484,15 @@ func TestProcessPoolCancelledWhileQueuedIsNotSent(t *testing.T) {
 		}
 		byID[c.task.ID] = c
 	}
-	if c := byID[2]; c.kind != FrameError || c.data != "" {
-		t.Errorf("cancelled task completed with (%d, %q), want (FrameError, no data)", c.kind, c.data)
+	if c, ok := byID[2]; ok {
+		t.Errorf("cancelled task completed with (%d, %q); it must only be reported Cancelled", c.kind, c.data)
+	}
+	cancelledTasks := sink.waitCancelled(t, 1)
+	if len(cancelledTasks) != 1 || cancelledTasks[0] != cancelled {
+		t.Errorf("sink.Cancelled calls %v, want the cancelled task once", cancelledTasks)
 	}
 	if s, _ := cancelled.Future.State(); s != CancelledAndNotified {
-		t.Errorf("cancelled task's future is %v, want CANCELLED_AND_NOTIFIED", s)
+		t.Errorf("cancelled task's future is %v, want CANCELLED_AND_NOTIFIED (acknowledged by the sink)", s)
 	}
 	if c := byID[3]; c.kind != FrameResult || c.data != "after" {
 		t.Errorf("task after the cancelled one completed with (%d, %q)", c.kind, c.data)

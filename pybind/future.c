@@ -71,11 +71,11 @@ static PyObject *detached(FutureObject *f, const char *name, PyObject *const *ar
 static _Atomic(FutureObject *) release_head;
 static atomic_long parked_since_drain;
 
-long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int is_error) {
+long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int kind) {
     FutureObject *f = (FutureObject *)o;
     f->raw = raw;
     f->raw_len = len;
-    f->raw_is_error = is_error;
+    f->raw_kind = kind;
     /* The push comes before Go finishes the future, so that a reader woken
      * by the finish finds the reference already released or releasable by
      * its own drain (a future must not outlive its last user's reference
@@ -102,32 +102,16 @@ void gf_release_drain(void) {
     }
 }
 
-static PyObject *unpicklable_error; /* gofutures.process._unpicklable_error, on first use */
-
-/* The outcome when a parked result cannot be unpickled: what the pool's
- * hooks build for an eager delivery (one place builds the message). */
-static PyObject *broken_outcome(PyObject *exc) {
-    if (unpicklable_error == NULL) {
-        PyObject *m = PyImport_ImportModule("gofutures.process");
-        if (m == NULL) return NULL;
-        unpicklable_error = PyObject_GetAttrString(m, "_unpicklable_error");
-        Py_DECREF(m);
-        if (unpicklable_error == NULL) return NULL;
-    }
-    return PyObject_CallOneArg(unpicklable_error, exc);
-}
-
-/* Unpickles f's parked outcome into f->result or f->exception, once; the
- * caller has seen f done (so Go's writes of raw are visible). 0, or -1 with
- * an exception set (raw then stays parked for the next reader).
+/* Builds f's parked outcome (outcome.c) into f->result or f->exception,
+ * once; the caller has seen f done (so Go's writes of raw are visible). 0,
+ * or -1 with an exception set (raw then stays parked for the next reader).
  *
- * pickle.loads runs Python code, which may release the GIL: a second reader
- * meanwhile waits for the first instead of unpickling again (a
+ * Unpickling runs Python code, which may release the GIL: a second reader
+ * meanwhile waits for the first instead of building again (a
  * __setstate__'s side effects must happen once, and both readers must get
  * the same object). A KeyboardInterrupt (Ctrl-C while this thread
- * unpickles, which an eager delivery on the results worker never saw)
- * leaves the outcome parked; any other failure, SystemExit included, makes
- * it the BrokenProcessPool that an eager delivery would have set. */
+ * unpickles, which an eager delivery on the results worker never sees)
+ * leaves the outcome parked. */
 static int materialize(FutureObject *f) {
     unsigned long me = PyThread_get_thread_ident();
     while (f->loading) {
@@ -143,27 +127,16 @@ static int materialize(FutureObject *f) {
     if (f->raw == NULL) return 0; /* the other reader stored it */
     f->loading = 1;
     f->loading_tid = me;
-    int is_error = f->raw_is_error;
-    PyObject *data = PyBytes_FromStringAndSize(f->raw, f->raw_len);
-    PyObject *value = data ? PyObject_CallOneArg(gf_pickle_loads, data) : NULL;
-    Py_XDECREF(data);
+    int is_error;
+    PyObject *value = gf_outcome_build(f->raw_kind, f->raw, f->raw_len, &is_error);
     if (value == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-            f->loading = 0;
-            return -1;
-        }
-        PyObject *exc = gf_fetch_exception();
-        value = exc ? broken_outcome(exc) : NULL;
-        Py_XDECREF(exc);
-        if (value == NULL) {
-            f->loading = 0;
-            return -1;
-        }
-        is_error = 1;
-        /* Go finished it as a success: FIRST_EXCEPTION waits asking later
-         * should see the failure. */
-        if (state_of(f) == ST_FINISHED) gfFutureForce(f->h, ST_FINISHED, 1);
+        f->loading = 0;
+        return -1;
     }
+    /* Go finished it as a success when the value cannot be unpickled here:
+     * FIRST_EXCEPTION waits asking later should see the failure. */
+    if (is_error && f->raw_kind == GF_OUTCOME_RESULT && state_of(f) == ST_FINISHED)
+        gfFutureForce(f->h, ST_FINISHED, 1);
     f->loading = 0;
     if (f->raw == NULL) { /* completed anew meanwhile (after a forced _state): that wins */
         Py_DECREF(value);

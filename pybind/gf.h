@@ -12,37 +12,48 @@
 #include <Python.h>
 #include <stdint.h>
 
-/* One queued thread-pool task. Allocated by submit (GIL held), owned by the
- * Go pool while queued, freed by whoever runs or drops it (GIL held).
- *
- * A job with fn == NULL is a delivery instead: the outcome of a process-pool
- * task, which the worker hands to its hooks object as
- * hooks.complete(future, kind, data). Go builds deliveries without the GIL,
- * so data is plain C memory (malloc'd, freed with the job). */
+/* What a job asks of the worker that runs it. */
+enum gf_job_what {
+    GF_JOB_CALL = 0, /* a thread-pool task: run fn(*args, **kwargs) for future */
+    GF_JOB_DELIVER,  /* a process-pool outcome (kind, data) for future: see outcome.c */
+    GF_JOB_DRAIN,    /* release what parked futures left (gf_release_drain); no future */
+};
+
+/* One job for a thread-pool worker. Allocated zeroed (a call by submit with
+ * the GIL held; a delivery or drain by Go, without it, so data is plain C
+ * memory), owned by the Go pool while queued, freed by whoever runs or drops
+ * it (GIL held). */
 typedef struct gf_job {
-    PyObject *future;  /* FutureObject*, strong; NULL for a drain job (gf_release_drain) */
-    PyObject *fn;      /* strong, or NULL for a delivery */
-    PyObject *args;    /* tuple, strong (NULL for a delivery) */
-    PyObject *kwargs;  /* dict or NULL, strong */
-    int kind;          /* delivery: a frame kind, or GF_DELIVER_BROKEN */
-    char *data;        /* delivery: payload (malloc'd) */
+    enum gf_job_what what;
+    PyObject *future;  /* FutureObject*, strong; NULL for a drain */
+    PyObject *fn;      /* call: strong */
+    PyObject *args;    /* call: tuple, strong */
+    PyObject *kwargs;  /* call: dict or NULL, strong */
+    int kind;          /* delivery: a GF_OUTCOME_* kind */
+    char *data;        /* delivery: payload (malloc'd), or NULL */
     Py_ssize_t len;
 } gf_job;
 
-/* Delivery kind for "the pool broke before this task completed"; data is
- * the reason, UTF-8. */
-#define GF_DELIVER_BROKEN 100
-/* Delivery kind of a pickled return value (gofutures.FrameResult). */
-#define GF_DELIVER_RESULT 3
+/* How a process call's outcome comes back (outcome.c builds it; pybind's
+ * processPool.deliver sends it). RESULT and ERROR are the worker's answer
+ * frame kinds (gofutures.FrameResult, FrameError): a pickled return value or
+ * exception. The others are made by the supervisor: */
+#define GF_OUTCOME_RESULT 3
+#define GF_OUTCOME_ERROR 4
+#define GF_OUTCOME_BROKEN 100    /* the pool broke first; data: why, UTF-8 */
+#define GF_OUTCOME_DIED 101      /* its worker died (survive): JSON header, newline, the call's pickle */
+#define GF_OUTCOME_TIMEOUT 102   /* past its time limit, its worker killed: as DIED */
+#define GF_OUTCOME_KILLED 103    /* its worker killed by kill_task, which ended the future: nothing to build */
+#define GF_OUTCOME_CANCELLED 104 /* cancelled while queued, never sent: acknowledge (notify waiters) */
 
 /* future.c, called by Go WITHOUT the GIL, with the Go future's lock held,
  * just before Go finishes the future (core.Future.FinishUnobserved): parks
- * the pickled outcome raw (malloc'd; ownership passes to the future, which
- * frees it) in the future for the first reader to unpickle, and takes over
- * Go's strong reference to the future: it goes on a lock-free stack that
- * gf_release_drain empties with the GIL held. Touches no Python state.
+ * the outcome (kind, raw) (raw malloc'd; ownership passes to the future,
+ * which frees it) in the future for the first reader to build, and takes
+ * over Go's strong reference to the future: it goes on a lock-free stack
+ * that gf_release_drain empties with the GIL held. Touches no Python state.
  * Returns how many futures were parked since the last drain. */
-long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int is_error);
+long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int kind);
 /* future.c: releases (GIL held) the references gf_future_park took over. */
 void gf_release_drain(void);
 

@@ -17,15 +17,15 @@ typedef struct {
     PyObject *condition;  /* threading.Condition, made only if someone reads _condition */
     int custom_condition; /* condition was assigned from outside: waits use it (future.c) */
     PyObject *waiters;    /* the stdlib's _waiters list, made only if read */
-    /* A process result or pickled exception that Go parked here instead of
-     * completing the future with the GIL (gf_future_park): written by Go
-     * before the Go state becomes FINISHED, so it may be read once that
-     * state is seen (after a gfFuture* call), and from then on protected by
-     * the GIL. materialize() unpickles it into result/exception and frees
+    /* A process call's outcome that Go parked here instead of completing the
+     * future with the GIL (gf_future_park): written by Go before the Go
+     * state becomes FINISHED, so it may be read once that state is seen
+     * (after a gfFuture* call), and from then on protected by the GIL.
+     * materialize() builds it (outcome.c) into result/exception and frees
      * it; dealloc frees it if nobody ever asked. */
     char *raw;
     Py_ssize_t raw_len;
-    int raw_is_error;
+    int raw_kind;               /* GF_OUTCOME_* */
     int loading;                /* a thread is unpickling raw (the GIL may be released meanwhile) */
     unsigned long loading_tid;  /* that thread */
     PyObject *release_next;     /* link in gf_future_park's stack of references to release */
@@ -70,6 +70,14 @@ PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_
 
 /* future.c: a new Future of the given FutureBase subtype (new reference). */
 PyObject *gf_future_new(PyTypeObject *type);
+/* outcome.c: the Python object a process call's outcome (kind, data) stands
+ * for (new reference); *is_error says whether it is the exception. NULL with
+ * an exception set if it could not be built: only KeyboardInterrupt while
+ * unpickling, or the builder's own failure (a value that cannot be
+ * unpickled is an outcome: BrokenProcessPool). */
+PyObject *gf_outcome_build(int kind, const char *data, Py_ssize_t len, int *is_error);
+/* outcome.c: the module function set_outcome_builder(fn) (METH_O). */
+PyObject *gf_set_outcome_builder(PyObject *module, PyObject *fn);
 /* worker.c: pickle.loads (strong, for the module's lifetime). */
 extern PyObject *gf_pickle_loads;
 /* worker.c: releases a job's references and frees it. */

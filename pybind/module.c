@@ -31,6 +31,8 @@ static int load_stdlib(void) {
 static PyMethodDef hot_functions[] = {
     {"result_or_cancel", (PyCFunction)(void (*)(void))gf_result_or_cancel, METH_FASTCALL,
      "result_or_cancel(future, timeout=None): its result; if that fails, cancel it and re-raise."},
+    {"set_outcome_builder", (PyCFunction)gf_set_outcome_builder, METH_O,
+     "set_outcome_builder(fn): fn(kind, data, cause) words a process call's outcome that is no plain value."},
     {NULL}
 };
 

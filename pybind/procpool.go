@@ -1,16 +1,19 @@
 package pybind
 
-// The binding's half of a process pool: a core.ProcessPool whose sink turns
-// each outcome into a delivery job for a one-worker threadPool (the
-// "results pool"), whose worker holds a Python thread state and hands the
-// outcome to the Python hooks (unpickling and completing the future need
-// the GIL; the supervisor goroutines never take it).
+// The binding's half of a process pool: a core.ProcessPool whose sink
+// sends every outcome of a task back one way (deliver): the outcome travels
+// as a kind and bytes (gf.h GF_OUTCOME_*), and C builds the Python object
+// from it in one place (outcome.c).
 //
-// The common outcomes, a pickled result or exception for a future nobody
-// observes from Python (no done-callback, no stdlib wait), skip the results
-// pool: the goroutine parks the pickle in the future and finishes it
-// without the GIL (park), and the thread that asks for the value unpickles
-// it (future.c). That saves a GIL handover and two thread wake-ups per task.
+// The common outcome, a future nobody observes from Python (no
+// done-callback, no stdlib wait), is parked in the future, which the
+// supervisor goroutine finishes without the GIL (park); the thread that
+// asks for the value builds it (future.c). That saves a GIL handover and two
+// thread wake-ups per task. An observed future is completed by the pool's
+// results worker instead (a one-worker threadPool holding a Python thread
+// state: the supervisor goroutines never take the GIL), which builds the
+// outcome, tells the waiters and runs the callbacks; it also acknowledges
+// the cancel of a task cancelled while queued, for the same reason.
 
 /*
 #include <stdlib.h>
@@ -75,17 +78,25 @@ func (p *processPool) take(id uint64) *C.PyObject {
 	return f
 }
 
+// deliver is the one way back for every outcome of a task, whatever
+// produced it (its worker's answer, its own failure, the pool's break, its
+// cancel while queued): the outcome travels as (kind, data) and C builds
+// the Python object from it in one place (outcome.c). An outcome for a
+// future nobody observes is parked in the future, which Go finishes
+// without the GIL (park); the reader builds it when asked. Any other goes
+// to the results worker, which builds it and completes the future with the
+// GIL, telling its waiters and running its callbacks.
 func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte) {
-	if fut := p.take(t.ID); fut != nil {
-		p.deliverTo(t, fut, kind, data)
+	fut := p.take(t.ID)
+	if fut == nil {
+		return
 	}
-}
-
-// deliverTo queues the outcome of t for the results pool, which completes
-// fut with the GIL; the job takes over the reference fut.
-func (p *processPool) deliverTo(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte) {
+	if parkable(kind) && p.park(t, fut, kind, data) {
+		return
+	}
 	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
-	job.future = fut
+	job.what = C.GF_JOB_DELIVER
+	job.future = fut // the job takes over the reference
 	job.kind = kind
 	if len(data) > 0 {
 		job.data = (*C.char)(C.CBytes(data))
@@ -96,17 +107,20 @@ func (p *processPool) deliverTo(t *core.ProcTask, fut *C.PyObject, kind C.int, d
 	p.results.core.Submit(task{Future: t.Future, Payload: job})
 }
 
+// parkable: outcomes that finish a future still running. A cancel's
+// acknowledgement tells the stdlib's waiters, which needs the GIL; a killed
+// task's future was already ended, cancelled, by kill_task.
+func parkable(kind C.int) bool {
+	return kind != C.GF_OUTCOME_CANCELLED && kind != C.GF_OUTCOME_KILLED
+}
+
 // Completed implements core.ProcessSink.
 func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []byte) {
-	fut := p.take(t.ID)
-	if fut == nil {
-		return
-	}
-	if (kind == core.FrameResult || kind == core.FrameError) && p.park(t, fut, kind == core.FrameError, data) {
-		return
-	}
-	p.deliverTo(t, fut, C.int(kind), data)
+	p.deliver(t, C.int(kind), data) // FrameResult and FrameError are GF_OUTCOME_RESULT and _ERROR
 }
+
+// Cancelled implements core.ProcessSink.
+func (p *processPool) Cancelled(t *core.ProcTask) { p.deliver(t, C.GF_OUTCOME_CANCELLED, nil) }
 
 // drainEvery bounds how many parked futures' references wait for a drain:
 // Python threads drain as they read results, submit or shut down, and the
@@ -114,16 +128,16 @@ func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []by
 // for programs that do none of these for a while.
 const drainEvery = 512
 
-// park finishes t's future fut with its pickled outcome left for Python to
-// unpickle on demand, unless the future is observed (or already done);
-// it reports whether it did. On success the reference fut is C's
-// (gf_future_park); otherwise the caller still owns it.
-func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, failed bool, data []byte) bool {
+// park finishes t's future fut with its outcome left for Python to build
+// on demand, unless the future is observed (or already done); it reports
+// whether it did. On success the reference fut is C's (gf_future_park);
+// otherwise the caller still owns it.
+func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte) bool {
 	raw := C.malloc(C.size_t(len(data) + 1)) // +1: never malloc(0)
 	copy(unsafe.Slice((*byte)(raw), len(data)), data)
 	var parked C.long
-	if !t.Future.FinishUnobserved(failed, func() {
-		parked = C.gf_future_park(fut, (*C.char)(raw), C.Py_ssize_t(len(data)), cbool(failed))
+	if !t.Future.FinishUnobserved(kind != C.GF_OUTCOME_RESULT, func() {
+		parked = C.gf_future_park(fut, (*C.char)(raw), C.Py_ssize_t(len(data)), kind)
 	}) {
 		C.free(raw)
 		return false
@@ -144,22 +158,15 @@ func (p *processPool) drain() {
 		return
 	}
 	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
+	job.what = C.GF_JOB_DRAIN
 	if p.results.core.Submit(task{Future: core.NewFuture(), Payload: job}) != nil {
 		C.free(unsafe.Pointer(job))
 	}
 }
 
-// Delivery kinds of a task that failed alone (core.ProcessSink.Failed);
-// python/gofutures/process.py has the same numbers.
-const (
-	deliverDied    = 101 // its worker died (survive mode)
-	deliverTimeout = 102 // it ran past its time limit; its worker was killed
-	deliverKilled  = 103 // its worker was killed on request (kill_task)
-)
-
-// failure is the JSON header of a Failed delivery; the task's own pickled
-// call follows it after a newline, so that Python can say which call it was
-// without the submit path keeping any description of it.
+// failure is the JSON header of a task that failed alone; the task's own
+// pickled call follows it after a newline, so that Python can say which
+// call it was without the submit path keeping any description of it.
 type failure struct {
 	Message  string  `json:"message"`
 	PID      int     `json:"pid"`
@@ -173,29 +180,29 @@ type failure struct {
 // Failed implements core.ProcessSink.
 func (p *processPool) Failed(t *core.ProcTask, err error) {
 	h := failure{Message: err.Error(), TaskID: t.ID}
-	kind := deliverKilled
+	var kind C.int = C.GF_OUTCOME_KILLED
 	var died *core.WorkerDied
 	var timeout *core.TaskTimeout
 	switch {
 	case errors.As(err, &died):
-		kind = deliverDied
+		kind = C.GF_OUTCOME_DIED
 		h.PID, h.ExitCode, h.Starting = died.PID, died.ExitCode, died.Starting
 		if sig, ok := died.Signal.(syscall.Signal); ok {
 			h.Signal = int(sig)
 		}
 	case errors.As(err, &timeout):
-		kind = deliverTimeout
+		kind = C.GF_OUTCOME_TIMEOUT
 		h.PID, h.Limit = timeout.PID, timeout.Limit.Seconds()
 	}
 	header, _ := json.Marshal(h) // cannot fail: plain fields
 	data := append(append(header, '\n'), t.Payload...)
-	p.deliver(t, C.int(kind), data)
+	p.deliver(t, kind, data)
 }
 
 // Broken implements core.ProcessSink.
 func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 	for _, t := range tasks {
-		p.deliver(t, C.GF_DELIVER_BROKEN, []byte(err.Error()))
+		p.deliver(t, C.GF_OUTCOME_BROKEN, []byte(err.Error()))
 	}
 }
 
@@ -279,7 +286,7 @@ func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, 
 }
 
 // gfProcKillTask kills the worker running the task of future fh; 1 if it
-// was running (the task then fails alone, delivered as deliverKilled), 0
+// was running (the task then fails alone, delivered as GF_OUTCOME_KILLED), 0
 // if not.
 //
 //export gfProcKillTask

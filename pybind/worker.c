@@ -91,63 +91,35 @@ static void free_job(gf_job *job) {
     free(job);
 }
 
-/* Logs why the hooks failed to deliver job's outcome: an exception that is
- * no Exception came from a done-callback through set_result() or
- * set_exception() (the hooks catch nothing else of that kind). */
-static void report_delivery_error(gf_job *job) {
-    if (PyErr_ExceptionMatches(PyExc_Exception)) gf_log_exception("could not deliver the outcome of %r", job->future);
-    else gf_log_propagated();
-}
-
-/* deliver_result is the common case of deliver, without a Python frame:
- * a value that unpickles becomes the future's result. It reports whether
- * it took care of the job; anything else (an exception, a break) goes to
- * hooks.complete. A value that fails to unpickle goes, with the exception
- * that says why, to hooks.unpicklable: unpickling twice could run a
- * __setstate__'s side effects twice. */
-static int deliver_result(gf_worker *w, gf_job *job) {
+/* Completes a delivery's future with the outcome it carries (outcome.c
+ * builds it), telling its waiters and running its callbacks; or, for a
+ * cancel while queued, acknowledges it (which tells the stdlib's waiters).
+ * A future done meanwhile (cancelled, killed by kill_task, set by hand)
+ * keeps what it has. */
+static void deliver(gf_job *job) {
     FutureObject *f = (FutureObject *)job->future;
-    if (job->kind != GF_DELIVER_RESULT) return 0;
-    if (gf_future_done(f)) return 1; /* cancelled or set meanwhile: as hooks.complete */
-    PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
-    PyObject *value = data ? PyObject_CallOneArg(gf_pickle_loads, data) : NULL;
-    Py_XDECREF(data);
-    if (value == NULL) {
-        PyObject *exc = gf_fetch_exception();
-        PyObject *r = exc ? PyObject_CallMethod(w->hooks, "unpicklable", "OO", job->future, exc) : NULL;
-        if (r == NULL) report_delivery_error(job);
-        Py_XDECREF(r);
-        Py_XDECREF(exc);
-        return 1;
+    int rc = 0;
+    if (job->kind == GF_OUTCOME_CANCELLED) {
+        rc = gf_future_start(f);
+    } else if (!gf_future_done(f)) {
+        int is_error;
+        PyObject *value = gf_outcome_build(job->kind, job->data, job->len, &is_error);
+        rc = value == NULL ? -1 : gf_future_complete(f, is_error ? NULL : value, is_error ? value : NULL);
+        Py_XDECREF(value);
     }
-    int rc = gf_future_complete(f, value, NULL);
     if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
     else if (rc < 0) gf_log_exception("could not deliver the outcome of %r", job->future);
-    Py_DECREF(value);
-    return 1;
-}
-
-static void deliver(gf_worker *w, gf_job *job) {
-    if (deliver_result(w, job)) {
-        free_job(job);
-        return;
-    }
-    PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
-    PyObject *r = data ? PyObject_CallMethod(w->hooks, "complete", "OiO", job->future, job->kind, data) : NULL;
-    if (r == NULL) report_delivery_error(job);
-    Py_XDECREF(r);
-    Py_XDECREF(data);
     free_job(job);
 }
 
 static void run_job(gf_worker *w, gf_job *job) {
-    if (job->future == NULL) { /* a drain job: see processPool.drain */
+    if (job->what == GF_JOB_DRAIN) { /* see processPool.drain */
         gf_release_drain();
         free_job(job);
         return;
     }
-    if (job->fn == NULL) {
-        deliver(w, job);
+    if (job->what == GF_JOB_DELIVER) {
+        deliver(job);
         return;
     }
     FutureObject *f = (FutureObject *)job->future;
@@ -195,7 +167,7 @@ void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) 
     PyEval_RestoreThread(w->ts);
     for (long i = 0; i < n; i++) {
         FutureObject *f = (FutureObject *)jobs[i]->future;
-        if (f == NULL) { /* a drain job */
+        if (jobs[i]->what == GF_JOB_DRAIN) {
             gf_release_drain();
             free_job(jobs[i]);
             continue;

@@ -1,8 +1,10 @@
 """gofutures.wait and gofutures.as_completed, and their interplay with plain
 concurrent.futures futures and with the stdlib's own wait/as_completed."""
 import concurrent.futures
+import multiprocessing
 import re
 import threading
+import time
 
 import pytest
 
@@ -351,3 +353,21 @@ def test_stdlib_as_completed_timeout_on_gofutures(gate, pool):
     slow = pool.submit(gate.wait, TIMEOUT)
     with pytest.raises(concurrent.futures.TimeoutError, match=r"1 \(of 1\) futures unfinished"):
         list(concurrent.futures.as_completed([slow], timeout=0.1))
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_stdlib_wait_sees_a_queued_future_cancelled(kind):
+    # The pool acknowledges the cancel when the task's turn comes; the
+    # stdlib's wait() counts a cancelled future as done only once told so
+    # (add_cancelled), whichever kind of pool ran it.
+    if kind == "thread":
+        ex = gofutures.ThreadPoolExecutor(1)
+    else:
+        ex = gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    blocker = ex.submit(time.sleep, 0.5)
+    with ex:
+        queued = ex.submit(pow, 2, 3)
+        assert queued.cancel()
+        done, not_done = concurrent.futures.wait([queued], timeout=TIMEOUT)
+        assert done == {queued} and not not_done
+        assert blocker.result(timeout=TIMEOUT) is None

@@ -1,56 +1,12 @@
 """The Python half of the process pool's opt-in extras (survive,
-task_timeout, max_worker_memory): checking their arguments, and turning a
-call that failed alone into WorkerDiedError or TaskTimeoutError.
+task_timeout, max_worker_memory): checking their arguments (a call that
+failed alone is worded by _outcome).
 
 Kept out of process.py so that the executor reads as the stdlib's, with
 the extras' details here.
 """
-import json
 import operator
-import pickle
-import reprlib
 import resource
-
-from ._procerrors import TaskTimeoutError, WorkerDiedError
-
-_TIMEOUT = 102  # delivery kind of a call past its time limit (pybind/procpool.go)
-
-
-def failed_alone(kind, data):
-    """The exception of a call that failed alone: data is a JSON header
-    (pybind/procpool.go's failure), a newline, then the call's pickle."""
-    header, _, call = data.partition(b"\n")
-    h = json.loads(header)
-    task = _describe(call)
-    message = "%s; the call was %s" % (h["message"], task)
-    if kind == _TIMEOUT:
-        return TaskTimeoutError(message + " (raise the limit if such a call needs longer)",
-                                h["pid"], h["limit"], task, h["task_id"])
-    signum = h["signal"] or None
-    if h["starting"]:
-        message += " (check the initializer, and that workers can import the main module)"
-    elif signum:
-        message += " (a crash in native code, or a kill from outside such as the OOM killer)"
-    # exitcode as multiprocessing.Process.exitcode gives it: -N for signal N.
-    return WorkerDiedError(message, h["pid"], -signum if signum else h["exitcode"], signum,
-                           task, h["task_id"], h["starting"])
-
-
-def _describe(call):
-    """fn(args...) of a pickled call, shortened; only read when it failed."""
-    try:
-        fn, args, kwargs, chunked = pickle.loads(call)
-    except BaseException as exc:
-        return "<a call that cannot be unpickled here: %s>" % type(exc).__name__
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    short = reprlib.Repr()
-    short.maxstring = short.maxother = 40
-    if chunked:
-        return "%s over a chunk of %d calls" % (name, len(args))
-    parts = [short.repr(a) for a in args]
-    parts += ["%s=%s" % (k, short.repr(v)) for k, v in (kwargs or {}).items()]
-    return "%s(%s)" % (name, ", ".join(parts))
-
 
 def check_extras(survive, task_timeout, max_worker_memory):
     """Validates the opt-in keywords; returns them as _start takes them:

@@ -9,12 +9,16 @@ Data flow:
         (short calls are pipelined: a worker is sent the next ones
         before it answers the one it runs, and hands them back if that
         one runs long; gofutures/procpipeline.go, _worker._TaskPipe)
-      supervisor goroutine: outcome -> results worker (holds the GIL)
-        -> _Hooks.complete(): unpickle, set_result / set_exception
-      or, for a result or exception of a future that nobody observes (no
-      done-callback, no stdlib wait()), the goroutine parks the pickle in
-      the future and finishes it without the GIL; result() / exception()
-      unpickle it, once, in the thread that asks (pybind/future.c)
+      supervisor goroutine: every outcome (kind, bytes) -> the binding's
+        deliver (pybind/procpool.go), one way back:
+        a future nobody observes (no done-callback, no stdlib wait()) is
+        finished at once without the GIL, the outcome parked in it, built
+        by the first result() / exception() that asks (pybind/future.c);
+        an observed one goes to the results worker (holds the GIL), which
+        builds it and completes the future, telling waiters and running
+        callbacks. Both build it in one place (pybind/outcome.c: unpickle,
+        or _outcome.build for a break, a call that failed alone, a value
+        that cannot be unpickled)
 
 How workers start follows mp_context, as in the stdlib. With 'fork' (the
 default on Linux before 3.14) they are forks of this process, made when the
@@ -52,7 +56,6 @@ import json
 import multiprocessing.spawn
 import os
 import pickle
-import re
 import signal
 import sys
 import threading
@@ -60,16 +63,15 @@ import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _fork, _pickling, _progress, _spawning, _worker, _zygote
+from . import _base, _fork, _outcome, _pickling, _progress, _spawning, _worker, _zygote
 from ._core import cold, hot
-from ._procextras import check_extras, check_worker_count, failed_alone, timeout_ns
+from ._procextras import check_extras, check_worker_count, timeout_ns
 from ._fork import forked_child as _forked_child
 from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
-_RESULT, _ERROR, _BROKEN = 3, 4, 100  # delivery kinds (gofutures/wire.go, pybind/gf.h)
-_DIED, _KILLED = 101, 103  # a call failed alone (pybind/procpool.go, _procextras.py)
+hot.set_outcome_builder(_outcome.build)
 
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
@@ -142,21 +144,11 @@ def _live_pids(pool_id):
     return [int(p) for p in pids.split(",")] if pids else []
 
 
-def _unpicklable_error(exc):
-    """The BrokenProcessPool a call fails with when its outcome came back
-    from its worker but unpickling it here raised exc. C builds it with this
-    too, for an outcome unpickled on demand (pybind/future.c)."""
-    broken = BrokenProcessPool(
-        "the outcome of this call came back from its worker but could not be "
-        "unpickled here: %s: %s" % (type(exc).__name__, exc))
-    broken.__cause__ = exc
-    return broken
-
-
 class _Hooks:
-    """Runs on the pool's results worker, with the GIL: turns each outcome
-    into the future's result or exception. For a pool that forks its
-    workers, also what each forked child runs (forked_worker)."""
+    """The pool's hooks: its results worker's start and stop (a thread the
+    Go core runs, which completes observed futures with the GIL:
+    pybind/worker.c) and, for a pool that forks its workers, what each
+    forked child runs (forked_worker)."""
 
     __slots__ = ("_initializer", "_initargs")
 
@@ -177,55 +169,6 @@ class _Hooks:
     def stop(self, index, retired):
         with threading._active_limbo_lock:
             threading._active.pop(threading.get_ident(), None)
-
-    def unpicklable(self, future, exc):
-        """The outcome of future's call came back but unpickling it here
-        raised exc (C calls this for results it could not unpickle)."""
-        if future.done():
-            return
-        future.set_exception(_unpicklable_error(exc))
-
-    def complete(self, future, kind, data):
-        if future.done():
-            return
-        if kind >= _DIED:
-            if kind != _KILLED:  # kill_task already ended that future cancelled
-                future.set_exception(failed_alone(kind, data))
-            return
-        if kind == _BROKEN:
-            message = data.decode("utf-8", "replace")
-            exc = BrokenProcessPool(
-                "A process in the process pool was terminated abruptly while the future was "
-                "running or pending: " + message)
-            exc.__cause__ = _died_cause(message)
-            future.set_exception(exc)
-            return
-        try:
-            value = pickle.loads(data)
-        except BaseException as exc:
-            self.unpicklable(future, exc)
-            return
-        if kind == _ERROR:
-            future.set_exception(value)
-        else:
-            future.set_result(value)
-
-
-# How gofutures/procpool.go's WorkerDied.Error() begins.
-_WORKER_DIED = re.compile(r"worker process (\d+) (?:exited with code (-?\d+)|was killed by signal (\d+))")
-
-
-def _died_cause(message):
-    """The cause 3.15's stdlib gives a pool broken by a worker that died
-    without a traceback (gh-139462): a _RemoteTraceback naming the process and
-    its exit code (-N for signal N). None if no worker died (a pool broken by
-    terminate_workers, say)."""
-    died = _WORKER_DIED.match(message)
-    if died is None or died.group(2) == "0":
-        return None
-    pid, code, signum = died.groups()
-    return _std_process._RemoteTraceback("\n'''\nProcess %s terminated abruptly with exit code %d'''"
-                                         % (pid, int(code) if signum is None else -int(signum)))
 
 
 def _chunks(iterables, chunksize):

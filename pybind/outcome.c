@@ -1,0 +1,52 @@
+/* outcome.c: the one place that turns what came back for a process call (a
+ * delivery: a GF_OUTCOME_* kind and its bytes, see gf.h) into the Python
+ * object its future ends with, whichever path brings it: the results worker
+ * completing an observed future (worker.c), or the first reader of a parked
+ * one (future.c).
+ *
+ * A pickled value or exception is unpickled here. Everything else (a
+ * broken pool, a call that failed alone, a value that cannot be unpickled)
+ * is worded by the package's outcome builder, gofutures._outcome.build,
+ * which the package registers at import (set_outcome_builder): the words
+ * and the exception classes belong to the Python layer, and the binding
+ * never imports a private module of the package. */
+#include "hot.h"
+
+static PyObject *builder; /* strong, set once by set_outcome_builder */
+
+PyObject *gf_set_outcome_builder(PyObject *module, PyObject *fn) {
+    if (!PyCallable_Check(fn)) return PyErr_Format(PyExc_TypeError, "set_outcome_builder takes a callable");
+    Py_XSETREF(builder, Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
+/* builder(kind, data, cause): data the delivery's bytes, cause the
+ * exception unpickling them raised, or None. */
+static PyObject *build_in_python(int kind, const char *data, Py_ssize_t len, PyObject *cause) {
+    if (builder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "gofutures: no outcome builder registered (gofutures.process not imported)");
+        return NULL;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(data, len);
+    if (bytes == NULL) return NULL;
+    PyObject *r = PyObject_CallFunction(builder, "iOO", kind, bytes, cause ? cause : Py_None);
+    Py_DECREF(bytes);
+    return r;
+}
+
+PyObject *gf_outcome_build(int kind, const char *data, Py_ssize_t len, int *is_error) {
+    *is_error = kind != GF_OUTCOME_RESULT;
+    if (kind != GF_OUTCOME_RESULT && kind != GF_OUTCOME_ERROR) return build_in_python(kind, data, len, NULL);
+    PyObject *bytes = PyBytes_FromStringAndSize(data, len);
+    PyObject *value = bytes ? PyObject_CallOneArg(gf_pickle_loads, bytes) : NULL;
+    Py_XDECREF(bytes);
+    if (value != NULL || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return value;
+    /* Any other failure, SystemExit from a __setstate__ included, is this
+     * call's outcome: the pool and its other calls go on. */
+    PyObject *cause = gf_fetch_exception();
+    if (cause == NULL) return NULL;
+    *is_error = 1;
+    value = build_in_python(kind, data, len, cause);
+    Py_DECREF(cause);
+    return value;
+}
