@@ -891,21 +891,21 @@ func workerLink(t *testing.T) string {
 }
 
 // TestProcessPoolBrokenCalledOnce: ProcessSink.Broken is "called at most
-// once", even when two failures break the pool at about the same time. Here
-// they are forced to overlap: a retired worker's replacement fails to start
-// (finish defers breakWith until after Completed returns), and while that
-// Completed call is held, the other worker is killed and reaped. Both
-// failures decided to break the pool while it was not yet broken, and each
-// calls breakWith, which calls Broken even when the pool is already broken.
+// once", even when a second failure comes while the sink is still hearing
+// of the first. Here a retired worker's replacement fails to start, which
+// breaks the pool (finish decides it under the pool's lock, then calls
+// Broken before Completed); while that Broken call is held, the other worker
+// is killed and reaped: its reap must find the pool broken already and not
+// report a second break.
 func TestProcessPoolBrokenCalledOnce(t *testing.T) {
 	link := workerLink(t)
 	cfg := testWorkerConfig(2)
 	cfg.Command[0] = link
 	cfg.MaxTasksPerChild = 1
 	sink := newProcSink()
-	inCompleted, release := make(chan struct{}), make(chan struct{})
-	sink.onCompleted = func(*ProcTask) {
-		close(inCompleted)
+	inBroken, release := make(chan struct{}), make(chan struct{})
+	sink.onBroken = func() {
+		close(inBroken)
 		<-release
 	}
 	p, err := NewProcessPool(cfg, sink)
@@ -922,15 +922,15 @@ func TestProcessPoolBrokenCalledOnce(t *testing.T) {
 	}
 	submit(t, p, 1, "echo:a")
 	select {
-	case <-inCompleted: // task 1's worker retired; its replacement failed
+	case <-inBroken: // task 1's worker retired; its replacement failed
 	case <-time.After(procTimeout):
-		t.Fatal("task 1 never completed")
+		t.Fatal("the pool never broke")
 	}
-	for _, pid := range pids { // the idle worker dies: a second failure
+	for _, pid := range pids { // the other worker dies meanwhile: a second failure
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	// Wait for the idle worker's reap (the retired one's supervisor is held
-	// in Completed, so it stays listed).
+	// Wait until no worker is listed but the retired one (its supervisor
+	// is held in Broken): the killed one has been reaped.
 	deadline := time.Now().Add(procTimeout)
 	for len(p.PIDs()) > 1 {
 		if time.Now().After(deadline) {
@@ -939,11 +939,10 @@ func TestProcessPoolBrokenCalledOnce(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	close(release)
-	if !p.Join(time.Now().Add(procTimeout)) { // finish has returned by then
+	if !p.Join(time.Now().Add(procTimeout)) {
 		t.Fatal("Join after the break timed out")
 	}
 	assertReaped(t, p, pids)
-	sink.waitBroken(t)
 	time.Sleep(20 * time.Millisecond) // a second call would come at once
 	if _, all := sink.snapshot(); len(all) != 1 {
 		t.Errorf("Broken called %d times, want once:", len(all))

@@ -38,13 +38,3 @@ func (s State) Done() bool { return s >= Cancelled }
 // complete: the stdlib's wait() and as_completed() treat a Cancelled future as
 // not yet complete until the executor acknowledges the cancellation.
 func (s State) Settled() bool { return s == CancelledAndNotified || s == Finished }
-
-// ParseState is the inverse of String; ok is false for an unknown name.
-func ParseState(name string) (s State, ok bool) {
-	for i, n := range stateNames {
-		if n == name {
-			return State(i), true
-		}
-	}
-	return 0, false
-}

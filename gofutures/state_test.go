@@ -50,20 +50,3 @@ func TestStateDoneAndSettled(t *testing.T) {
 		})
 	}
 }
-
-func TestParseStateRoundTrip(t *testing.T) {
-	for _, s := range allStates {
-		got, ok := ParseState(s.String())
-		if !ok || got != s {
-			t.Errorf("ParseState(%q) = %v, %v; want %v, true", s.String(), got, ok, s)
-		}
-	}
-}
-
-func TestParseStateUnknown(t *testing.T) {
-	for _, name := range []string{"", "INVALID", "pending", "Finished", "FINISHED ", "CANCELLED_AND", "0"} {
-		if s, ok := ParseState(name); ok {
-			t.Errorf("ParseState(%q) = %v, true; want ok false", name, s)
-		}
-	}
-}

@@ -63,43 +63,20 @@ static PyObject *detached(FutureObject *f, const char *name, PyObject *const *ar
     return r;
 }
 
-/* ---- lazily unpickled process outcomes --------------------------------- */
-
-/* Go's references to parked futures, to release with the GIL: a Treiber
- * stack that Go only pushes onto and gf_release_drain only empties whole,
- * so it has no ABA problem. */
-static _Atomic(FutureObject *) release_head;
-static atomic_long parked_since_drain;
+/* ---- lazily built process outcomes ------------------------------------- */
 
 long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int kind) {
     FutureObject *f = (FutureObject *)o;
     f->raw = raw;
     f->raw_len = len;
     f->raw_kind = kind;
-    /* The push comes before Go finishes the future, so that a reader woken
-     * by the finish finds the reference already released or releasable by
-     * its own drain (a future must not outlive its last user's reference
-     * for long: the stdlib's tests check that results are freed). A drain
-     * that releases the last reference first is harmless: Go touches only
-     * its own future after this. */
-    FutureObject *head = atomic_load_explicit(&release_head, memory_order_relaxed);
-    do {
-        f->release_next = (PyObject *)head;
-    } while (!atomic_compare_exchange_weak_explicit(&release_head, &head, f, memory_order_release,
-                                                    memory_order_relaxed));
-    return atomic_fetch_add_explicit(&parked_since_drain, 1, memory_order_relaxed) + 1;
-}
-
-void gf_release_drain(void) {
-    if (atomic_load_explicit(&release_head, memory_order_relaxed) == NULL) return;
-    atomic_store_explicit(&parked_since_drain, 0, memory_order_relaxed);
-    FutureObject *f = atomic_exchange_explicit(&release_head, NULL, memory_order_acquire);
-    while (f != NULL) {
-        FutureObject *next = (FutureObject *)f->release_next;
-        f->release_next = NULL;
-        Py_DECREF(f); /* may run arbitrary code (a result's __del__), as any decref */
-        f = next;
-    }
+    /* Released before Go finishes the future, so that a reader woken by the
+     * finish finds the reference already releasable by its own drain (a
+     * future must not outlive its last user's reference for long: the
+     * stdlib's tests check that results are freed). A drain that releases
+     * the last reference first is harmless: Go touches only its own future
+     * after this. */
+    return gf_release_later(o);
 }
 
 /* Builds f's parked outcome (outcome.c) into f->result or f->exception,

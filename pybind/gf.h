@@ -50,11 +50,14 @@ typedef struct gf_job {
  * just before Go finishes the future (core.Future.FinishUnobserved): parks
  * the outcome (kind, raw) (raw malloc'd; ownership passes to the future,
  * which frees it) in the future for the first reader to build, and takes
- * over Go's strong reference to the future: it goes on a lock-free stack
- * that gf_release_drain empties with the GIL held. Touches no Python state.
- * Returns how many futures were parked since the last drain. */
+ * over Go's strong reference to the future (gf_release_later). Touches no
+ * Python state. Returns gf_release_later's count. */
 long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int kind);
-/* future.c: releases (GIL held) the references gf_future_park took over. */
+/* release.c: hands over a strong reference that Go (without the GIL) must
+ * drop; the next gf_release_drain drops it. Returns how many were handed
+ * over since the last drain (0 if it could not be queued: it then leaks). */
+long gf_release_later(PyObject *o);
+/* release.c: drops (GIL held) the references handed over so far. */
 void gf_release_drain(void);
 
 /* A worker goroutine's persistent Python thread state (see worker.c). */

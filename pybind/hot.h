@@ -5,11 +5,11 @@
 #include "gf.h"
 
 /* The native state of a Future. The state machine itself lives in Go
- * (gofutures.Future, reached through the cgo.Handle h); this struct keeps
+ * (gofutures.Future, reached through the handle h); this struct keeps
  * what only Python can hold. Fields are protected by the GIL. */
 typedef struct {
     PyObject_HEAD
-    uintptr_t h;          /* cgo.Handle of the Go future; freed in dealloc; 0: detached (future.c) */
+    uintptr_t h;          /* handle of the Go future (core.Handles); freed in dealloc; 0: detached (future.c) */
     int dstate;           /* a detached future's state (ST_PENDING ...) */
     PyObject *result;     /* set before the Go state becomes FINISHED */
     PyObject *exception;  /* likewise; NULL means "finished with a result" */
@@ -28,7 +28,6 @@ typedef struct {
     int raw_kind;               /* GF_OUTCOME_* */
     int loading;                /* a thread is unpickling raw (the GIL may be released meanwhile) */
     unsigned long loading_tid;  /* that thread */
-    PyObject *release_next;     /* link in gf_future_park's stack of references to release */
 } FutureObject;
 
 /* Objects imported from the stdlib at module init (strong, immortal for the

@@ -253,9 +253,8 @@ func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen
 		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release
 		return fail(err)
 	}
+	p.id = lastID.Add(1)
 	procsMu.Lock()
-	lastID++ // ids are shared with thread pools: one namespace
-	p.id = lastID
 	procs[p.id] = p
 	procsMu.Unlock()
 	return C.longlong(p.id)
@@ -347,8 +346,9 @@ func gfProcNextDropped(id C.longlong) *C.PyObject {
 // gfProcRelease is the executor object's end: the pool is shut down (queued
 // tasks still run, their outcomes are still delivered) and forgotten once
 // its workers have exited. The results pool's hooks reference is released
-// by its worker; if that worker never started (no task ever completed) the
-// small hooks object is leaked rather than released without the GIL.
+// by its last worker as it stops, with the GIL, or, if none is left to (a
+// pool whose futures were all parked may never have started one), by the
+// next drain.
 //
 //export gfProcRelease
 func gfProcRelease(id C.longlong) {
@@ -360,7 +360,9 @@ func gfProcRelease(id C.longlong) {
 	go func() {
 		p.core.Join(time.Time{})
 		p.drain()
-		gfPoolRelease(C.longlong(p.results.id))
+		if hooks := gfPoolRelease(C.longlong(p.results.id)); hooks != nil {
+			C.gf_release_later(hooks) // its worker never started, or has stopped
+		}
 		procsMu.Lock()
 		delete(procs, p.id)
 		procsMu.Unlock()

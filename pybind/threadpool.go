@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -63,11 +64,14 @@ type worker struct {
 }
 
 var (
-	poolsMu sync.RWMutex // protects pools and lastID
+	poolsMu sync.RWMutex // protects pools
 	// pools holds every pool from creation until it is released and its
 	// workers have all stopped.
-	pools  = map[int64]*threadPool{}
-	lastID int64
+	pools = map[int64]*threadPool{}
+	// lastID numbers every pool, thread and process pools alike (one
+	// namespace: Python holds only the number). Atomic, because the two
+	// kinds register under different locks.
+	lastID atomic.Int64
 )
 
 func newThreadPool(maxWorkers int, opts core.ThreadPoolOptions) (*threadPool, error) {
@@ -77,9 +81,8 @@ func newThreadPool(maxWorkers int, opts core.ThreadPoolOptions) (*threadPool, er
 		return nil, err
 	}
 	p.core = c
+	p.id = lastID.Add(1)
 	poolsMu.Lock()
-	lastID++
-	p.id = lastID
 	pools[p.id] = p
 	poolsMu.Unlock()
 	return p, nil

@@ -247,3 +247,30 @@ def test_workers_see_os_environ_as_it_is_when_the_pool_starts(monkeypatch, zygot
     with gofutures.ProcessPoolExecutor(1) as ex:
         assert ex.submit(_environ, "GOFUTURES_TEST_SET_LATER").result(timeout=TIMEOUT) == "set later"
         assert ex.submit(_environ, "GOFUTURES_TEST_REMOVED").result(timeout=TIMEOUT) is None
+
+
+def _live_hooks():
+    import gc
+    from gofutures.process import _Hooks
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is _Hooks)
+
+
+@pytest.mark.parametrize("work", ["none", "parked"])
+def test_dropped_pools_release_their_hooks(work):
+    # Every pool's results worker holds a hooks object; a pool whose worker
+    # never started (no task, or only futures nobody observed) must free it
+    # too once the pool is gone.
+    spawn = multiprocessing.get_context("spawn")
+    before = _live_hooks()
+    for _ in range(10):
+        ex = gofutures.ProcessPoolExecutor(1, mp_context=spawn)
+        if work == "parked":
+            assert ex.submit(pow, 2, 5).result(timeout=30) == 32
+        ex.shutdown(wait=True)
+        del ex
+    deadline = time.monotonic() + 30
+    while _live_hooks() > before and time.monotonic() < deadline:
+        gofutures.ThreadPoolExecutor(1).submit(int).result()  # any result read drains
+        time.sleep(0.05)
+    assert _live_hooks() <= before

@@ -235,8 +235,8 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         extras = check_extras(survive, task_timeout, max_worker_memory)
         self._max_workers = max_workers
         if mp_context is None:
-            # As the stdlib: max_tasks_per_child implies spawn. Workers start
-            # by exec either way; the context is kept for what callers read.
+            # As the stdlib: max_tasks_per_child implies spawn; otherwise the
+            # default context (fork on Linux before 3.14, then forkserver).
             mp_context = multiprocessing.get_context("spawn" if max_tasks_per_child else None)
         self._mp_context = mp_context
         self._initializer, self._initargs = initializer, initargs
@@ -398,7 +398,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
     @property
     def _processes(self):
         # The stdlib's {pid: process} of live workers; these handles can be
-        # signalled (terminate, kill) and polled, not joined.
+        # signalled (terminate, kill), polled and joined (_WorkerProcess).
         pool_id = self._pool_id
         return {pid: _WorkerProcess(pid, pool_id) for pid in _live_pids(pool_id)}
 

@@ -25,7 +25,6 @@ __all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
 _JOIN_SLICE_MS = 50
 
 _executors = weakref.WeakSet()  # live executors, for the interpreter-exit join
-_exiting = False
 
 
 def _join(join_once):
@@ -39,8 +38,6 @@ def _python_exit():
     # and, as in the stdlib, the program waits for the queued work.
     if _forked_child():
         return
-    global _exiting
-    _exiting = True
     hot._set_interpreter_exiting()
     for executor in list(_executors):
         executor.shutdown(wait=False)
