@@ -63,6 +63,13 @@ type ProcessConfig struct {
 	// (zygote.go); a worker it cannot start is started by exec of Command.
 	// nil: every worker is started by exec.
 	Zygote *Zygote
+	// ZygotePrepare is what the Zygote readies (once per distinct value)
+	// before it forks this pool's workers, so that each worker does not do
+	// it again: a JSON object that only the helper reads (_zygote.py: the
+	// modules every worker would import, the parent's main script to
+	// compile). Per pool, since pools of one program may differ (another
+	// main script); the helper is shared. nil or invalid JSON: nothing.
+	ZygotePrepare []byte
 }
 
 // ProcTask is one call to run in a worker process.
@@ -314,9 +321,10 @@ func (p *ProcessPool) startWith(env []string, start func(workerSpec) (workerProc
 	}
 	theirs := []*os.File{blockingFile(taskR, "task pipe"), blockingFile(resW, "result pipe")}
 	proc, err = start(workerSpec{
-		argv:  p.cfg.Command,
-		env:   env,
-		files: append(theirs, p.cfg.Files...), // the worker's fds 3, 4, 5...
+		argv:    p.cfg.Command,
+		env:     env,
+		files:   append(theirs, p.cfg.Files...), // the worker's fds 3, 4, 5...
+		prepare: p.cfg.ZygotePrepare,
 	})
 	closeOwnedFile(theirs[0])
 	closeOwnedFile(theirs[1])

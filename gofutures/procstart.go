@@ -40,9 +40,10 @@ func exitOf(ws syscall.WaitStatus) procExit {
 // and its extra descriptors, which become its fds 3, 4, 5, ... The caller
 // keeps ownership of files (a starter dups what it keeps).
 type workerSpec struct {
-	argv  []string
-	env   []string
-	files []*os.File
+	argv    []string
+	env     []string
+	files   []*os.File
+	prepare []byte // for a Zygote: ProcessConfig.ZygotePrepare
 }
 
 // execWorker is a worker started by exec of spec.argv: the classic way,

@@ -27,9 +27,10 @@ import (
 //
 // Protocol, over a unix stream socket that is the helper's fd 3:
 //   - fork request (us -> helper): a 4-byte big-endian length, then JSON
-//     {"env": [...], "cwd": "...", "prepare": {...}} (prepare: what the
-//     caller set with SetPrepare, passed on as is); SCM_RIGHTS carries
-//     the worker's stdout, stderr and its fds 3, 4, 5, ... in that order.
+//     {"env": [...], "cwd": "...", "prepare": {...}} (prepare: the
+//     requesting pool's ProcessConfig.ZygotePrepare, passed on as is);
+//     SCM_RIGHTS carries the worker's stdout, stderr and its fds 3, 4, 5,
+//     ... in that order.
 //     One fork request is in flight at a time (Zygote.mu), so the
 //     descriptors the helper receives are always that request's.
 //   - answers (helper -> us), lines: "forked <pid>" or "failed <why>" for
@@ -52,24 +53,8 @@ import (
 type Zygote struct {
 	argv []string
 
-	mu      sync.Mutex      // serializes requests; protects the fields below
-	proc    *zygoteProc     // the running helper; nil before the first request
-	prepare json.RawMessage // what the helper readies before it forks (SetPrepare)
-}
-
-// SetPrepare sets what the helper readies (once) before its next forks, so
-// that each worker does not do it again: a JSON object that only the
-// helper reads (_zygote.py, _Prepared: modules every worker would import,
-// the parent's main script to compile). Only the caller knows what is safe
-// to do in the helper; the helper ignores what fails, and the worker then
-// does it itself. nil or invalid JSON: nothing.
-func (z *Zygote) SetPrepare(prepare []byte) {
-	if !json.Valid(prepare) {
-		prepare = nil
-	}
-	z.mu.Lock()
-	z.prepare = json.RawMessage(prepare)
-	z.mu.Unlock()
+	mu   sync.Mutex  // serializes requests; protects proc
+	proc *zygoteProc // the running helper; nil before the first request
 }
 
 // NewZygote returns a Zygote whose helper is started, on first use, by
@@ -278,11 +263,15 @@ func (z *Zygote) start(spec workerSpec) (workerProc, error) {
 	}
 	zp := z.proc
 	cwd, _ := os.Getwd()
+	var prepare json.RawMessage
+	if json.Valid(spec.prepare) {
+		prepare = spec.prepare
+	}
 	msg, err := json.Marshal(struct {
 		Env     []string        `json:"env"`
 		Cwd     string          `json:"cwd"`
 		Prepare json.RawMessage `json:"prepare,omitempty"`
-	}{spec.env, cwd, z.prepare})
+	}{spec.env, cwd, prepare})
 	if err != nil {
 		return nil, err
 	}

@@ -113,16 +113,54 @@ func JoinProcessPool(id int64, timeoutMillis int) bool {
 	return joinProcessPool(p, time.Now().Add(time.Duration(timeoutMillis)*time.Millisecond))
 }
 
-// ProcessPoolPIDs returns the process ids of the pool's live workers,
-// comma-separated.
-func ProcessPoolPIDs(id int64) string {
+// ProcessPoolConfig is what a process pool starts with (core.ProcessConfig
+// in the binding's terms: plain values gopy can carry). Python fills it in
+// ProcessPoolExecutor.__init__; nothing about a pool is set anywhere else.
+type ProcessPoolConfig struct {
+	Workers          int      // at most this many worker processes
+	Command          []string // argv that starts a worker by exec (spawn, forkserver)
+	Init             []byte   // what every new worker gets first (FrameInit): the pickled initializer
+	MaxTasksPerChild int      // 0: no limit
+	Lazy             bool     // start workers on demand (spawn, forkserver)
+	Fork             bool     // workers are forks of this process (fork.c)
+	Survive          bool     // the opt-in extras; zero values keep the stdlib's behaviour
+	TaskTimeoutNs    int64
+	MaxWorkerMemory  int64
+	// Fds are passed to every worker as its fds 5, 6, ...; the pool owns
+	// them from the call on, also when it fails.
+	Fds []int
+	// Env is the workers' environment, NAME=value (os.environ as it is
+	// now: the Go runtime's copy is the one it saw at load time), unless
+	// InheritEnv (an environment that is not valid text): the runtime's.
+	Env        []string
+	InheritEnv bool
+	// ZygoteCommand starts the shared zygote that forks the workers (one
+	// helper per distinct command, for the life of the process); empty:
+	// every worker starts by exec. ZygotePrepare: a JSON object the zygote
+	// readies for this pool's workers (core.ProcessConfig.ZygotePrepare).
+	ZygoteCommand []string
+	ZygotePrepare string
+}
+
+// NewProcessPool starts a process pool as cfg says and returns its id; the
+// Python executor binds its hooks to it (C: _bind) before the first submit.
+func NewProcessPool(cfg ProcessPoolConfig) (int64, error) {
+	p, err := newProcessPool(cfg)
+	if err != nil {
+		return 0, err
+	}
+	return p.id, nil
+}
+
+// ProcessPoolPIDs returns the process ids of the pool's live workers.
+func ProcessPoolPIDs(id int64) []int {
 	procsMu.RLock()
 	p := procs[id]
 	procsMu.RUnlock()
 	if p == nil {
-		return ""
+		return nil
 	}
-	return pidList(p)
+	return p.core.PIDs()
 }
 
 // JoinAllProcessPools shuts down every process pool (queued tasks still

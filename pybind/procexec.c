@@ -1,10 +1,9 @@
 /* procexec.c: ProcessPoolBase, the native half of
  * gofutures.ProcessPoolExecutor. Python pickles the call; this half makes
  * the Future and hands the pickle to the Go supervisor without releasing the
- * GIL. Outcomes come back as deliveries run by the pool's results worker
- * (see worker.c), which calls hooks.complete(future, kind, data), or, for
- * a result or exception nobody observes, parked in the future for the
- * reader to unpickle (future.c).
+ * GIL. Outcomes come back one way (procpool.go's deliver): parked in the
+ * future for its reader, or completed by the pool's results worker
+ * (worker.c); outcome.c builds them.
  *
  * Lifetime: the object names its Go pool by id; dealloc shuts the pool down
  * without cancelling (queued tasks still run and complete their futures). */
@@ -15,61 +14,32 @@
 
 typedef struct {
     PyObject_HEAD
-    long long pool;            /* Go pool id, 0 until _start */
+    long long pool;            /* Go pool id, 0 until _bind */
     PyTypeObject *future_type; /* strong */
 } ProcObject;
 
 enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
 
-/* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy,
- *        survive, task_timeout_ns, max_memory_bytes, fork).
- * fds: descriptors every worker gets as its fds 5, 6, ...; the Go pool owns
- * them from this call on, also when it fails. The last three are the
- * opt-in extras, 0 when off (validated by Python). fork: workers are forked
- * from this process (fork.c), which calls hooks.forked_worker in each. */
-static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 12) return PyErr_Format(PyExc_TypeError, "_start takes 12 arguments");
-    if (gf_refuse_in_child("the Go core") < 0) return NULL;
-    int workers = (int)PyLong_AsLong(args[0]);
-    int max_tasks = (int)PyLong_AsLong(args[3]);
-    int lazy = PyObject_IsTrue(args[7]);
-    int survive = PyObject_IsTrue(args[8]);
-    long long timeout_ns = PyLong_AsLongLong(args[9]);
-    long long max_memory = PyLong_AsLongLong(args[10]);
-    int fork = PyObject_IsTrue(args[11]);
-    if (PyErr_Occurred()) return NULL;
-    if (!PyList_Check(args[1]) || !PyBytes_Check(args[2]) || !PyList_Check(args[6]))
-        return PyErr_Format(PyExc_TypeError, "_start: argv and fds must be lists, init bytes");
-    if (!PyType_Check(args[4]) || !PyType_IsSubtype((PyTypeObject *)args[4], gf_FutureBase))
+/* _bind(pool_id, future_type, hooks): ties this object to the Go pool that
+ * gopy's NewProcessPool started (thread pools are bound alike, executor.c).
+ * hooks: the pool's Python hooks (its results worker's start and stop, and
+ * what a forked worker runs: fork.c); the Go pool owns a reference from
+ * here on. */
+static PyObject *proc_bind(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) return PyErr_Format(PyExc_TypeError, "_bind(pool_id, future_type, hooks)");
+    long long id = PyLong_AsLongLong(args[0]);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    if (!PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], gf_FutureBase))
         return PyErr_Format(PyExc_TypeError, "future_type must be a subclass of FutureBase");
-    if (self->pool != 0) return PyErr_Format(PyExc_RuntimeError, "executor already started");
-    Py_ssize_t argc = PyList_GET_SIZE(args[1]), nfds = PyList_GET_SIZE(args[6]);
-    char **argv = calloc(argc + 1, sizeof(char *));
-    int *fds = calloc(nfds + 1, sizeof(int));
-    for (Py_ssize_t i = 0; i < argc; i++) {
-        const char *a = PyUnicode_AsUTF8(PyList_GET_ITEM(args[1], i));
-        argv[i] = (char *)a; /* borrowed from the list, alive during the call */
+    if (self->pool != 0) return PyErr_Format(PyExc_RuntimeError, "executor already bound");
+    if (gf_refuse_in_child("the Go core") < 0) return NULL;
+    PyObject *hooks = Py_NewRef(args[2]);
+    if (gfProcBind(id, hooks) != 0) {
+        Py_DECREF(hooks);
+        return PyErr_Format(PyExc_RuntimeError, "no unbound process pool with id %lld", id);
     }
-    for (Py_ssize_t i = 0; i < nfds; i++) fds[i] = (int)PyLong_AsLong(PyList_GET_ITEM(args[6], i));
-    if (PyErr_Occurred()) {
-        free(argv);
-        free(fds);
-        return NULL;
-    }
-    char *err = NULL;
-    long long id = gfProcStart(workers, argv, (int)argc, PyBytes_AS_STRING(args[2]),
-                               (int)PyBytes_GET_SIZE(args[2]), max_tasks, fds, (int)nfds, lazy, survive,
-                               timeout_ns, max_memory, fork, args[5], &err);
-    free(argv);
-    free(fds);
-    if (id == 0) {
-        PyErr_Format(PyExc_OSError, "cannot start the process pool: %s", err ? err : "unknown error");
-        free(err);
-        return NULL;
-    }
-    Py_INCREF(args[5]); /* now owned by the pool's results worker */
     self->pool = id;
-    Py_XSETREF(self->future_type, (PyTypeObject *)Py_NewRef(args[4]));
+    Py_XSETREF(self->future_type, (PyTypeObject *)Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -210,8 +180,7 @@ static void proc_dealloc(ProcObject *self) {
 }
 
 static PyMethodDef proc_methods[] = {
-    {"_start", (PyCFunction)(void (*)(void))proc_start, METH_FASTCALL,
-     "_start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy, survive, task_timeout_ns, max_memory)"},
+    {"_bind", (PyCFunction)(void (*)(void))proc_bind, METH_FASTCALL, "_bind(pool_id, future_type, hooks)"},
     {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
     {"_submit_payload_limited", (PyCFunction)(void (*)(void))proc_submit_limited, METH_FASTCALL,
      "_submit_payload_limited(pickled call, timeout_ns) -> Future"},

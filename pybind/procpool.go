@@ -26,8 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -206,58 +204,75 @@ func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 	}
 }
 
-//export gfProcStart
-func gfProcStart(workers C.int, argv **C.char, argc C.int, init *C.char, initLen C.int,
-	maxTasks C.int, fds *C.int, nfds C.int, lazy C.int, survive C.int, taskTimeoutNs C.longlong,
-	maxMemory C.longlong, fork C.int, hooks *C.PyObject, errOut **C.char) C.longlong {
-	args := make([]string, int(argc))
-	for i, a := range unsafe.Slice(argv, int(argc)) {
-		args[i] = C.GoString(a)
-	}
-	files := make([]*os.File, int(nfds))
-	for i, fd := range unsafe.Slice(fds, int(nfds)) {
+// newProcessPool starts the Go half of a process pool as cfg says (api.go's
+// NewProcessPool); C binds its Python half (gfProcBind) before the first
+// submit. Its results pool is made here, bound to the hooks later.
+func newProcessPool(cfg ProcessPoolConfig) (*processPool, error) {
+	files := make([]*os.File, len(cfg.Fds))
+	for i, fd := range cfg.Fds {
 		files[i] = os.NewFile(uintptr(fd), fmt.Sprintf("worker fd %d", 5+i))
 	}
-	fail := func(err error) C.longlong {
+	fail := func(err error) (*processPool, error) {
 		for _, f := range files {
 			f.Close()
 		}
-		*errOut = C.CString(err.Error())
-		return 0
+		return nil, err
 	}
-	p := &processPool{futures: map[uint64]*C.PyObject{}, hooks: hooks}
+	p := &processPool{futures: map[uint64]*C.PyObject{}}
 	results, err := newThreadPool(1, core.ThreadPoolOptions{Name: "ProcessPoolResults"})
 	if err != nil {
 		return fail(err)
 	}
 	p.results = results
-	// On success the caller gives the results pool a reference to hooks.
-	gfPoolBind(C.longlong(results.id), hooks)
-	cfg := core.ProcessConfig{
-		Workers: int(workers), Command: args,
-		Init:             C.GoBytes(unsafe.Pointer(init), initLen),
-		MaxTasksPerChild: int(maxTasks),
-		Lazy:             lazy != 0,
+	env := cfg.Env
+	if cfg.InheritEnv {
+		env = nil
+	} else if env == nil {
+		env = []string{} // an empty os.environ, not the runtime's
+	}
+	core_ := core.ProcessConfig{
+		Workers: cfg.Workers, Command: cfg.Command, Env: env,
+		Init:             cfg.Init,
+		MaxTasksPerChild: cfg.MaxTasksPerChild,
+		Lazy:             cfg.Lazy,
 		Files:            files,
-		Survive:          survive != 0,
-		TaskTimeout:      time.Duration(taskTimeoutNs),
-		MaxWorkerMemory:  int64(maxMemory),
-		Zygote:           currentZygote(),
-		Env:              currentWorkerEnv(),
+		Survive:          cfg.Survive,
+		TaskTimeout:      time.Duration(cfg.TaskTimeoutNs),
+		MaxWorkerMemory:  cfg.MaxWorkerMemory,
+		Zygote:           sharedZygote(cfg.ZygoteCommand),
+		ZygotePrepare:    []byte(cfg.ZygotePrepare),
 	}
-	if fork != 0 {
-		cfg.Fork = p.fork
+	if cfg.Fork {
+		core_.Fork = p.fork
+		// A forked worker serves once it has read its FrameInit, empty
+		// (_worker.run_forked): its initializer came with the fork.
+		core_.Init = []byte{}
 	}
-	p.core, err = core.NewProcessPool(cfg, p)
+	p.core, err = core.NewProcessPool(core_, p)
 	if err != nil {
-		gfPoolRelease(C.longlong(results.id)) // hands back the unowned hooks: nothing to release
+		results.core.Shutdown(false)
+		forgetPool(results.id) // never bound, no worker: nothing else to release
 		return fail(err)
 	}
 	p.id = lastID.Add(1)
 	procsMu.Lock()
 	procs[p.id] = p
 	procsMu.Unlock()
-	return C.longlong(p.id)
+	return p, nil
+}
+
+// gfProcBind gives pool id its Python hooks object, a reference the pool
+// keeps from now on (its results worker releases it); 0, or -1 if the pool
+// is unknown or already bound (the caller then keeps its reference).
+//
+//export gfProcBind
+func gfProcBind(id C.longlong, hooks *C.PyObject) C.int {
+	p := lookupProc(id)
+	if p == nil || gfPoolBind(C.longlong(p.results.id), hooks) != 0 {
+		return -1
+	}
+	p.hooks = hooks // borrowed: the results pool owns it (procfork.go says for how long it may be used)
+	return 0
 }
 
 //export gfProcSubmit
@@ -378,15 +393,4 @@ func joinProcessPool(p *processPool, deadline time.Time) bool {
 	p.drain()
 	p.results.core.Shutdown(false)
 	return p.results.core.Join(deadline)
-}
-
-func pidList(p *processPool) string {
-	var b strings.Builder
-	for i, pid := range p.core.PIDs() {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(pid))
-	}
-	return b.String()
 }

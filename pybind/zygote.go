@@ -1,55 +1,35 @@
 package pybind
 
-// The process-wide zygote (core.Zygote) that forks process-pool workers.
-// Python names it before starting each pool (SetZygote), so that the
-// GOFUTURES_ZYGOTE opt-out is read per pool.
+// The zygotes (core.Zygote) that fork process-pool workers: one helper
+// process per distinct command, shared by every pool that names it
+// (ProcessPoolConfig.ZygoteCommand) for the life of this process.
 
 import (
-	"encoding/json"
-	"fmt"
-	"slices"
+	"strings"
 	"sync"
 
 	core "github.com/gofutures/gofutures/gofutures"
 )
 
 var (
-	zygoteMu   sync.Mutex   // protects the fields below
-	zygote     *core.Zygote // nil: pools start their workers by exec
-	zygoteArgv []string     // what started the last zygote, kept for reuse
-	zygoteLast *core.Zygote
+	zygotesMu sync.Mutex                  // protects zygotes
+	zygotes   = map[string]*core.Zygote{} // by command, NUL-joined
 )
 
-// SetZygote sets how the next process pools start their workers: argvJSON
-// is a JSON list, the command that starts the zygote (the helper process,
-// started once and then reused for as long as the command stays the same),
-// or "" to start every worker by exec. prepareJSON is a JSON object, what
-// the zygote readies before it forks (core.Zygote.SetPrepare; only the
-// zygote reads it).
-func SetZygote(argvJSON, prepareJSON string) error {
-	zygoteMu.Lock()
-	defer zygoteMu.Unlock()
-	if argvJSON == "" {
-		zygote = nil
+// sharedZygote returns the zygote started by argv, made on first use (its
+// helper starts at its first fork request); nil for an empty argv (workers
+// start by exec).
+func sharedZygote(argv []string) *core.Zygote {
+	if len(argv) == 0 {
 		return nil
 	}
-	var argv []string
-	if err := json.Unmarshal([]byte(argvJSON), &argv); err != nil || len(argv) == 0 {
-		return fmt.Errorf("SetZygote wants a JSON list of strings (the zygote's command), got %q", argvJSON)
+	key := strings.Join(argv, "\x00")
+	zygotesMu.Lock()
+	defer zygotesMu.Unlock()
+	z := zygotes[key]
+	if z == nil {
+		z = core.NewZygote(argv)
+		zygotes[key] = z
 	}
-	if !json.Valid([]byte(prepareJSON)) {
-		return fmt.Errorf("SetZygote wants a JSON object (what the zygote readies), got %q", prepareJSON)
-	}
-	if zygoteLast == nil || !slices.Equal(argv, zygoteArgv) {
-		zygoteLast, zygoteArgv = core.NewZygote(argv), argv
-	}
-	zygoteLast.SetPrepare([]byte(prepareJSON))
-	zygote = zygoteLast
-	return nil
-}
-
-func currentZygote() *core.Zygote {
-	zygoteMu.Lock()
-	defer zygoteMu.Unlock()
-	return zygote
+	return z
 }

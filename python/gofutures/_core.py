@@ -3,15 +3,16 @@ gofutures._native directly.
 
 The library is one c-shared file holding the Go runtime and two extension
 modules: gopy's generated `_native` (the cold API, reached through its
-wrapper module `pybind`) and the hand-written `_hot` (the hot path), which is
-made here by calling its init function in that file.
+wrapper module `pybind`, with its typed structs such as ProcessPoolConfig,
+and `go`, its Go slice types) and the hand-written `_hot` (the hot path),
+which is made here by calling its init function in that file.
 """
 import ctypes
 import gc
 import sys
 
 from . import _fdguard
-from ._native import _native, pybind as cold
+from ._native import _native, go, pybind as cold
 
 # gopy (since v0.5.0) hooks a full Go collection onto every pass of Python's
 # garbage collector (each of its generated modules does): about 4 ms per
@@ -36,4 +37,4 @@ def _load_hot():
 hot = _load_hot()
 _fdguard.install(cold.OwnedDescriptors)  # the Go runtime is loaded from here on
 
-__all__ = ["cold", "hot"]
+__all__ = ["cold", "go", "hot"]

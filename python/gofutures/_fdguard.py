@@ -17,7 +17,7 @@ import os
 
 def install(owned):
     """Replaces os.closerange by a guarded one; owned() returns the
-    descriptors to keep, comma-separated."""
+    descriptors to keep (a sequence of ints)."""
     original = os.closerange
     if getattr(original, "_gofutures_guarded", False):
         return
@@ -32,13 +32,11 @@ def install(owned):
             # calling into the runtime could hang on a lock some thread
             # held at the fork.
             return original(fd_low, fd_high)
-        keep = owned()
         low = fd_low
-        if keep:
-            for fd in sorted(int(fd) for fd in keep.split(",")):
-                if low <= fd < fd_high:
-                    original(low, fd)
-                    low = fd + 1
+        for fd in sorted(owned()):
+            if low <= fd < fd_high:
+                original(low, fd)
+                low = fd + 1
         original(low, fd_high)
 
     closerange._gofutures_guarded = True

@@ -9,7 +9,7 @@ import operator
 import resource
 
 def check_extras(survive, task_timeout, max_worker_memory):
-    """Validates the opt-in keywords; returns them as _start takes them:
+    """Validates the opt-in keywords; returns them as the pool config takes them:
     (survive, task timeout in ns or 0, memory limit in bytes or 0)."""
     if not isinstance(survive, bool):
         raise TypeError("survive must be True or False, got %r" % (survive,))

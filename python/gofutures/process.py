@@ -64,7 +64,7 @@ from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
 from . import _base, _fork, _outcome, _pickling, _progress, _spawning, _worker, _zygote
-from ._core import cold, hot
+from ._core import cold, go, hot
 from ._procextras import check_extras, check_worker_count, timeout_ns
 from ._fork import forked_child as _forked_child
 from .thread import _join
@@ -117,31 +117,28 @@ class _WorkerProcess:
             self.pid, "alive" if self.is_alive() else "exited")
 
 
-def _use_zygote(main):
-    # Read per pool, so that a program (or a test) can switch it. main: the
-    # script the workers run as __mp_main__ (None if none).
+def _zygote_command():
+    # Read per pool, so that a program (or a test) can switch it.
     if os.environ.get("GOFUTURES_ZYGOTE", "1") == "0":
-        cold.SetZygote("", "")
-    else:
-        cold.SetZygote(json.dumps([sys.executable, "-c", _zygote.ZYGOTE_COMMAND,
-                                   _zygote.__file__, _worker.__file__]),
-                       json.dumps(_zygote.preparation(sys.modules, main)))
+        return []
+    return [sys.executable, "-c", _zygote.ZYGOTE_COMMAND, _zygote.__file__, _worker.__file__]
 
 
-def _pass_environ():
+def _worker_environ(config):
     # The Go runtime keeps the environment it saw when the library loaded;
     # workers must get os.environ as it is now, as the stdlib's do.
     try:
-        env = json.dumps(["%s=%s" % item for item in os.environ.items()], ensure_ascii=False)
-        env.encode("utf-8")
-    except UnicodeError:  # a value that is not text: the runtime's copy, as before
-        env = ""
-    cold.SetWorkerEnv(env)
+        env = ["%s=%s" % item for item in os.environ.items()]
+        for entry in env:
+            entry.encode("utf-8")
+    except UnicodeError:  # a value that is not text: the runtime's copy
+        config.InheritEnv = True
+        return
+    config.Env = go.Slice_string(env)
 
 
 def _live_pids(pool_id):
-    pids = cold.ProcessPoolPIDs(pool_id)
-    return [int(p) for p in pids.split(",")] if pids else []
+    return list(cold.ProcessPoolPIDs(pool_id))
 
 
 class _Hooks:
@@ -243,9 +240,11 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         self._shutdown_called = False
         start_method = mp_context.get_start_method(allow_none=False)
         self._forks_pending = start_method == "fork"  # the first submit waits for them
+        config = cold.ProcessPoolConfig(Workers=max_workers)
+        config.Survive, config.TaskTimeoutNs, config.MaxWorkerMemory = extras
         if start_method == "fork":
-            self._start(max_workers, [], b"", 0, _base.Future, _Hooks(initializer, tuple(initargs)),
-                        [], False, *extras, True)
+            config.Fork = True
+            self._start(config, _Hooks(initializer, tuple(initargs)))
             return
         # What multiprocessing's spawn sends its children: sys.path, the
         # working directory, how to re-import __main__, the authkey.
@@ -258,11 +257,25 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         except BaseException:
             child_fds.close()
             raise
-        argv = [sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__]
-        _use_zygote(preparation.get("init_main_from_path"))
-        _pass_environ()
-        self._start(max_workers, argv, payload, max_tasks_per_child or 0, _base.Future,
-                    _Hooks(), child_fds.take(), True, *extras, False)
+        config.Command = go.Slice_string([sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__])
+        config.Init = go.Slice_byte.from_bytes(payload)
+        config.MaxTasksPerChild = max_tasks_per_child or 0
+        config.Lazy = True
+        _worker_environ(config)
+        zygote = _zygote_command()
+        if zygote:
+            config.ZygoteCommand = go.Slice_string(zygote)
+            config.ZygotePrepare = json.dumps(
+                _zygote.preparation(sys.modules, preparation.get("init_main_from_path")))
+        config.Fds = go.Slice_int(child_fds.take())  # the pool's from here on, even if it fails
+        self._start(config, _Hooks())
+
+    def _start(self, config, hooks):
+        try:
+            pool_id = cold.NewProcessPool(config)
+        except RuntimeError as exc:  # gopy's wrapping of the Go error
+            raise OSError("cannot start the process pool: %s" % exc) from None
+        self._bind(pool_id, _base.Future, hooks)
 
     def _broken_error(self):
         return BrokenProcessPool(
