@@ -1,19 +1,14 @@
-/* future.c: FutureBase, the native half of gofutures.Future.
+/* future.c: FutureBase, the native half of gofutures.Future: its type, its
+ * transitions (what executors drive) and its public methods.
  *
  * The Python class gofutures.Future is `class Future(FutureBase,
  * concurrent.futures.Future)`: isinstance checks against the stdlib pass, and
  * every public method resolves here first. The state machine is the Go
- * core's (reached through f->h); this file keeps the Python objects (result,
- * exception, callbacks) and provides, lazily, the private attributes the
- * stdlib's own wait()/as_completed() read (_condition, _state, _waiters).
- *
- * Process results arrive lazily: Go parks the pickled outcome of a future
- * that nobody observes (no done-callback, no _condition/_waiters asked for)
- * in f->raw and finishes the Go future without the GIL; the first reader
- * that needs the value unpickles it (materialize). Observing a future
- * (observe()) makes Go complete it the eager way instead, through the
- * pool's results worker, which runs the callbacks and tells the waiters:
- * observe() and Go's park are serialized by the Go future's lock.
+ * core's (reached through f->h); the object keeps the Python values
+ * (result, exception, callbacks). Its other jobs have their own files:
+ * future_parked.c (a process outcome parked in the future, built on
+ * demand), future_stdlib.c (the private attributes and the waiter protocol
+ * the stdlib's own wait()/as_completed() use); future.h is what they share.
  *
  * Locking: the GIL protects every field. When someone has asked for
  * _condition, each transition also holds that condition, because the
@@ -21,33 +16,29 @@
  * callbacks run after the transition, outside the condition, as in the
  * stdlib.
  */
-#include "hot.h"
+#include "future.h"
 #include "_cgo_export.h"
-#include <stdatomic.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-enum { ST_PENDING, ST_RUNNING, ST_CANCELLED, ST_CANCELLED_AND_NOTIFIED, ST_FINISHED };
 
 PyTypeObject *gf_FutureBase;
 
 /* A detached future (h == 0) has no Go future: it is one made in a forked
  * child (fork.c), where Go cannot run. Its state is f->dstate, and its
- * transitions and waits are the stdlib's own Python methods (detached()),
+ * transitions and waits are the stdlib's own Python methods (fut_detached()),
  * working on the same attributes the stdlib's wait() reads. */
-static int state_of(FutureObject *f) { return f->h ? gfFutureState(f->h) & 0xff : f->dstate; }
+int fut_state(FutureObject *f) { return f->h ? gfFutureState(f->h) & 0xff : f->dstate; }
 
-int gf_future_done(FutureObject *f) { return state_of(f) >= ST_CANCELLED; }
+int gf_future_done(FutureObject *f) { return fut_state(f) >= ST_CANCELLED; }
 
 int gf_future_check(PyObject *o) { return PyObject_TypeCheck(o, gf_FutureBase); }
 
 /* Marks f observed (see the file comment) and returns its state. */
-static int observe(FutureObject *f) { return f->h ? gfFutureObserve(f->h) & 0xff : f->dstate; }
+int fut_observe(FutureObject *f) { return f->h ? gfFutureObserve(f->h) & 0xff : f->dstate; }
 
 /* Calls concurrent.futures.Future.<name>(f, *args): what a detached
  * future does for the methods that move or wait in Go otherwise. */
-static PyObject *detached(FutureObject *f, const char *name, PyObject *const *args, Py_ssize_t nargs,
-                          PyObject *kwnames) {
+PyObject *fut_detached(FutureObject *f, const char *name, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames) {
     PyObject *fn = PyObject_GetAttrString(gf_stdlib.future_type, name);
     if (fn == NULL) return NULL;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -61,124 +52,6 @@ static PyObject *detached(FutureObject *f, const char *name, PyObject *const *ar
     PyObject *r = PyObject_Vectorcall(fn, small, nargs + 1, kwnames);
     Py_DECREF(fn);
     return r;
-}
-
-/* ---- lazily built process outcomes ------------------------------------- */
-
-long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int kind) {
-    FutureObject *f = (FutureObject *)o;
-    f->raw = raw;
-    f->raw_len = len;
-    f->raw_kind = kind;
-    /* Released before Go finishes the future, so that a reader woken by the
-     * finish finds the reference already releasable by its own drain (a
-     * future must not outlive its last user's reference for long: the
-     * stdlib's tests check that results are freed). A drain that releases
-     * the last reference first is harmless: Go touches only its own future
-     * after this. */
-    return gf_release_later(o);
-}
-
-/* Builds f's parked outcome (outcome.c) into f->result or f->exception,
- * once; the caller has seen f done (so Go's writes of raw are visible). 0,
- * or -1 with an exception set (raw then stays parked for the next reader).
- *
- * Unpickling runs Python code, which may release the GIL: a second reader
- * meanwhile waits for the first instead of building again (a
- * __setstate__'s side effects must happen once, and both readers must get
- * the same object). A KeyboardInterrupt (Ctrl-C while this thread
- * unpickles, which an eager delivery on the results worker never sees)
- * leaves the outcome parked. */
-static int materialize(FutureObject *f) {
-    unsigned long me = PyThread_get_thread_ident();
-    while (f->loading) {
-        if (f->loading_tid == me) {
-            PyErr_SetString(PyExc_RuntimeError, "the future's outcome was asked for while it was being unpickled");
-            return -1;
-        }
-        Py_BEGIN_ALLOW_THREADS
-        usleep(100);
-        Py_END_ALLOW_THREADS
-        if (PyErr_CheckSignals() < 0) return -1;
-    }
-    if (f->raw == NULL) return 0; /* the other reader stored it */
-    f->loading = 1;
-    f->loading_tid = me;
-    int is_error;
-    PyObject *value = gf_outcome_build(f->raw_kind, f->raw, f->raw_len, &is_error);
-    if (value == NULL) {
-        f->loading = 0;
-        return -1;
-    }
-    /* Go finished it as a success when the value cannot be unpickled here:
-     * FIRST_EXCEPTION waits asking later should see the failure. */
-    if (is_error && f->raw_kind == GF_OUTCOME_RESULT && state_of(f) == ST_FINISHED)
-        gfFutureForce(f->h, ST_FINISHED, 1);
-    f->loading = 0;
-    if (f->raw == NULL) { /* completed anew meanwhile (after a forced _state): that wins */
-        Py_DECREF(value);
-        return 0;
-    }
-    free(f->raw);
-    f->raw = NULL;
-    if (is_error) Py_XSETREF(f->exception, value);
-    else Py_XSETREF(f->result, value);
-    return 0;
-}
-
-/* materialize() if f is done with an outcome parked; any reader of
- * f->result or f->exception that has not just seen f done calls this. */
-static int settle(FutureObject *f) {
-    if (state_of(f) < ST_CANCELLED || f->raw == NULL) return 0;
-    return materialize(f);
-}
-
-/* Drops a parked outcome that a new completion replaces. */
-static void discard_raw(FutureObject *f) {
-    free(f->raw);
-    f->raw = NULL;
-}
-
-/* Acquires f->condition if it exists; *held receives a strong reference to
- * release with unlock(). */
-static int lock(FutureObject *f, PyObject **held) {
-    *held = NULL;
-    if (f->condition == NULL) return 0;
-    PyObject *r = PyObject_CallMethod(f->condition, "acquire", NULL);
-    if (r == NULL) return -1;
-    Py_DECREF(r);
-    *held = Py_NewRef(f->condition);
-    return 0;
-}
-
-/* Releases a condition taken by lock(), notifying its waiters first when
- * notify is set. Keeps any exception already set. */
-static void unlock(PyObject *held, int notify) {
-    if (held == NULL) return;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyObject *r;
-    if (notify) {
-        r = PyObject_CallMethod(held, "notify_all", NULL);
-        if (r == NULL) gf_log_exception("notify_all failed on %r", held); else Py_DECREF(r);
-    }
-    r = PyObject_CallMethod(held, "release", NULL);
-    if (r == NULL) gf_log_exception("release failed on %r", held); else Py_DECREF(r);
-    Py_DECREF(held);
-    PyErr_Restore(type, value, tb);
-}
-
-/* Tells the stdlib waiters (objects from concurrent.futures.wait) about a
- * transition, as the stdlib does under the condition. */
-static void notify_waiters(FutureObject *f, const char *method) {
-    if (f->waiters == NULL || PyList_GET_SIZE(f->waiters) == 0) return;
-    PyObject *snapshot = PyList_GetSlice(f->waiters, 0, PY_SSIZE_T_MAX);
-    if (snapshot == NULL) { gf_log_exception("cannot read _waiters of %r", (PyObject *)f); return; }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(snapshot); i++) {
-        PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(snapshot, i), method, "O", (PyObject *)f);
-        if (r == NULL) gf_log_exception("exception notifying a waiter of %r", (PyObject *)f); else Py_DECREF(r);
-    }
-    Py_DECREF(snapshot);
 }
 
 /* Runs f's done-callbacks once, as the stdlib's _invoke_callbacks: an
@@ -217,39 +90,39 @@ static int invoke_callbacks(FutureObject *f) {
 }
 
 static PyObject *invalid_state(FutureObject *f) {
-    PyObject *name = gf_stdlib.state_names[state_of(f)];
+    PyObject *name = gf_stdlib.state_names[fut_state(f)];
     PyErr_Format(gf_stdlib.InvalidStateError, "%U: %R", name, (PyObject *)f);
     return NULL;
 }
 
 int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
     PyObject *held;
-    if (lock(f, &held) < 0) return -1;
+    if (fut_lock(f, &held) < 0) return -1;
     if (gfFutureFinish(f->h, exc != NULL) != 0) {
         invalid_state(f);
-        unlock(held, 0);
+        fut_unlock(held, 0);
         return -1;
     }
     /* Publish before the GIL can be released: anyone woken by the Go state
      * change needs the GIL to read these. */
     Py_XSETREF(f->result, Py_XNewRef(result));
     Py_XSETREF(f->exception, Py_XNewRef(exc));
-    discard_raw(f);
-    notify_waiters(f, exc != NULL ? "add_exception" : "add_result");
-    unlock(held, 1);
+    fut_discard_raw(f);
+    fut_notify_waiters(f, exc != NULL ? "add_exception" : "add_result");
+    fut_unlock(held, 1);
     return invoke_callbacks(f);
 }
 
 int gf_future_start(FutureObject *f) {
     PyObject *held;
-    if (lock(f, &held) < 0) return -1;
+    if (fut_lock(f, &held) < 0) return -1;
     int rc = gfFutureSetRunning(f->h);
-    if (rc == 0) notify_waiters(f, "add_cancelled");
-    unlock(held, 0);
+    if (rc == 0) fut_notify_waiters(f, "add_cancelled");
+    fut_unlock(held, 0);
     if (rc < 0) {
         PyObject *r = PyObject_CallMethod(gf_stdlib.logger, "critical", "sKO",
             "Future %s in unexpected state: %s", (unsigned long long)(uintptr_t)f,
-            gf_stdlib.state_names[state_of(f)]);
+            gf_stdlib.state_names[fut_state(f)]);
         Py_XDECREF(r);
         PyErr_SetString(PyExc_RuntimeError, "Future in unexpected state");
     }
@@ -258,29 +131,20 @@ int gf_future_start(FutureObject *f) {
 
 int gf_future_cancel(FutureObject *f) {
     if (f->h == 0) { /* detached (state_of) */
-        PyObject *r = detached(f, "cancel", NULL, 0, NULL);
+        PyObject *r = fut_detached(f, "cancel", NULL, 0, NULL);
         int rc = r ? PyObject_IsTrue(r) : -1;
         Py_XDECREF(r);
         return rc;
     }
     PyObject *held;
-    if (lock(f, &held) < 0) return -1;
+    if (fut_lock(f, &held) < 0) return -1;
     int rc = gfFutureCancel(f->h);
-    unlock(held, rc & 2);
+    fut_unlock(held, rc & 2);
     if ((rc & 2) && invoke_callbacks(f) < 0) return GF_CALLBACK_RAISED;
     return rc & 1;
 }
 
 /* ---- Python methods ---------------------------------------------------- */
-
-/* A future inherited from the parent through a fork cannot be used: its
- * state lives in the parent's Go runtime (fork.c). */
-#define GUARD(failed) \
-    if (f->h != 0 && gf_forked && gf_refuse_in_child("this future") < 0) return failed
-/* As GUARD, and a detached future runs the stdlib's method instead. */
-#define GUARD_OR_DETACHED(name, args, nargs, kwnames) \
-    GUARD(NULL);                                     \
-    if (f->h == 0) return detached(f, name, args, nargs, kwnames)
 
 PyObject *gf_future_new(PyTypeObject *type) {
     if (gf_refuse_in_child("the Go core") < 0) return NULL;
@@ -337,50 +201,21 @@ static PyObject *fut_cancel(FutureObject *f, PyObject *unused) {
 
 static PyObject *fut_cancelled(FutureObject *f, PyObject *unused) {
     GUARD(NULL);
-    int s = state_of(f);
+    int s = fut_state(f);
     return PyBool_FromLong(s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED);
 }
 
 static PyObject *fut_running(FutureObject *f, PyObject *unused) {
     GUARD(NULL);
-    return PyBool_FromLong(state_of(f) == ST_RUNNING);
+    return PyBool_FromLong(fut_state(f) == ST_RUNNING);
 }
 
 static PyObject *fut_done(FutureObject *f, PyObject *unused) {
     GUARD(NULL);
-    return PyBool_FromLong(state_of(f) >= ST_CANCELLED);
+    return PyBool_FromLong(fut_state(f) >= ST_CANCELLED);
 }
 
 static int wait_done(void *h, long long ns) { return gfFutureWait((uintptr_t)h, ns); }
-
-/* The stdlib's wait in result()/exception(), on f's own condition (see
- * set_condition): every transition notifies it. Its (done) state, or -1
- * with TimeoutError or another exception set. */
-static int wait_on_condition(FutureObject *f, PyObject *timeout) {
-    PyObject *cond = Py_NewRef(f->condition);
-    PyObject *r = PyObject_CallMethod(cond, "acquire", NULL);
-    if (r == NULL) goto fail;
-    Py_DECREF(r);
-    r = state_of(f) >= ST_CANCELLED ? Py_NewRef(Py_True) : PyObject_CallMethod(cond, "wait", "O", timeout);
-    PyObject *released = PyObject_CallMethod(cond, "release", NULL);
-    if (r == NULL || released == NULL) {
-        Py_XDECREF(r);
-        Py_XDECREF(released);
-        goto fail;
-    }
-    Py_DECREF(r);
-    Py_DECREF(released);
-    Py_DECREF(cond);
-    int s = state_of(f);
-    if (s < ST_CANCELLED) {
-        PyErr_SetNone(gf_stdlib.TimeoutError);
-        return -1;
-    }
-    return s;
-fail:
-    Py_DECREF(cond);
-    return -1;
-}
 
 /* Waits until f is done; its (done) state, or -1 with TimeoutError or
  * another exception set. */
@@ -401,9 +236,9 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
         }
         timeout_obj = args[0];
     }
-    int s = state_of(f);
+    int s = fut_state(f);
     if (s >= ST_CANCELLED) return s;
-    if (f->custom_condition && f->condition != NULL) return wait_on_condition(f, timeout_obj);
+    if (f->custom_condition && f->condition != NULL) return fut_wait_on_condition(f, timeout_obj);
     double timeout;
     if (gf_parse_timeout(timeout_obj, &timeout) < 0) return -1;
     uintptr_t slot = gf_worker_slot;
@@ -415,7 +250,7 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
         PyErr_SetNone(gf_stdlib.TimeoutError);
         return -1;
     }
-    return state_of(f);
+    return fut_state(f);
 }
 
 static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -426,7 +261,7 @@ static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t n
         PyErr_SetNone(gf_stdlib.CancelledError);
         return NULL;
     }
-    if (f->raw != NULL && materialize(f) < 0) return NULL;
+    if (f->raw != NULL && fut_materialize(f) < 0) return NULL;
     PyObject *exc = Py_XNewRef(f->exception);
     PyObject *value = exc ? NULL : Py_NewRef(f->result ? f->result : Py_None);
     /* After taking the outcome: a drain may run arbitrary code. Here, not
@@ -448,7 +283,7 @@ static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_
         PyErr_SetNone(gf_stdlib.CancelledError);
         return NULL;
     }
-    if (f->raw != NULL && materialize(f) < 0) return NULL;
+    if (f->raw != NULL && fut_materialize(f) < 0) return NULL;
     PyObject *exc = Py_NewRef(f->exception ? f->exception : Py_None);
     gf_release_drain(); /* after taking the outcome, as in fut_result */
     return exc;
@@ -504,7 +339,7 @@ PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_
  * unpickle it). */
 static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
     GUARD(NULL);
-    if (observe(f) < ST_CANCELLED) {
+    if (fut_observe(f) < ST_CANCELLED) {
         if (f->callbacks == NULL && (f->callbacks = PyList_New(0)) == NULL) return NULL;
         if (PyList_Append(f->callbacks, fn) < 0) return NULL;
         Py_RETURN_NONE;
@@ -536,125 +371,6 @@ static PyObject *fut_set_exception(FutureObject *f, PyObject *exc) {
     if (exc == NULL) return gf_future_complete(f, Py_None, NULL) < 0 ? NULL : Py_NewRef(Py_None);
     return gf_future_complete(f, NULL, exc) < 0 ? NULL : Py_NewRef(Py_None);
 }
-
-/* ---- the stdlib's private attributes, for its wait()/as_completed() and
- * for code (CPython's tests among it) that assigns them directly --------- */
-
-static PyObject *get_state(FutureObject *f, void *c) {
-    GUARD(NULL);
-    return Py_NewRef(gf_stdlib.state_names[state_of(f)]);
-}
-
-static int set_state(FutureObject *f, PyObject *v, void *c) {
-    GUARD(-1);
-    for (int i = 0; v != NULL && i < 5; i++) {
-        int eq = PyObject_RichCompareBool(v, gf_stdlib.state_names[i], Py_EQ);
-        if (eq < 0) return -1;
-        if (eq) {
-            if (settle(f) < 0) return -1; /* before the state may stop saying done */
-            if (f->h == 0) f->dstate = i;
-            else gfFutureForce(f->h, i, f->exception != NULL);
-            return 0;
-        }
-    }
-    PyErr_Format(PyExc_ValueError, "_state must be one of PENDING, RUNNING, CANCELLED, "
-                 "CANCELLED_AND_NOTIFIED, FINISHED; got %R", v);
-    return -1;
-}
-
-static PyObject *get_result(FutureObject *f, void *c) {
-    GUARD(NULL);
-    if (settle(f) < 0) return NULL;
-    return Py_NewRef(f->result ? f->result : Py_None);
-}
-
-static int set_result_attr(FutureObject *f, PyObject *v, void *c) {
-    GUARD(-1);
-    if (settle(f) < 0) return -1; /* a parked exception must survive */
-    Py_XSETREF(f->result, Py_XNewRef(v));
-    return 0;
-}
-
-static PyObject *get_exception(FutureObject *f, void *c) {
-    GUARD(NULL);
-    if (settle(f) < 0) return NULL;
-    return Py_NewRef(f->exception ? f->exception : Py_None);
-}
-
-static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
-    GUARD(-1);
-    if (settle(f) < 0) return -1; /* a parked result must survive */
-    if (v == Py_None) v = NULL;
-    Py_XSETREF(f->exception, Py_XNewRef(v));
-    int st = state_of(f);
-    if (st == ST_FINISHED && f->h != 0) gfFutureForce(f->h, st, v != NULL);
-    return 0;
-}
-
-/* Lazily made attributes: the stdlib creates them in __init__, we only when
- * someone asks (most futures never need them). */
-static PyObject *lazy(PyObject **slot, PyObject *(*make)(void)) {
-    if (*slot == NULL && (*slot = make()) == NULL) return NULL;
-    return Py_NewRef(*slot);
-}
-static PyObject *new_list(void) { return PyList_New(0); }
-static PyObject *new_condition(void) { return PyObject_CallNoArgs(gf_stdlib.condition_type); }
-
-/* The stdlib's wait()/as_completed() take _condition and add to _waiters
- * expecting to be told of the completion; code that appends to
- * _done_callbacks expects them run: all observe the future. */
-static PyObject *get_condition(FutureObject *f, void *c) {
-    GUARD(NULL);
-    observe(f);
-    return lazy(&f->condition, new_condition);
-}
-static PyObject *get_waiters(FutureObject *f, void *c) {
-    GUARD(NULL);
-    observe(f);
-    return lazy(&f->waiters, new_list);
-}
-static PyObject *get_callbacks(FutureObject *f, void *c) {
-    GUARD(NULL);
-    observe(f);
-    return lazy(&f->callbacks, new_list);
-}
-
-static int set_slot(PyObject **slot, PyObject *v) {
-    Py_XSETREF(*slot, Py_XNewRef(v));
-    return 0;
-}
-/* A condition assigned from outside (futurist's GreenFuture puts an
- * eventlet-aware one here) is the one blocking calls then wait on
- * (wait_on_condition): a green thread that would complete the future runs
- * only while its waiter yields to it through that condition. */
-static int set_condition(FutureObject *f, PyObject *v, void *c) {
-    GUARD(-1);
-    observe(f);
-    f->custom_condition = v != NULL;
-    return set_slot(&f->condition, v);
-}
-static int set_waiters(FutureObject *f, PyObject *v, void *c) {
-    GUARD(-1);
-    if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_waiters must be a list"); return -1; }
-    observe(f);
-    return set_slot(&f->waiters, v);
-}
-static int set_callbacks(FutureObject *f, PyObject *v, void *c) {
-    GUARD(-1);
-    if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_done_callbacks must be a list"); return -1; }
-    observe(f);
-    return set_slot(&f->callbacks, v);
-}
-
-static PyGetSetDef fut_getset[] = {
-    {"_state", (getter)get_state, (setter)set_state, NULL, NULL},
-    {"_result", (getter)get_result, (setter)set_result_attr, NULL, NULL},
-    {"_exception", (getter)get_exception, (setter)set_exception_attr, NULL, NULL},
-    {"_condition", (getter)get_condition, (setter)set_condition, NULL, NULL},
-    {"_waiters", (getter)get_waiters, (setter)set_waiters, NULL, NULL},
-    {"_done_callbacks", (getter)get_callbacks, (setter)set_callbacks, NULL, NULL},
-    {NULL}
-};
 
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 static PyMethodDef fut_methods[] = {
