@@ -42,7 +42,7 @@ type serviceTime struct {
 // longTask: once a task this long was seen recently, nothing is pipelined
 // (tasks sent behind such a task would wait for it while another worker
 // may be free) until some thousand short tasks have faded its memory.
-const longTask = 20 * time.Millisecond
+const longTask = HandBackAfter
 
 // observe adds one task's duration (the average weighs it 1/8: a change of
 // workload shows within a few tasks).

@@ -155,7 +155,7 @@ static PyObject *comp_await(CompletionsObject *c, PyObject *const *args, Py_ssiz
     double timeout;
     if (PyErr_Occurred() || gf_parse_timeout(args[2], &timeout) < 0) return NULL;
     if (gfCompAwait(a.h, a.mode, a.total, 0)) Py_RETURN_TRUE;
-    int registered = register_wait(c, a.mode == 0, timeout);
+    int registered = register_wait(c, a.mode == GF_MODE_ALL_COMPLETED, timeout);
     if (registered < 0) return NULL;
     int rc = gf_block(await_fn, &a, timeout);
     if (registered) gfWaitUnblock(gf_worker_slot);

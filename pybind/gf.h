@@ -12,6 +12,8 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "gf_constants.h" /* generated from the Go core: kinds, states, modes, codes */
+
 /* One queued thread-pool task. Allocated by submit (GIL held), owned by the
  * Go pool while queued, freed by whoever runs or drops it (GIL held).
  *
@@ -24,16 +26,10 @@ typedef struct gf_job {
     PyObject *fn;      /* strong, or NULL for a delivery */
     PyObject *args;    /* tuple, strong (NULL for a delivery) */
     PyObject *kwargs;  /* dict or NULL, strong */
-    int kind;          /* delivery: a frame kind, or GF_DELIVER_BROKEN */
+    int kind;          /* delivery: GF_FRAME_RESULT, GF_FRAME_ERROR or a GF_DELIVER_* */
     char *data;        /* delivery: payload (malloc'd) */
     Py_ssize_t len;
 } gf_job;
-
-/* Delivery kind for "the pool broke before this task completed"; data is
- * the reason, UTF-8. */
-#define GF_DELIVER_BROKEN 100
-/* Delivery kind of a pickled return value (gofutures.FrameResult). */
-#define GF_DELIVER_RESULT 3
 
 /* future.c, called by Go WITHOUT the GIL, with the Go future's lock held,
  * just before Go finishes the future (core.Future.FinishUnobserved): parks
@@ -71,8 +67,8 @@ long gf_fork_worker(PyObject *hooks, long number, int task_fd, int result_fd, co
 /* Reference counting from Go, for objects Go owns; the GIL must be held. */
 void gf_decref(PyObject *o);
 
-/* Python 3.12 moved the time budget of a blocking wait slice out of the
+/* GF_WAIT_SLICE_NS (gf_constants.h): how soon a blocking wait notices
+ * Ctrl-C. Python 3.12 moved the time budget of a wait slice out of the
  * public API; one constant keeps every wait in step. */
-#define GF_WAIT_SLICE_NS 50000000LL /* 50 ms: how soon Ctrl-C is noticed */
 
 #endif

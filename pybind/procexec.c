@@ -19,8 +19,6 @@ typedef struct {
     PyTypeObject *future_type; /* strong */
 } ProcObject;
 
-enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
-
 /* _start(workers, argv, init, max_tasks, future_type, hooks, fds, lazy,
  *        survive, task_timeout_ns, max_memory_bytes, fork).
  * fds: descriptors every worker gets as its fds 5, 6, ...; the Go pool owns
@@ -99,10 +97,10 @@ static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long t
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
     int rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut,
                           PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), timeout_ns);
-    if (rc == SUBMIT_OK) return fut;
+    if (rc == GF_SUBMIT_OK) return fut;
     Py_DECREF(fut);
     Py_DECREF(fut);
-    if (rc == SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+    if (rc == GF_SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
     return PyLong_FromLong(rc); /* broken: Python raises with the message */
 }
 

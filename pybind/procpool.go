@@ -149,12 +149,12 @@ func (p *processPool) drain() {
 	}
 }
 
-// Delivery kinds of a task that failed alone (core.ProcessSink.Failed);
-// python/gofutures/process.py has the same numbers.
+// Delivery kinds of a task that failed alone (core.ProcessSink.Failed),
+// defined in the core (constants.go) for C and Python too.
 const (
-	deliverDied    = 101 // its worker died (survive mode)
-	deliverTimeout = 102 // it ran past its time limit; its worker was killed
-	deliverKilled  = 103 // its worker was killed on request (kill_task)
+	deliverDied    = core.DeliverDied    // its worker died (survive mode)
+	deliverTimeout = core.DeliverTimeout // it ran past its time limit; its worker was killed
+	deliverKilled  = core.DeliverKilled  // its worker was killed on request (kill_task)
 )
 
 // failure is the JSON header of a Failed delivery; the task's own pickled

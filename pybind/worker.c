@@ -107,7 +107,7 @@ static void report_delivery_error(gf_job *job) {
  * __setstate__'s side effects twice. */
 static int deliver_result(gf_worker *w, gf_job *job) {
     FutureObject *f = (FutureObject *)job->future;
-    if (job->kind != GF_DELIVER_RESULT) return 0;
+    if (job->kind != GF_FRAME_RESULT) return 0;
     if (gf_future_done(f)) return 1; /* cancelled or set meanwhile: as hooks.complete */
     PyObject *data = PyBytes_FromStringAndSize(job->data, job->len);
     PyObject *value = data ? PyObject_CallOneArg(gf_pickle_loads, data) : NULL;

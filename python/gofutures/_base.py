@@ -12,11 +12,6 @@ import itertools
 import time
 import weakref
 from concurrent.futures import _base as _std
-
-from . import _fork, _progress
-from ._core import hot
-from ._fork import forked_child as _forked_child
-
 from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's own objects)
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -28,9 +23,17 @@ from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's
     TimeoutError,
 )
 
+from . import _constants, _fork, _progress
+from ._core import hot
+from ._fork import forked_child as _forked_child
+
 _SETTLED = (_std.CANCELLED_AND_NOTIFIED, _std.FINISHED)
 # The Go core's Mode values (gofutures.AllCompleted, FirstCompleted, FirstException).
-_MODES = {ALL_COMPLETED: 0, FIRST_COMPLETED: 1, FIRST_EXCEPTION: 2}
+_MODES = {
+    ALL_COMPLETED: _constants.MODE_ALL_COMPLETED,
+    FIRST_COMPLETED: _constants.MODE_FIRST_COMPLETED,
+    FIRST_EXCEPTION: _constants.MODE_FIRST_EXCEPTION,
+}
 
 
 class Future(hot.FutureBase, _std.Future):
@@ -278,7 +281,7 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize, submit="submit
         raise ValueError("buffersize must be None or > 0")
     if timeout is not None:
         end_time = timeout + time.monotonic()
-    args_iter = zip(*iterables)
+    args_iter = zip(*iterables, strict=False)  # the shortest ends the map, as in the stdlib
     if buffersize:
         fs = collections.deque(getattr(executor, submit)(fn, *args)
                                for args in itertools.islice(args_iter, buffersize))

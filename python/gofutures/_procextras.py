@@ -11,9 +11,10 @@ import pickle
 import reprlib
 import resource
 
+from ._constants import DELIVER_TIMEOUT
 from ._procerrors import TaskTimeoutError, WorkerDiedError
 
-_TIMEOUT = 102  # delivery kind of a call past its time limit (pybind/procpool.go)
+_TIMEOUT = DELIVER_TIMEOUT  # delivery kind of a call past its time limit (pybind/procpool.go)
 
 
 def failed_alone(kind, data):

@@ -27,12 +27,12 @@ import pickle
 from multiprocessing import context as _mp_context
 from multiprocessing.popen_spawn_posix import _DupFd
 from multiprocessing.reduction import ForkingPickler
+from typing import ClassVar
 
 import cloudpickle
 
 from . import _pickling
-
-FIRST_FD = 5  # the worker's first passed descriptor (gofutures/procpool.go: Files)
+from ._constants import FIRST_FD  # the worker's first passed descriptor (gofutures/procpool.go: Files)
 
 
 class ChildFds:
@@ -62,7 +62,7 @@ class ChildFds:
 class _ValuePickler(cloudpickle.Pickler):
     # cloudpickle (a lambda or notebook initializer) plus multiprocessing's
     # reducers for Connection and friends.
-    dispatch_table = collections.ChainMap(ForkingPickler._extra_reducers,
+    dispatch_table: ClassVar = collections.ChainMap(ForkingPickler._extra_reducers,
                                           cloudpickle.Pickler.dispatch_table)
 
 

@@ -11,10 +11,12 @@ that runs long: _TaskPipe), and exits when fd 3 closes (the parent is gone
 or asked it to), so no worker outlives its pool.
 
 This file imports nothing from gofutures for that reason; it speaks the
-frame format of gofutures/wire.go itself.
+frame format of gofutures/wire.go itself, with the constants it loads by
+path from _constants.py (generated from the Go core).
 """
 import collections
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -26,15 +28,27 @@ import threading
 import time
 import traceback
 
-# Frame kinds, as in gofutures/wire.go.
-INIT, TASK, RESULT, ERROR, READY, EXIT, HANDBACK = range(1, 8)
+
+def _load_constants():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_constants.py")
+    spec = importlib.util.spec_from_file_location("gofutures_constants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_constants = _load_constants()
+# Frame kinds (gofutures/wire.go).
+INIT, TASK, RESULT = _constants.FRAME_INIT, _constants.FRAME_TASK, _constants.FRAME_RESULT
+ERROR, READY = _constants.FRAME_ERROR, _constants.FRAME_READY
+EXIT, HANDBACK = _constants.FRAME_EXIT, _constants.FRAME_HAND_BACK
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
 _ID = struct.Struct(">Q")
 
 # A task that has run for between half of this and this long (seconds)
 # hands back the tasks sent behind it (pipelining), so that another worker
 # can run them.
-HAND_BACK_AFTER = 0.02
+HAND_BACK_AFTER = _constants.HAND_BACK_AFTER
 
 # The pool's process, for a worker whose parent is not: the zygote
 # (_zygote.py) sets it in the workers it forks.
@@ -229,7 +243,7 @@ def _become_pool_process(start_method, number=None):
     import multiprocessing.process as mp_process
     cls = multiprocessing.get_context(start_method).Process
     if number is None:
-        number = os.environ.get("GOFUTURES_WORKER", "1")
+        number = os.environ.get(_constants.WORKER_NUMBER_ENV, "1")
     me = cls(name="%s-%s" % (cls.__name__, number))
     me._parent_pid = PARENT_PID or os.getppid()
     me._parent_name = "MainProcess"
@@ -364,7 +378,7 @@ def _serve(tasks, out, initializer, initargs):
         frame = tasks.next()
         if frame is None or frame[0] == EXIT:
             return 0
-        kind, task_id, data = frame
+        _, task_id, data = frame
         tasks.answer(*_run(task_id, data))
 
 

@@ -18,7 +18,8 @@ reaps ("exited <pid> <status>") since the parent cannot wait for them. It
 exits when the socket reaches EOF (the parent is gone), killing the
 children it still has, so neither it nor its workers outlive the parent.
 
-Like _worker.py, this file imports nothing from gofutures.
+Like _worker.py, this file imports nothing from gofutures (it loads the
+generated _constants.py by path).
 """
 import contextlib
 import importlib.util
@@ -45,7 +46,6 @@ ZYGOTE_COMMAND = ("import importlib.util as u, sys; "
 # handler, or ignored if the parent ignores it), which its workers restore.
 _SIGINT_AT_START = signal.getsignal(signal.SIGINT)
 
-_MAX_FDS = 250  # as gofutures/zygote.go: zygoteMaxFds
 _LEN = struct.Struct(">I")
 
 
@@ -58,12 +58,17 @@ def load(name, path):
     return module
 
 
+# At most this many descriptors per request (gofutures/constants.go: ZygoteMaxFDs).
+_CONSTANTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_constants.py")
+_MAX_FDS = load("gofutures_constants", _CONSTANTS).ZYGOTE_MAX_FDS
+
+
 def _preimport():
     # What a worker imports on its way to its first task; whatever is
     # missing is simply imported by the worker itself.
     import concurrent.futures.process  # noqa: F401  (multiprocessing, queue, threading...)
     import logging  # noqa: F401
-    import multiprocessing.process  # noqa: F401
+    import multiprocessing.process
     import multiprocessing.spawn  # noqa: F401
     import pickle  # noqa: F401
     import pkgutil  # noqa: F401  (runpy.run_path imports it on each call)
@@ -425,7 +430,7 @@ def _become_worker(sock, wake, data, fds, worker_path):
     for fd in fds:
         high.append(_dup_above(fd, floor))
         os.close(fd)
-    for fd, target in zip(high, targets):
+    for fd, target in zip(high, targets, strict=True):
         os.dup2(fd, target)
         os.close(fd)
     os.closerange(3 + len(fds) - 2, _max_fd())

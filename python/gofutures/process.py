@@ -61,15 +61,16 @@ from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
 from . import _base, _fork, _pickling, _progress, _spawning, _worker, _zygote
+from ._constants import DELIVER_BROKEN, DELIVER_DIED, DELIVER_KILLED, FRAME_ERROR, FRAME_RESULT
 from ._core import cold, hot
-from ._procextras import check_extras, check_worker_count, failed_alone, timeout_ns
 from ._fork import forked_child as _forked_child
+from ._procextras import check_extras, check_worker_count, failed_alone, timeout_ns
 from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
-_RESULT, _ERROR, _BROKEN = 3, 4, 100  # delivery kinds (gofutures/wire.go, pybind/gf.h)
-_DIED, _KILLED = 101, 103  # a call failed alone (pybind/procpool.go, _procextras.py)
+_RESULT, _ERROR, _BROKEN = FRAME_RESULT, FRAME_ERROR, DELIVER_BROKEN  # delivery kinds (gofutures/constants.go)
+_DIED, _KILLED = DELIVER_DIED, DELIVER_KILLED  # a call failed alone (pybind/procpool.go, _procextras.py)
 
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
@@ -158,7 +159,7 @@ class _Hooks:
     into the future's result or exception. For a pool that forks its
     workers, also what each forked child runs (forked_worker)."""
 
-    __slots__ = ("_initializer", "_initargs")
+    __slots__ = ("_initargs", "_initializer")
 
     def __init__(self, initializer=None, initargs=()):
         self._initializer, self._initargs = initializer, initargs
@@ -233,9 +234,9 @@ def _chunks(iterables, chunksize):
     # int differ: itertools.batched from 3.13 (TypeError), islice before
     # (ValueError).
     if sys.version_info >= (3, 13):
-        yield from itertools.batched(zip(*iterables), chunksize)
+        yield from itertools.batched(zip(*iterables, strict=False), chunksize)
         return
-    it = zip(*iterables)
+    it = zip(*iterables, strict=False)
     while True:
         chunk = tuple(itertools.islice(it, chunksize))
         if not chunk:

@@ -12,17 +12,17 @@ import threading
 import weakref
 from concurrent.futures import thread as _std_thread
 from concurrent.futures._base import LOGGER
+from concurrent.futures.thread import BrokenThreadPool
 
 from . import _base, _fork, _progress
+from ._constants import WAIT_SLICE
 from ._core import cold, hot
 from ._fork import forked_child as _forked_child
-
-from concurrent.futures.thread import BrokenThreadPool  # noqa: F401  (the stdlib's class)
 
 __all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
 
 # How long one cold-API join call may block; Ctrl-C is handled between calls.
-_JOIN_SLICE_MS = 50
+_JOIN_SLICE_MS = round(WAIT_SLICE * 1000)
 
 _executors = weakref.WeakSet()  # live executors, for the interpreter-exit join
 _exiting = False
@@ -116,7 +116,7 @@ class _WorkerHooks:
     pool holds this object (not the executor, so that an executor that is
     dropped can be garbage collected as the stdlib's can)."""
 
-    __slots__ = ("prefix", "initializer", "initargs", "threads")
+    __slots__ = ("initargs", "initializer", "prefix", "threads")
 
     def __init__(self, prefix, initializer, initargs):
         self.prefix, self.initializer, self.initargs = prefix, initializer, initargs
