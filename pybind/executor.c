@@ -142,7 +142,7 @@ static PyObject *pool_shutdown(PoolObject *self, PyObject *cancel_obj) {
     return NULL;
 }
 
-static PyObject *pool_id(PoolObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
+static PyObject *pool_id(PoolObject *self, void *Py_UNUSED(c)) { return PyLong_FromLongLong(self->pool); }
 
 static int pool_traverse(PoolObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->future_type);
@@ -191,7 +191,7 @@ static PyTypeObject ThreadPoolBaseType = {
     .tp_getset = pool_getset,
 };
 
-static PyObject *set_exiting(PyObject *m, PyObject *unused) {
+static PyObject *set_exiting(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(unused)) {
     gf_interpreter_exiting = 1;
     Py_RETURN_NONE;
 }

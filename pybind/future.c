@@ -346,12 +346,12 @@ PyObject *gf_future_new(PyTypeObject *type) {
 }
 
 /* In a forked child, Future() makes a detached future (see state_of). */
-static PyObject *fut_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+static PyObject *fut_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw)) {
     if (!gf_forked) return gf_future_new(type);
     return type->tp_alloc(type, 0); /* h == 0, dstate == PENDING */
 }
 
-static int fut_init(PyObject *self, PyObject *args, PyObject *kw) {
+static int fut_init(PyObject *Py_UNUSED(self), PyObject *args, PyObject *kw) {
     if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
         PyErr_SetString(PyExc_TypeError, "Future() takes no arguments");
         return -1;
@@ -385,24 +385,24 @@ static void fut_dealloc(FutureObject *f) {
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
-static PyObject *fut_cancel(FutureObject *f, PyObject *unused) {
+static PyObject *fut_cancel(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD_OR_DETACHED("cancel", NULL, 0, NULL);
     int rc = gf_future_cancel(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
-static PyObject *fut_cancelled(FutureObject *f, PyObject *unused) {
+static PyObject *fut_cancelled(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
     int s = state_of(f);
     return PyBool_FromLong(s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED);
 }
 
-static PyObject *fut_running(FutureObject *f, PyObject *unused) {
+static PyObject *fut_running(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
     return PyBool_FromLong(state_of(f) == ST_RUNNING);
 }
 
-static PyObject *fut_done(FutureObject *f, PyObject *unused) {
+static PyObject *fut_done(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
     return PyBool_FromLong(state_of(f) >= ST_CANCELLED);
 }
@@ -516,7 +516,7 @@ static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_
  * it fails (a timeout, Ctrl-C, the call's exception), the future is
  * cancelled and the error raised: what Executor.map does for each item, as
  * one C call. Any other kind of future gets the same done in Python terms. */
-PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+PyObject *gf_result_or_cancel(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 2) return PyErr_Format(PyExc_TypeError, "result_or_cancel(future, timeout=None)");
     PyObject *fut = args[0];
     PyObject *r;
@@ -575,7 +575,7 @@ static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
     Py_RETURN_NONE;
 }
 
-static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *unused) {
+static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD_OR_DETACHED("set_running_or_notify_cancel", NULL, 0, NULL);
     int rc = gf_future_start(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
@@ -596,12 +596,12 @@ static PyObject *fut_set_exception(FutureObject *f, PyObject *exc) {
 /* ---- the stdlib's private attributes, for its wait()/as_completed() and
  * for code (CPython's tests among it) that assigns them directly --------- */
 
-static PyObject *get_state(FutureObject *f, void *c) {
+static PyObject *get_state(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     return Py_NewRef(gf_stdlib.state_names[state_of(f)]);
 }
 
-static int set_state(FutureObject *f, PyObject *v, void *c) {
+static int set_state(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     for (int i = 0; v != NULL && i < 5; i++) {
         int eq = PyObject_RichCompareBool(v, gf_stdlib.state_names[i], Py_EQ);
@@ -618,26 +618,26 @@ static int set_state(FutureObject *f, PyObject *v, void *c) {
     return -1;
 }
 
-static PyObject *get_result(FutureObject *f, void *c) {
+static PyObject *get_result(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     if (settle(f) < 0) return NULL;
     return Py_NewRef(f->result ? f->result : Py_None);
 }
 
-static int set_result_attr(FutureObject *f, PyObject *v, void *c) {
+static int set_result_attr(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (settle(f) < 0) return -1; /* a parked exception must survive */
     Py_XSETREF(f->result, Py_XNewRef(v));
     return 0;
 }
 
-static PyObject *get_exception(FutureObject *f, void *c) {
+static PyObject *get_exception(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     if (settle(f) < 0) return NULL;
     return Py_NewRef(f->exception ? f->exception : Py_None);
 }
 
-static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
+static int set_exception_attr(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (settle(f) < 0) return -1; /* a parked result must survive */
     if (v == Py_None) v = NULL;
@@ -659,17 +659,17 @@ static PyObject *new_condition(void) { return PyObject_CallNoArgs(gf_stdlib.cond
 /* The stdlib's wait()/as_completed() take _condition and add to _waiters
  * expecting to be told of the completion; code that appends to
  * _done_callbacks expects them run: all observe the future. */
-static PyObject *get_condition(FutureObject *f, void *c) {
+static PyObject *get_condition(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     observe(f);
     return lazy(&f->condition, new_condition);
 }
-static PyObject *get_waiters(FutureObject *f, void *c) {
+static PyObject *get_waiters(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     observe(f);
     return lazy(&f->waiters, new_list);
 }
-static PyObject *get_callbacks(FutureObject *f, void *c) {
+static PyObject *get_callbacks(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     observe(f);
     return lazy(&f->callbacks, new_list);
@@ -683,19 +683,19 @@ static int set_slot(PyObject **slot, PyObject *v) {
  * eventlet-aware one here) is the one blocking calls then wait on
  * (wait_on_condition): a green thread that would complete the future runs
  * only while its waiter yields to it through that condition. */
-static int set_condition(FutureObject *f, PyObject *v, void *c) {
+static int set_condition(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     observe(f);
     f->custom_condition = v != NULL;
     return set_slot(&f->condition, v);
 }
-static int set_waiters(FutureObject *f, PyObject *v, void *c) {
+static int set_waiters(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_waiters must be a list"); return -1; }
     observe(f);
     return set_slot(&f->waiters, v);
 }
-static int set_callbacks(FutureObject *f, PyObject *v, void *c) {
+static int set_callbacks(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_done_callbacks must be a list"); return -1; }
     observe(f);

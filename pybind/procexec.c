@@ -76,7 +76,7 @@ static PyObject *proc_start(ProcObject *self, PyObject *const *args, Py_ssize_t 
 #define REFUSE_IN_CHILD() \
     if (gf_refuse_in_child("this ProcessPoolExecutor") < 0) return NULL
 
-static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
+static PyObject *proc_broken_message(ProcObject *self, PyObject *Py_UNUSED(unused)) {
     REFUSE_IN_CHILD();
     char *msg = gfProcBrokenMessage(self->pool);
     if (msg == NULL) Py_RETURN_NONE;
@@ -174,7 +174,7 @@ static int forks_done(void *pool, long long ns) { return gfProcAwaitForks((long 
 
 /* _await_forks(): returns once the workers being forked are (the GIL is
  * released meanwhile: the forks need it). */
-static PyObject *proc_await_forks(ProcObject *self, PyObject *unused) {
+static PyObject *proc_await_forks(ProcObject *self, PyObject *Py_UNUSED(unused)) {
     REFUSE_IN_CHILD();
     if (self->pool == 0) Py_RETURN_NONE;
     if (gf_block(forks_done, (void *)(intptr_t)self->pool, -1) < 0) return NULL;
@@ -182,13 +182,13 @@ static PyObject *proc_await_forks(ProcObject *self, PyObject *unused) {
 }
 
 /* _start_workers(): an eager pool's workers start now if they have not. */
-static PyObject *proc_start_workers(ProcObject *self, PyObject *unused) {
+static PyObject *proc_start_workers(ProcObject *self, PyObject *Py_UNUSED(unused)) {
     REFUSE_IN_CHILD();
     if (self->pool != 0) gfProcStartWorkers(self->pool);
     Py_RETURN_NONE;
 }
 
-static PyObject *proc_id(ProcObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
+static PyObject *proc_id(ProcObject *self, void *Py_UNUSED(c)) { return PyLong_FromLongLong(self->pool); }
 
 static int proc_traverse(ProcObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->future_type);
