@@ -137,7 +137,8 @@ def test_wait_on_a_stdlib_future():
         g = std.submit(time.sleep, 0.05)
         assert ex.submit(g.result).result(timeout=10) is None
         futures = [std.submit(pow, 2, i) for i in range(3)]
-        assert ex.submit(lambda: sorted(f.result() for f in gofutures.as_completed(futures))).result(timeout=10) == [1, 2, 4]
+        in_worker = ex.submit(lambda: sorted(f.result() for f in gofutures.as_completed(futures)))
+        assert in_worker.result(timeout=10) == [1, 2, 4]
 
 
 def test_long_chain_that_fits_the_pool_finishes():

@@ -107,7 +107,7 @@ def pool():
 
 
 def _wait_done(fs):
-    done, not_done = gofutures.wait(fs, timeout=TIMEOUT)
+    _, not_done = gofutures.wait(fs, timeout=TIMEOUT)
     assert not not_done
 
 
@@ -214,7 +214,7 @@ def test_result_from_two_threads_at_once_is_one_object(pool):
         got = [None, None]
         start = threading.Barrier(2)
 
-        def read(i):
+        def read(i, f=f, got=got, start=start):  # this round's
             start.wait()
             got[i] = f.result(timeout=TIMEOUT)
 

@@ -104,7 +104,7 @@ def test_short_calls_sent_behind_a_long_one_go_to_a_free_worker():
         head = [ex.submit(_identity, i) for i in range(500)]
         long = ex.submit(time.sleep, 30)
         tail = [ex.submit(_identity, i) for i in range(100)]
-        done, not_done = gofutures.wait(head + tail, timeout=20)
+        _, not_done = gofutures.wait(head + tail, timeout=20)
         assert not not_done, "%d calls waited behind the long one" % len(not_done)
         assert not long.done()
         assert ex.kill_task(long)

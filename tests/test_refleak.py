@@ -258,7 +258,7 @@ _KEPT = []
 
 def test_the_check_sees_a_leak_of_one_object_per_call():
     def leaking(calls):
-        for i in range(calls):
+        for _ in range(calls):
             _KEPT.append(gofutures.Future())
     try:
         found = leaks(leaking, CALLS)

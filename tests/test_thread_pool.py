@@ -24,7 +24,7 @@ def _call_with_timeout(fn, timeout=TIMEOUT):
     def run():
         try:
             box["result"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised below
+        except BaseException as e:
             box["error"] = e
 
     t = threading.Thread(target=run, daemon=True)
@@ -115,7 +115,7 @@ def test_many_trivial_tasks():
     n = 20000
     with gofutures.ThreadPoolExecutor(max_workers=8) as ex:
         futures = [ex.submit(operator.mul, i, 3) for i in range(n)]
-        done, not_done = gofutures.wait(futures, timeout=120)
+        _, not_done = gofutures.wait(futures, timeout=120)
         assert not not_done
     assert [f.result() for f in futures] == [i * 3 for i in range(n)]
 

@@ -149,7 +149,7 @@ def test_wait_duplicates(pool):
 def test_wait_on_future_completed_by_another_thread(timers):
     f = gofutures.Future()
     timers(0.1, f.set_result, "x")
-    done, not_done = gofutures.wait([f], timeout=TIMEOUT)
+    done, _ = gofutures.wait([f], timeout=TIMEOUT)
     assert done == {f}
     assert f.result() == "x"
 
@@ -240,7 +240,7 @@ def test_gofutures_wait_on_plain_stdlib_futures(timers, pool):
     ours = pool.submit(abs, -5)
     timers(0.05, plain.set_result, "plain")
     timers(0.1, plain_failed.set_exception, KeyError("k"))
-    done, not_done = gofutures.wait([plain, ours, plain_failed], timeout=TIMEOUT)
+    done, _ = gofutures.wait([plain, ours, plain_failed], timeout=TIMEOUT)
     assert done == {plain, ours, plain_failed}
     assert plain.result() == "plain"
     assert ours.result() == 5
@@ -271,7 +271,7 @@ def test_gofutures_wait_plain_running_future(timers):
     plain = concurrent.futures.Future()
     assert plain.set_running_or_notify_cancel()
     timers(0.1, plain.set_result, 1)
-    done, not_done = gofutures.wait([plain], timeout=TIMEOUT, return_when=gofutures.FIRST_COMPLETED)
+    done, _ = gofutures.wait([plain], timeout=TIMEOUT, return_when=gofutures.FIRST_COMPLETED)
     assert done == {plain}
 
 

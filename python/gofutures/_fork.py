@@ -29,8 +29,9 @@ _std = importlib.import_module("concurrent.futures._base")
 _std_process = importlib.import_module("concurrent.futures.process")
 _std_thread = importlib.import_module("concurrent.futures.thread")
 
-from . import _progress
-from ._core import hot
+# After the stdlib's modules are taken by name above.
+from . import _progress  # noqa: E402
+from ._core import hot  # noqa: E402
 
 forked_child = hot.forked_child  # () -> bool, the native flag (pybind/fork.c)
 

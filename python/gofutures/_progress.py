@@ -75,7 +75,7 @@ class Tracked:
     spinning. close() also closes the underlying iterator, as closing a
     map() result does, so its pending calls are cancelled."""
 
-    __slots__ = ("_items", "_bar", "_owned")
+    __slots__ = ("_bar", "_items", "_owned")
 
     def __init__(self, items, bar, owned):
         self._items = items

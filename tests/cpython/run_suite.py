@@ -34,6 +34,7 @@ def substitute():
     import concurrent.futures._base as base
     import concurrent.futures.process as process
     import concurrent.futures.thread as thread
+
     import gofutures
 
     done = []
@@ -118,7 +119,7 @@ def main():
     parser.add_argument("-k", dest="only", help="run only tests whose id contains this")
     args = parser.parse_args()
     try:
-        import test.test_concurrent_futures  # noqa: F401
+        import test.test_concurrent_futures
     except ImportError:
         print("CPython's test suite (test.test_concurrent_futures) is not installed for %s"
               % sys.executable)
@@ -128,8 +129,10 @@ def main():
         print("gofutures has no ProcessPoolExecutor: process part not available")
         return 2
 
-    from test.test_concurrent_futures import util
     from concurrent import futures
+
+    from test.test_concurrent_futures import util
+
     import gofutures
     assert util.ThreadPoolMixin.executor_type is gofutures.ThreadPoolExecutor, "substitution failed"
     assert futures.Future is gofutures.Future and util.Future is gofutures.Future, "substitution failed"

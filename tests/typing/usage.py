@@ -29,7 +29,7 @@ def threads() -> None:
         assert_type(ex.submit(describe, 3, unit="ms"), gofutures.Future[str])
         assert_type(ex.map(square, range(10), buffersize=4, progress=True), Iterator[int])
         assert_type(ex.map(describe, [1], ["s"], timeout=5, progress={"desc": "work"}), Iterator[str])
-        done, not_done = gofutures.wait([f], timeout=1, return_when=gofutures.FIRST_COMPLETED)
+        done, _not_done = gofutures.wait([f], timeout=1, return_when=gofutures.FIRST_COMPLETED)
         assert_type(done, set[concurrent.futures.Future[int]])
         assert_type(gofutures.wait([f]).not_done, set[concurrent.futures.Future[int]])
         for g in gofutures.as_completed([f], timeout=2, progress=False):
