@@ -53,17 +53,22 @@ venv-%:
 demo: install-$(MAIN_VERSION)
 	$(call vpython,$(MAIN_VERSION)) demo/demo.py
 
-# CGO_CFLAGS for the binding (package pybind), which includes Python.h.
-pybind_cflags = CGO_CFLAGS="-I$$($(call python_for,$(MAIN_VERSION)) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+# CGO_CFLAGS for the binding (package pybind), which includes Python.h, and
+# the CGO_LDFLAGS its test binary needs: the library links no libpython (the
+# interpreter that loads it provides the C API), a test binary must.
+main_python = $(call python_for,$(MAIN_VERSION))
+pybind_cflags = CGO_CFLAGS="-I$$($(main_python) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+pybind_ldflags = CGO_LDFLAGS="$$($(main_python) -c 'import sysconfig as s; d = s.get_config_var("LIBDIR"); \
+	print(f"-L{d} -lpython{s.get_python_version()} -Wl,-rpath,{d}")')"
 
 # tools/genconst's test checks that pybind/gf_constants.h and
 # python/gofutures/_constants.py are what `go generate ./gofutures/` writes.
-# pybind has no Go tests: its code runs only inside a Python process, and
-# pytest drives it there.
+# pybind's Go tests cover its pure-Go helpers; its C runs under pytest.
 go-test:
 	go vet ./gofutures/ ./tools/...
 	$(pybind_cflags) go vet ./pybind/
 	go test -race -count=1 ./gofutures/ ./tools/...
+	$(pybind_cflags) $(pybind_ldflags) go test -race -count=1 ./pybind/
 	# A short fuzz of the frame reader: a worker's bytes must never crash the supervisor.
 	# A count, not a duration: a duration races Go's fuzz coordinator at its end
 	# (Go issue 75804: "context deadline exceeded" with no failing input).
@@ -112,7 +117,7 @@ lint: tools-venv
 	$(tools_python) -m pip install -q ruff==$(RUFF_VERSION)
 	$(TOOLS)/bin/ruff check python tests
 	$(TOOLS)/bin/ruff format --check python tests
-	tools/cwarnings.sh "$(call python_for,$(MAIN_VERSION))"
+	tools/cwarnings.sh "$(main_python)"
 	$(pybind_cflags) go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./gofutures/... ./pybind/... ./tools/...
 
 # ---- distribution. DIST is where the sdist and wheels go.
