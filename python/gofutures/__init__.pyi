@@ -6,35 +6,20 @@
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import (
     ALL_COMPLETED as ALL_COMPLETED,
-)
-from concurrent.futures import (
     FIRST_COMPLETED as FIRST_COMPLETED,
-)
-from concurrent.futures import (
     FIRST_EXCEPTION as FIRST_EXCEPTION,
-)
-from concurrent.futures import (
     BrokenExecutor as BrokenExecutor,
-)
-from concurrent.futures import (
     CancelledError as CancelledError,
-)
-from concurrent.futures import (
     Executor as Executor,
-)
-from concurrent.futures import Future as _StdFuture
-from concurrent.futures import (
+    Future as _StdFuture,
     InvalidStateError as InvalidStateError,
-)
-from concurrent.futures import (
     TimeoutError as TimeoutError,
 )
 from concurrent.futures._base import DoneAndNotDoneFutures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar, overload
 
-from . import process as process
-from . import thread as thread
+from . import process as process, thread as thread
 from .process import ProcessPoolExecutor as ProcessPoolExecutor
 from .thread import ThreadPoolExecutor as ThreadPoolExecutor
 

@@ -11,8 +11,7 @@ import gc
 import sys
 
 from . import _fdguard
-from ._native import _native
-from ._native import pybind as cold
+from ._native import _native, pybind as cold
 
 # gopy (since v0.5.0) hooks a full Go collection onto every pass of Python's
 # garbage collector (each of its generated modules does): about 4 ms per

@@ -12,7 +12,7 @@ import threading
 import weakref
 from concurrent.futures import thread as _std_thread
 from concurrent.futures._base import LOGGER
-from concurrent.futures.thread import BrokenThreadPool
+from concurrent.futures.thread import BrokenThreadPool  # the stdlib's class, re-exported
 
 from . import _base, _fork, _progress
 from ._constants import WAIT_SLICE
