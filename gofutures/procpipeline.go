@@ -42,7 +42,7 @@ type serviceTime struct {
 // longTask: once a task this long was seen recently, nothing is pipelined
 // (tasks sent behind such a task would wait for it while another worker
 // may be free) until some thousand short tasks have faded its memory.
-const longTask = 20 * time.Millisecond
+const longTask = HandBackAfter
 
 // observe adds one task's duration (the average weighs it 1/8: a change of
 // workload shows within a few tasks).
@@ -97,7 +97,7 @@ func (w *procWorker) popHeadLocked() *ProcTask {
 // retires or is being killed, else what its pipeline depth and its task
 // quota (MaxTasksPerChild) leave.
 func (p *ProcessPool) acceptingLocked(w *procWorker) int {
-	if w.retire || w.kill != nil {
+	if w.state != workerServing {
 		return 0
 	}
 	n := p.service.depth() - len(w.inflight)
@@ -183,7 +183,7 @@ func (p *ProcessPool) handBack(w *procWorker, ids []byte) {
 	if w.head() != head {
 		w.stopTimerLocked()
 		p.newHeadLocked(w)
-		if len(w.inflight) == 0 && !w.retire && w.kill == nil {
+		if len(w.inflight) == 0 && w.state == workerServing {
 			p.idle = append(p.idle, w)
 		}
 	}

@@ -194,22 +194,43 @@ type procWorker struct {
 	// inflight: the tasks written to it and not answered, in order; the
 	// first (head) is the one it runs.
 	inflight []*ProcTask
-	done     int  // tasks completed
-	retire   bool // sent FrameExit; its exit is expected once inflight is empty
-	ready    bool // answered FrameInit (or had none to answer)
+	done     int // tasks completed
+	state    workerState
+	kill     *workerKill // set when state is workerKilled
+	ready    bool        // answered FrameInit (or had none to answer); a fact apart from state
 	readyAt  time.Time
 	answered time.Time // its last answer (for serviceTime)
 	detail   string
 	timer    *time.Timer // TaskTimeout of the head; stopped when it ends
-	// kill says why the pool SIGKILLed this worker (its death is then
-	// expected); killed is the task it was running, taken out of inflight
-	// so that a late answer is ignored, and failed with kill once reaped.
-	// killedAnswered: that late answer came, so the worker had gone on to
-	// its next task when the kill landed.
-	kill           error
-	killed         *ProcTask
-	killedAnswered bool
-	memory         memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
+	memory   memoryMeter // MaxWorkerMemory; its supervisor goroutine's own
+}
+
+// workerState is where a worker is in its life in the pool, which moves it
+// under p.mu (its process's own end, the reap, comes from its supervisor):
+//
+//	serving --retireLocked (FrameExit sent)--> retiring --exit--> reaped
+//	   |                                          |
+//	   +------ killTaskLocked (SIGKILL) ------+---+--> killed --exit--> reaped
+//
+// Only a serving worker is sent new tasks. A retiring one answers what it
+// was sent, then exits; its exit is expected once nothing is unanswered. A
+// killed one's exit is expected; its kill says for which task.
+type workerState uint8
+
+const (
+	workerServing workerState = iota
+	workerRetiring
+	workerKilled
+)
+
+// workerKill records why the pool SIGKILLed a worker: why is the error its
+// task fails with once the worker is reaped; task was its head, taken out
+// of inflight so that a late answer is ignored; answered: that late answer
+// came, so the worker had gone on to its next task when the kill landed.
+type workerKill struct {
+	why      error
+	task     *ProcTask
+	answered bool
 }
 
 // NewProcessPool returns a pool, with its workers started unless they
@@ -396,8 +417,8 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	p.mu.Lock()
 	t := w.head()
 	if t == nil || t.ID != f.ID {
-		if w.killed != nil && w.killed.ID == f.ID {
-			w.killedAnswered = true
+		if w.kill != nil && w.kill.task.ID == f.ID {
+			w.kill.answered = true
 		}
 		p.mu.Unlock()
 		return // not ours (a protocol error, or a killed task's); the worker's death will tell
@@ -418,7 +439,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	}
 	var err error
 	switch {
-	case w.retire || w.kill != nil:
+	case w.state != workerServing:
 		// Draining: it answers what it was sent, then exits.
 	case over || (p.cfg.MaxTasksPerChild > 0 && w.done >= p.cfg.MaxTasksPerChild):
 		if over {
@@ -433,7 +454,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 		}
 	default:
 		p.newHeadLocked(w)
-		if w.kill == nil {
+		if w.state == workerServing { // not killed for its new head
 			p.feedLocked(w, p.acceptingLocked(w))
 			if len(w.inflight) == 0 {
 				p.idle = append(p.idle, w)
@@ -466,7 +487,7 @@ func (p *ProcessPool) sunk() {
 }
 
 func (p *ProcessPool) retireLocked(w *procWorker) {
-	w.retire = true
+	w.state = workerRetiring
 	WriteFrame(w.in, Frame{Kind: FrameExit})
 	w.in.Close()
 }
@@ -541,16 +562,19 @@ func (p *ProcessPool) reap(w *procWorker) {
 	delete(p.workers, w)
 	w.stopTimerLocked()
 	p.removeIdleLocked(w)
-	if !w.retire {
-		w.in.Close()
-	}
+	w.in.Close() // a retiring worker's is closed already: Close is idempotent
 	unanswered := w.inflight
 	w.inflight = nil
-	expected := (w.retire && len(unanswered) == 0) || p.killing || p.broken != nil || w.kill != nil
+	expected := (w.state == workerRetiring && len(unanswered) == 0) || w.state == workerKilled ||
+		p.killing || p.broken != nil
 	var died error
-	failed, failErr := w.killed, w.kill // the task we killed it for, if any
-	var orphan []*ProcTask              // tasks the break fails with the pool
-	var running *ProcTask               // a task that fails because its worker was killed for another
+	var failed *ProcTask // the task we killed it for, if any
+	var failErr error
+	if w.kill != nil {
+		failed, failErr = w.kill.task, w.kill.why
+	}
+	var orphan []*ProcTask // tasks the break fails with the pool
+	var running *ProcTask  // a task that fails because its worker was killed for another
 	var runningErr error
 	switch {
 	case !expected:
@@ -564,11 +588,11 @@ func (p *ProcessPool) reap(w *procWorker) {
 		} else {
 			died, orphan = d, unanswered
 		}
-	case w.kill != nil && p.broken == nil && !p.killing:
+	case w.state == workerKilled && p.broken == nil && !p.killing:
 		// Killed for its head task: the tasks sent after it never started,
 		// unless the killed one had answered before the kill landed (then
 		// the next one was running, and fails as its worker died).
-		if w.killedAnswered && len(unanswered) > 0 {
+		if w.kill.answered && len(unanswered) > 0 {
 			running, runningErr = unanswered[0], p.deathLocked(w, unanswered)
 			unanswered = unanswered[1:]
 			p.counts.fail(1)
@@ -591,7 +615,7 @@ func (p *ProcessPool) reap(w *procWorker) {
 		}
 	} else if failErr != nil && p.broken == nil {
 		p.replaceLocked() // unlocks
-	} else if w.retire && p.broken == nil {
+	} else if w.state == workerRetiring && p.broken == nil {
 		p.unlockAfterDispatch(nil) // its place is free: a lazy pool may start a worker for queued tasks
 	} else {
 		p.closeExitedLocked()

@@ -60,7 +60,7 @@ func (p *ProcessPool) KillTask(f *Future) bool {
 			case t.Future != f:
 			case i == 0:
 				return p.killTaskLocked(w, t, ErrTaskKilled)
-			case w.kill != nil || p.broken != nil || t.kill != nil:
+			case w.state == workerKilled || p.broken != nil || t.kill != nil:
 				return false
 			default:
 				t.kill = ErrTaskKilled // finish kills it once it is the head
@@ -75,10 +75,10 @@ func (p *ProcessPool) KillTask(f *Future) bool {
 // longer w's task (it was answered meanwhile) or the pool is broken. From
 // here on w's death is expected and a late answer from it is ignored.
 func (p *ProcessPool) killTaskLocked(w *procWorker, t *ProcTask, why error) bool {
-	if w.head() != t || w.kill != nil || p.broken != nil {
+	if w.head() != t || w.state == workerKilled || p.broken != nil {
 		return false
 	}
-	w.kill, w.killed = why, w.popHeadLocked()
+	w.state, w.kill = workerKilled, &workerKill{why: why, task: w.popHeadLocked()}
 	w.stopTimerLocked()
 	p.counts.killed++
 	if why == ErrTaskKilled {

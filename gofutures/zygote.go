@@ -66,10 +66,6 @@ func NewZygote(argv []string) *Zygote { return &Zygote{argv: argv} }
 // the worker is started by exec.
 var zygoteReplyTimeout = 30 * time.Second
 
-// zygoteMaxFds: at most this many descriptors per request (SCM_MAX_FD is
-// 253 on Linux); a worker with more starts by exec.
-const zygoteMaxFds = 250
-
 // zygoteProc is one running helper.
 type zygoteProc struct {
 	cmd     *exec.Cmd
@@ -249,7 +245,7 @@ func (zp *zygoteProc) alive() bool {
 // itself). An error means no worker was started; the caller falls back to
 // exec.
 func (z *Zygote) start(spec workerSpec) (workerProc, error) {
-	if len(spec.files)+2 > zygoteMaxFds {
+	if len(spec.files)+2 > ZygoteMaxFDs {
 		return nil, fmt.Errorf("too many descriptors for the zygote (%d)", len(spec.files))
 	}
 	z.mu.Lock()

@@ -42,7 +42,7 @@ typedef struct {
     long tag;
 } BridgeObject;
 
-static PyObject *comp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+static PyObject *comp_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw)) {
     if (gf_refuse_in_child("the Go core") < 0) return NULL; /* gofutures._fork serves waits there */
     CompletionsObject *c = (CompletionsObject *)type->tp_alloc(type, 0);
     if (c != NULL) c->h = gfCompNew();
@@ -155,7 +155,7 @@ static PyObject *comp_await(CompletionsObject *c, PyObject *const *args, Py_ssiz
     double timeout;
     if (PyErr_Occurred() || gf_parse_timeout(args[2], &timeout) < 0) return NULL;
     if (gfCompAwait(a.h, a.mode, a.total, 0)) Py_RETURN_TRUE;
-    int registered = register_wait(c, a.mode == 0, timeout);
+    int registered = register_wait(c, a.mode == GF_MODE_ALL_COMPLETED, timeout);
     if (registered < 0) return NULL;
     int rc = gf_block(await_fn, &a, timeout);
     if (registered) gfWaitUnblock(gf_worker_slot);
@@ -224,9 +224,9 @@ static PyObject *bridge_report(BridgeObject *b, int failed) {
     gfCompPush(((CompletionsObject *)b->completions)->h, b->tag, failed);
     Py_RETURN_NONE;
 }
-static PyObject *bridge_add_result(BridgeObject *b, PyObject *f) { return bridge_report(b, 0); }
-static PyObject *bridge_add_exception(BridgeObject *b, PyObject *f) { return bridge_report(b, 1); }
-static PyObject *bridge_add_cancelled(BridgeObject *b, PyObject *f) { return bridge_report(b, 0); }
+static PyObject *bridge_add_result(BridgeObject *b, PyObject *Py_UNUSED(f)) { return bridge_report(b, 0); }
+static PyObject *bridge_add_exception(BridgeObject *b, PyObject *Py_UNUSED(f)) { return bridge_report(b, 1); }
+static PyObject *bridge_add_cancelled(BridgeObject *b, PyObject *Py_UNUSED(f)) { return bridge_report(b, 0); }
 
 static void bridge_dealloc(BridgeObject *b) {
     Py_XDECREF(b->completions);

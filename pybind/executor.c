@@ -28,8 +28,6 @@ typedef struct {
     PyTypeObject *future_type; /* strong: the Future class to create */
 } PoolObject;
 
-enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2, SUBMIT_UNKNOWN = 3, SUBMIT_SPAWNED = 4 };
-
 /* How long submit waits for a worker it started to come up. The stdlib's
  * Thread.start() waits for its thread, so that a worker exists (and is
  * listed) when submit returns; without the wait, a burst of submits holding
@@ -83,18 +81,18 @@ static PyObject *pool_submit(PoolObject *self, PyObject *const *args, Py_ssize_t
     if ((job->future = gf_future_new(self->future_type)) == NULL) goto fail;
     PyObject *fut = Py_NewRef(job->future);
     switch (gfPoolSubmit(self->pool, ((FutureObject *)fut)->h, job)) {
-    case SUBMIT_SPAWNED:
+    case GF_SUBMIT_SPAWNED:
         if (gf_block(await_started, (void *)(intptr_t)self->pool, GF_SPAWN_WAIT_S) < 0) {
             Py_DECREF(fut); /* interrupted: the task is queued, the future stays valid */
             return NULL;
         }
         return fut;
-    case SUBMIT_OK:
+    case GF_SUBMIT_OK:
         return fut; /* the Go pool owns the job now */
-    case SUBMIT_BROKEN:
+    case GF_SUBMIT_BROKEN:
         broken_error(self->pool);
         break;
-    case SUBMIT_SHUTDOWN:
+    case GF_SUBMIT_SHUTDOWN:
         PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
         break;
     default:
@@ -144,7 +142,7 @@ static PyObject *pool_shutdown(PoolObject *self, PyObject *cancel_obj) {
     return NULL;
 }
 
-static PyObject *pool_id(PoolObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
+static PyObject *pool_id(PoolObject *self, void *Py_UNUSED(c)) { return PyLong_FromLongLong(self->pool); }
 
 static int pool_traverse(PoolObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->future_type);
@@ -193,7 +191,7 @@ static PyTypeObject ThreadPoolBaseType = {
     .tp_getset = pool_getset,
 };
 
-static PyObject *set_exiting(PyObject *m, PyObject *unused) {
+static PyObject *set_exiting(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(unused)) {
     gf_interpreter_exiting = 1;
     Py_RETURN_NONE;
 }

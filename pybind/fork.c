@@ -41,7 +41,7 @@ int gf_refuse_in_child(const char *what) {
     return -1;
 }
 
-static PyObject *forked_child(PyObject *m, PyObject *unused) { return PyBool_FromLong(gf_forked); }
+static PyObject *forked_child(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(unused)) { return PyBool_FromLong(gf_forked); }
 
 static PyMethodDef fork_functions[] = {
     {"forked_child", forked_child, METH_NOARGS,

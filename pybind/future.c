@@ -154,12 +154,12 @@ PyObject *gf_future_new(PyTypeObject *type) {
 }
 
 /* In a forked child, Future() makes a detached future (see state_of). */
-static PyObject *fut_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+static PyObject *fut_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw)) {
     if (!gf_forked) return gf_future_new(type);
     return type->tp_alloc(type, 0); /* h == 0, dstate == PENDING */
 }
 
-static int fut_init(PyObject *self, PyObject *args, PyObject *kw) {
+static int fut_init(PyObject *Py_UNUSED(self), PyObject *args, PyObject *kw) {
     if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
         PyErr_SetString(PyExc_TypeError, "Future() takes no arguments");
         return -1;
@@ -193,24 +193,24 @@ static void fut_dealloc(FutureObject *f) {
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
-static PyObject *fut_cancel(FutureObject *f, PyObject *unused) {
+static PyObject *fut_cancel(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD_OR_DETACHED("cancel", NULL, 0, NULL);
     int rc = gf_future_cancel(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
-static PyObject *fut_cancelled(FutureObject *f, PyObject *unused) {
+static PyObject *fut_cancelled(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
     int s = fut_state(f);
     return PyBool_FromLong(s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED);
 }
 
-static PyObject *fut_running(FutureObject *f, PyObject *unused) {
+static PyObject *fut_running(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
     return PyBool_FromLong(fut_state(f) == ST_RUNNING);
 }
 
-static PyObject *fut_done(FutureObject *f, PyObject *unused) {
+static PyObject *fut_done(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
     return PyBool_FromLong(fut_state(f) >= ST_CANCELLED);
 }
@@ -295,7 +295,7 @@ static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_
  * it fails (a timeout, Ctrl-C, the call's exception), the future is
  * cancelled and the error raised: what Executor.map does for each item, as
  * one C call. Any other kind of future gets the same done in Python terms. */
-PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+PyObject *gf_result_or_cancel(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 2) return PyErr_Format(PyExc_TypeError, "result_or_cancel(future, timeout=None)");
     PyObject *fut = args[0];
     PyObject *r;
@@ -354,7 +354,7 @@ static PyObject *fut_add_done_callback(FutureObject *f, PyObject *fn) {
     Py_RETURN_NONE;
 }
 
-static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *unused) {
+static PyObject *fut_set_running_or_notify_cancel(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD_OR_DETACHED("set_running_or_notify_cancel", NULL, 0, NULL);
     int rc = gf_future_start(f);
     return rc < 0 ? NULL : PyBool_FromLong(rc);

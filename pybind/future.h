@@ -4,7 +4,13 @@
 #define GOFUTURES_FUTURE_H
 #include "hot.h"
 
-enum { ST_PENDING, ST_RUNNING, ST_CANCELLED, ST_CANCELLED_AND_NOTIFIED, ST_FINISHED };
+enum { /* the core's states (gf_constants.h) */
+    ST_PENDING = GF_STATE_PENDING,
+    ST_RUNNING = GF_STATE_RUNNING,
+    ST_CANCELLED = GF_STATE_CANCELLED,
+    ST_CANCELLED_AND_NOTIFIED = GF_STATE_CANCELLED_AND_NOTIFIED,
+    ST_FINISHED = GF_STATE_FINISHED
+};
 
 /* future.c: f's state (a detached future's own, else Go's). */
 int fut_state(FutureObject *f);

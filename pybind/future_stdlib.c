@@ -85,12 +85,12 @@ fail:
 /* ---- the stdlib's private attributes, for its wait()/as_completed() and
  * for code (CPython's tests among it) that assigns them directly --------- */
 
-static PyObject *get_state(FutureObject *f, void *c) {
+static PyObject *get_state(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     return Py_NewRef(gf_stdlib.state_names[fut_state(f)]);
 }
 
-static int set_state(FutureObject *f, PyObject *v, void *c) {
+static int set_state(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     for (int i = 0; v != NULL && i < 5; i++) {
         int eq = PyObject_RichCompareBool(v, gf_stdlib.state_names[i], Py_EQ);
@@ -107,26 +107,26 @@ static int set_state(FutureObject *f, PyObject *v, void *c) {
     return -1;
 }
 
-static PyObject *get_result(FutureObject *f, void *c) {
+static PyObject *get_result(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     if (fut_settle(f) < 0) return NULL;
     return Py_NewRef(f->result ? f->result : Py_None);
 }
 
-static int set_result_attr(FutureObject *f, PyObject *v, void *c) {
+static int set_result_attr(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (fut_settle(f) < 0) return -1; /* a parked exception must survive */
     Py_XSETREF(f->result, Py_XNewRef(v));
     return 0;
 }
 
-static PyObject *get_exception(FutureObject *f, void *c) {
+static PyObject *get_exception(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     if (fut_settle(f) < 0) return NULL;
     return Py_NewRef(f->exception ? f->exception : Py_None);
 }
 
-static int set_exception_attr(FutureObject *f, PyObject *v, void *c) {
+static int set_exception_attr(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (fut_settle(f) < 0) return -1; /* a parked result must survive */
     if (v == Py_None) v = NULL;
@@ -148,17 +148,17 @@ static PyObject *new_condition(void) { return PyObject_CallNoArgs(gf_stdlib.cond
 /* The stdlib's wait()/as_completed() take _condition and add to _waiters
  * expecting to be told of the completion; code that appends to
  * _done_callbacks expects them run: all observe the future. */
-static PyObject *get_condition(FutureObject *f, void *c) {
+static PyObject *get_condition(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     fut_observe(f);
     return lazy(&f->condition, new_condition);
 }
-static PyObject *get_waiters(FutureObject *f, void *c) {
+static PyObject *get_waiters(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     fut_observe(f);
     return lazy(&f->waiters, new_list);
 }
-static PyObject *get_callbacks(FutureObject *f, void *c) {
+static PyObject *get_callbacks(FutureObject *f, void *Py_UNUSED(c)) {
     GUARD(NULL);
     fut_observe(f);
     return lazy(&f->callbacks, new_list);
@@ -172,19 +172,19 @@ static int set_slot(PyObject **slot, PyObject *v) {
  * eventlet-aware one here) is the one blocking calls then wait on
  * (wait_on_condition): a green thread that would complete the future runs
  * only while its waiter yields to it through that condition. */
-static int set_condition(FutureObject *f, PyObject *v, void *c) {
+static int set_condition(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     fut_observe(f);
     f->custom_condition = v != NULL;
     return set_slot(&f->condition, v);
 }
-static int set_waiters(FutureObject *f, PyObject *v, void *c) {
+static int set_waiters(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_waiters must be a list"); return -1; }
     fut_observe(f);
     return set_slot(&f->waiters, v);
 }
-static int set_callbacks(FutureObject *f, PyObject *v, void *c) {
+static int set_callbacks(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
     GUARD(-1);
     if (v != NULL && !PyList_Check(v)) { PyErr_SetString(PyExc_TypeError, "_done_callbacks must be a list"); return -1; }
     fut_observe(f);

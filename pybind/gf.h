@@ -12,6 +12,8 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "gf_constants.h" /* generated from the Go core: kinds, states, modes, codes */
+
 /* What a job asks of the worker that runs it. */
 enum gf_job_what {
     GF_JOB_CALL = 0, /* a thread-pool task: run fn(*args, **kwargs) for future */
@@ -29,22 +31,15 @@ typedef struct gf_job {
     PyObject *fn;      /* call: strong */
     PyObject *args;    /* call: tuple, strong */
     PyObject *kwargs;  /* call: dict or NULL, strong */
-    int kind;          /* delivery: a GF_OUTCOME_* kind */
+    int kind;          /* delivery: a GF_DELIVER_* or GF_FRAME_* kind */
     char *data;        /* delivery: payload (malloc'd), or NULL */
     Py_ssize_t len;
 } gf_job;
 
 /* How a process call's outcome comes back (outcome.c builds it; pybind's
- * processPool.deliver sends it). RESULT and ERROR are the worker's answer
- * frame kinds (gofutures.FrameResult, FrameError): a pickled return value or
- * exception. The others are made by the supervisor: */
-#define GF_OUTCOME_RESULT 3
-#define GF_OUTCOME_ERROR 4
-#define GF_OUTCOME_BROKEN 100    /* the pool broke first; data: why, UTF-8 */
-#define GF_OUTCOME_DIED 101      /* its worker died (survive): JSON header, newline, the call's pickle */
-#define GF_OUTCOME_TIMEOUT 102   /* past its time limit, its worker killed: as DIED */
-#define GF_OUTCOME_KILLED 103    /* its worker killed by kill_task, which ended the future: nothing to build */
-#define GF_OUTCOME_CANCELLED 104 /* cancelled while queued, never sent: acknowledge (notify waiters) */
+ * processPool.deliver sends it): GF_FRAME_RESULT and GF_FRAME_ERROR, the
+ * worker's answer (a pickled return value or exception), or one of the
+ * GF_DELIVER_* kinds the supervisor makes (gofutures/constants.go). */
 
 /* future.c, called by Go WITHOUT the GIL, with the Go future's lock held,
  * just before Go finishes the future (core.Future.FinishUnobserved): parks
@@ -85,8 +80,8 @@ long gf_fork_worker(PyObject *hooks, long number, int task_fd, int result_fd, co
 /* Reference counting from Go, for objects Go owns; the GIL must be held. */
 void gf_decref(PyObject *o);
 
-/* Python 3.12 moved the time budget of a blocking wait slice out of the
+/* GF_WAIT_SLICE_NS (gf_constants.h): how soon a blocking wait notices
+ * Ctrl-C. Python 3.12 moved the time budget of a wait slice out of the
  * public API; one constant keeps every wait in step. */
-#define GF_WAIT_SLICE_NS 50000000LL /* 50 ms: how soon Ctrl-C is noticed */
 
 #endif

@@ -25,7 +25,7 @@ typedef struct {
      * it; dealloc frees it if nobody ever asked. */
     char *raw;
     Py_ssize_t raw_len;
-    int raw_kind;               /* GF_OUTCOME_* */
+    int raw_kind;               /* GF_DELIVER_* or GF_FRAME_* */
     int loading;                /* a thread is unpickling raw (the GIL may be released meanwhile) */
     unsigned long loading_tid;  /* that thread */
 } FutureObject;

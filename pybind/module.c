@@ -37,8 +37,11 @@ static PyMethodDef hot_functions[] = {
 };
 
 static struct PyModuleDef hot_def = {
-    PyModuleDef_HEAD_INIT, "_hot",
-    "gofutures' hot path: Future, ThreadPoolBase and Completions in C over the Go core.", -1, hot_functions,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_hot",
+    .m_doc = "gofutures' hot path: Future, ThreadPoolBase and Completions in C over the Go core.",
+    .m_size = -1,
+    .m_methods = hot_functions,
 };
 
 PyMODINIT_FUNC PyInit__hot(void) {

@@ -1,5 +1,5 @@
 /* outcome.c: the one place that turns what came back for a process call (a
- * delivery: a GF_OUTCOME_* kind and its bytes, see gf.h) into the Python
+ * delivery: a GF_DELIVER_* or GF_FRAME_* kind and its bytes, see gf.h) into the Python
  * object its future ends with, whichever path brings it: the results worker
  * completing an observed future (worker.c), or the first reader of a parked
  * one (future.c).
@@ -14,7 +14,7 @@
 
 static PyObject *builder; /* strong, set once by set_outcome_builder */
 
-PyObject *gf_set_outcome_builder(PyObject *module, PyObject *fn) {
+PyObject *gf_set_outcome_builder(PyObject *Py_UNUSED(module), PyObject *fn) {
     if (!PyCallable_Check(fn)) return PyErr_Format(PyExc_TypeError, "set_outcome_builder takes a callable");
     Py_XSETREF(builder, Py_NewRef(fn));
     Py_RETURN_NONE;
@@ -35,8 +35,8 @@ static PyObject *build_in_python(int kind, const char *data, Py_ssize_t len, PyO
 }
 
 PyObject *gf_outcome_build(int kind, const char *data, Py_ssize_t len, int *is_error) {
-    *is_error = kind != GF_OUTCOME_RESULT;
-    if (kind != GF_OUTCOME_RESULT && kind != GF_OUTCOME_ERROR) return build_in_python(kind, data, len, NULL);
+    *is_error = kind != GF_FRAME_RESULT;
+    if (kind != GF_FRAME_RESULT && kind != GF_FRAME_ERROR) return build_in_python(kind, data, len, NULL);
     PyObject *bytes = PyBytes_FromStringAndSize(data, len);
     PyObject *value = bytes ? PyObject_CallOneArg(gf_pickle_loads, bytes) : NULL;
     Py_XDECREF(bytes);

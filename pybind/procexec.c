@@ -18,8 +18,6 @@ typedef struct {
     PyTypeObject *future_type; /* strong */
 } ProcObject;
 
-enum { SUBMIT_OK = 0, SUBMIT_BROKEN = 1, SUBMIT_SHUTDOWN = 2 };
-
 /* _bind(pool_id, future_type, hooks): ties this object to the Go pool that
  * gopy's NewProcessPool started (thread pools are bound alike, executor.c).
  * hooks: the pool's Python hooks (its results worker's start and stop, and
@@ -48,7 +46,7 @@ static PyObject *proc_bind(ProcObject *self, PyObject *const *args, Py_ssize_t n
 #define REFUSE_IN_CHILD() \
     if (gf_refuse_in_child("this ProcessPoolExecutor") < 0) return NULL
 
-static PyObject *proc_broken_message(ProcObject *self, PyObject *unused) {
+static PyObject *proc_broken_message(ProcObject *self, PyObject *Py_UNUSED(unused)) {
     REFUSE_IN_CHILD();
     char *msg = gfProcBrokenMessage(self->pool);
     if (msg == NULL) Py_RETURN_NONE;
@@ -69,10 +67,10 @@ static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long t
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
     int rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut,
                           PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), timeout_ns);
-    if (rc == SUBMIT_OK) return fut;
+    if (rc == GF_SUBMIT_OK) return fut;
     Py_DECREF(fut);
     Py_DECREF(fut);
-    if (rc == SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+    if (rc == GF_SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
     return PyLong_FromLong(rc); /* broken: Python raises with the message */
 }
 
@@ -146,7 +144,7 @@ static int forks_done(void *pool, long long ns) { return gfProcAwaitForks((long 
 
 /* _await_forks(): returns once the workers being forked are (the GIL is
  * released meanwhile: the forks need it). */
-static PyObject *proc_await_forks(ProcObject *self, PyObject *unused) {
+static PyObject *proc_await_forks(ProcObject *self, PyObject *Py_UNUSED(unused)) {
     REFUSE_IN_CHILD();
     if (self->pool == 0) Py_RETURN_NONE;
     if (gf_block(forks_done, (void *)(intptr_t)self->pool, -1) < 0) return NULL;
@@ -154,13 +152,13 @@ static PyObject *proc_await_forks(ProcObject *self, PyObject *unused) {
 }
 
 /* _start_workers(): an eager pool's workers start now if they have not. */
-static PyObject *proc_start_workers(ProcObject *self, PyObject *unused) {
+static PyObject *proc_start_workers(ProcObject *self, PyObject *Py_UNUSED(unused)) {
     REFUSE_IN_CHILD();
     if (self->pool != 0) gfProcStartWorkers(self->pool);
     Py_RETURN_NONE;
 }
 
-static PyObject *proc_id(ProcObject *self, void *c) { return PyLong_FromLongLong(self->pool); }
+static PyObject *proc_id(ProcObject *self, void *Py_UNUSED(c)) { return PyLong_FromLongLong(self->pool); }
 
 static int proc_traverse(ProcObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->future_type);

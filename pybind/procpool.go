@@ -2,7 +2,7 @@ package pybind
 
 // The binding's half of a process pool: a core.ProcessPool whose sink
 // sends every outcome of a task back one way (deliver): the outcome travels
-// as a kind and bytes (gf.h GF_OUTCOME_*), and C builds the Python object
+// as a kind and bytes (gf.h GF_DELIVER_* or GF_FRAME_*), and C builds the Python object
 // from it in one place (outcome.c).
 //
 // The common outcome, a future nobody observes from Python (no
@@ -109,16 +109,16 @@ func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte) {
 // acknowledgement tells the stdlib's waiters, which needs the GIL; a killed
 // task's future was already ended, cancelled, by kill_task.
 func parkable(kind C.int) bool {
-	return kind != C.GF_OUTCOME_CANCELLED && kind != C.GF_OUTCOME_KILLED
+	return kind != C.GF_DELIVER_CANCELLED && kind != C.GF_DELIVER_KILLED
 }
 
 // Completed implements core.ProcessSink.
 func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []byte) {
-	p.deliver(t, C.int(kind), data) // FrameResult and FrameError are GF_OUTCOME_RESULT and _ERROR
+	p.deliver(t, C.int(kind), data) // FrameResult and FrameError are GF_FRAME_RESULT and _ERROR
 }
 
 // Cancelled implements core.ProcessSink.
-func (p *processPool) Cancelled(t *core.ProcTask) { p.deliver(t, C.GF_OUTCOME_CANCELLED, nil) }
+func (p *processPool) Cancelled(t *core.ProcTask) { p.deliver(t, C.GF_DELIVER_CANCELLED, nil) }
 
 // drainEvery bounds how many parked futures' references wait for a drain:
 // Python threads drain as they read results, submit or shut down, and the
@@ -134,7 +134,7 @@ func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data [
 	raw := C.malloc(C.size_t(len(data) + 1)) // +1: never malloc(0)
 	copy(unsafe.Slice((*byte)(raw), len(data)), data)
 	var parked C.long
-	if !t.Future.FinishUnobserved(kind != C.GF_OUTCOME_RESULT, func() {
+	if !t.Future.FinishUnobserved(kind != C.GF_FRAME_RESULT, func() {
 		parked = C.gf_future_park(fut, (*C.char)(raw), C.Py_ssize_t(len(data)), kind)
 	}) {
 		C.free(raw)
@@ -178,18 +178,18 @@ type failure struct {
 // Failed implements core.ProcessSink.
 func (p *processPool) Failed(t *core.ProcTask, err error) {
 	h := failure{Message: err.Error(), TaskID: t.ID}
-	var kind C.int = C.GF_OUTCOME_KILLED
+	var kind C.int = C.GF_DELIVER_KILLED
 	var died *core.WorkerDied
 	var timeout *core.TaskTimeout
 	switch {
 	case errors.As(err, &died):
-		kind = C.GF_OUTCOME_DIED
+		kind = C.GF_DELIVER_DIED
 		h.PID, h.ExitCode, h.Starting = died.PID, died.ExitCode, died.Starting
 		if sig, ok := died.Signal.(syscall.Signal); ok {
 			h.Signal = int(sig)
 		}
 	case errors.As(err, &timeout):
-		kind = C.GF_OUTCOME_TIMEOUT
+		kind = C.GF_DELIVER_TIMEOUT
 		h.PID, h.Limit = timeout.PID, timeout.Limit.Seconds()
 	}
 	header, _ := json.Marshal(h) // cannot fail: plain fields
@@ -200,7 +200,7 @@ func (p *processPool) Failed(t *core.ProcTask, err error) {
 // Broken implements core.ProcessSink.
 func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 	for _, t := range tasks {
-		p.deliver(t, C.GF_OUTCOME_BROKEN, []byte(err.Error()))
+		p.deliver(t, C.GF_DELIVER_BROKEN, []byte(err.Error()))
 	}
 }
 
@@ -300,7 +300,7 @@ func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, 
 }
 
 // gfProcKillTask kills the worker running the task of future fh; 1 if it
-// was running (the task then fails alone, delivered as GF_OUTCOME_KILLED), 0
+// was running (the task then fails alone, delivered as GF_DELIVER_KILLED), 0
 // if not.
 //
 //export gfProcKillTask

@@ -118,6 +118,7 @@ func (p *threadPool) Start(i int) error {
 	}
 	if msg != nil {
 		defer C.free(unsafe.Pointer(msg))
+		//lint:ignore ST1005 the stdlib's BrokenThreadPool message, word for word
 		return fmt.Errorf("A thread initializer failed, the thread pool is not usable anymore (%s)", C.GoString(msg))
 	}
 	return nil
@@ -216,13 +217,13 @@ func gfPoolBind(id C.longlong, hooks *C.PyObject) C.int {
 	return 0
 }
 
-// Submit results, as C's executor.c names them.
+// Submit results (core constants.go; C has them as GF_SUBMIT_*).
 const (
-	submitOK C.int = iota
-	submitBroken
-	submitShutdown
-	submitUnknown
-	submitSpawned // accepted, and a new worker is starting
+	submitOK       = C.int(core.SubmitOK)
+	submitBroken   = C.int(core.SubmitBroken)
+	submitShutdown = C.int(core.SubmitShutdown)
+	submitUnknown  = C.int(core.SubmitUnknown)
+	submitSpawned  = C.int(core.SubmitSpawned) // accepted, and a new worker is starting
 )
 
 // gfPoolAwaitStarted waits (GIL released by the caller) up to ns for a new

@@ -99,7 +99,7 @@ static void free_job(gf_job *job) {
 static void deliver(gf_job *job) {
     FutureObject *f = (FutureObject *)job->future;
     int rc = 0;
-    if (job->kind == GF_OUTCOME_CANCELLED) {
+    if (job->kind == GF_DELIVER_CANCELLED) {
         rc = gf_future_start(f);
     } else if (!gf_future_done(f)) {
         int is_error;
@@ -112,7 +112,7 @@ static void deliver(gf_job *job) {
     free_job(job);
 }
 
-static void run_job(gf_worker *w, gf_job *job) {
+static void run_job(gf_job *job) {
     if (job->what == GF_JOB_DRAIN) { /* see processPool.drain */
         gf_release_drain();
         free_job(job);
@@ -143,7 +143,7 @@ static void run_job(gf_worker *w, gf_job *job) {
 void gf_worker_run(gf_worker *w, gf_job *job) {
     PyEval_RestoreThread(w->ts);
     for (unsigned long n = 1; job != NULL; n++) {
-        run_job(w, job);
+        run_job(job);
         if (n % GF_CHECKPOINT_EVERY == 0) {
             PyObject *r = PyObject_CallNoArgs(checkpoint);
             if (r == NULL) PyErr_Clear(); /* cannot fail; nothing to report */

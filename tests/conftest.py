@@ -18,6 +18,7 @@ Fixtures:
   spawn_script  -- start such a subprocess and interact with it (read lines
                    with a timeout, signal it, kill it).
 """
+
 import http.server
 import os
 import queue
@@ -28,7 +29,6 @@ import textwrap
 import threading
 
 import pytest
-
 
 # ---------------------------------------------------------------- pools
 

@@ -13,6 +13,7 @@ line as it ends (what failed, how long it took, where its log is); the exit
 status is non-zero if any run failed. 0 failures is the bar: a flake is fixed
 by making the test or the code right, not by a longer timeout.
 """
+
 import argparse
 import ctypes
 import os
@@ -48,8 +49,17 @@ def stop_hogs(hogs):
 
 
 def pytest_command(python):
-    return [python, "-m", "pytest", "-q", "-c", os.path.join(ROOT, "pyproject.toml"),
-            "--rootdir", ROOT, "."], os.path.join(ROOT, "tests")
+    return [
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-c",
+        os.path.join(ROOT, "pyproject.toml"),
+        "--rootdir",
+        ROOT,
+        ".",
+    ], os.path.join(ROOT, "tests")
 
 
 def suite_command(python):
@@ -63,8 +73,9 @@ def failures(kind, output):
     # unittest: "FAIL: test_x (package.module.Class.test_x)" (3.11: "(package.module.Class)")
     names = re.findall(r"^(?:FAIL|ERROR): (\S+) \(([^)]*)\)", output, re.M)
     hung = re.findall(r"^Timeout \(", output, re.M)  # faulthandler stopped a hung test
-    return [where if where.endswith("." + name) else "%s.%s" % (where, name) for name, where in names] + \
-        ["a hung test (faulthandler's dump in the log)"] * len(hung)
+    return [where if where.endswith("." + name) else "%s.%s" % (where, name) for name, where in names] + [
+        "a hung test (faulthandler's dump in the log)"
+    ] * len(hung)
 
 
 def summary_of(kind, output):
@@ -88,9 +99,18 @@ def run_once(kind, python, label, log_path, pin):
     failed = failures(kind, output)
     ok = proc.returncode == 0
     status = "ok" if ok else "FAILED (exit %d)" % proc.returncode
-    print("%-28s %-16s %6.1f s  %s; %s  [%s]" % (label, status, took, summary_of(kind, output),
-                                              ", ".join(failed) if failed else "nothing failed",
-                                              os.path.relpath(log_path, ROOT)), flush=True)
+    print(
+        "%-28s %-16s %6.1f s  %s; %s  [%s]"
+        % (
+            label,
+            status,
+            took,
+            summary_of(kind, output),
+            ", ".join(failed) if failed else "nothing failed",
+            os.path.relpath(log_path, ROOT),
+        ),
+        flush=True,
+    )
     return ok, failed
 
 
@@ -107,8 +127,7 @@ def main():
     kinds = [k for k in ("pytest", "cpython") if args.only in (None, k)]
     # Absolute (the pytest runs start in tests/), not resolved: a venv's
     # python is a link that must keep its path.
-    pythons = {"pytest": os.path.abspath(args.python),
-               "cpython": os.path.abspath(args.suite_python or args.python)}
+    pythons = {"pytest": os.path.abspath(args.python), "cpython": os.path.abspath(args.suite_python or args.python)}
     pin_last = not args.no_taskset
     if pin_last and shutil.which("taskset") is None:
         print("taskset (util-linux) is not installed: the pinned round is skipped")
@@ -116,10 +135,17 @@ def main():
     os.makedirs(args.logs, exist_ok=True)
 
     hogs = start_hogs(args.hogs)
-    print("stress: %d round(s) of %s with %d CPU hog(s)%s; logs in %s" % (
-        args.rounds, " + ".join(kinds), len(hogs),
-        ", the last pinned to one core" if pin_last else "", os.path.relpath(args.logs, ROOT)),
-        flush=True)
+    print(
+        "stress: %d round(s) of %s with %d CPU hog(s)%s; logs in %s"
+        % (
+            args.rounds,
+            " + ".join(kinds),
+            len(hogs),
+            ", the last pinned to one core" if pin_last else "",
+            os.path.relpath(args.logs, ROOT),
+        ),
+        flush=True,
+    )
     failed_runs = []
     try:
         for i in range(1, args.rounds + 1):

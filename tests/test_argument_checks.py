@@ -2,6 +2,7 @@
 concurrent.futures and once on gofutures, and both must accept it, or both
 refuse it with the same exception type and message (at the same moment: in
 the constructor, at map() or at the first next())."""
+
 import concurrent.futures
 import concurrent.futures.thread
 import decimal
@@ -56,10 +57,25 @@ def run_threads(m, **kwargs):
         ex.shutdown()
 
 
-@pytest.mark.parametrize("max_workers", [
-    2.5, 0.5, 10**30, float("inf"), fractions.Fraction(3, 2), decimal.Decimal("1.5"), True,
-    0, -1, -0.5, "3", 1j, [],
-], ids=repr)
+@pytest.mark.parametrize(
+    "max_workers",
+    [
+        2.5,
+        0.5,
+        10**30,
+        float("inf"),
+        fractions.Fraction(3, 2),
+        decimal.Decimal("1.5"),
+        True,
+        0,
+        -1,
+        -0.5,
+        "3",
+        1j,
+        [],
+    ],
+    ids=repr,
+)
 def test_thread_pool_max_workers(max_workers):
     side_by_side(lambda m: run_threads(m, max_workers=max_workers))
 
@@ -82,13 +98,17 @@ def test_thread_pool_fractional_max_workers_runs_as_many_threads_as_the_stdlib(g
         assert len(ex._threads) == 2
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"thread_name_prefix": 5},
-    {"thread_name_prefix": None},
-    {"initargs": 5},                          # no initializer: never used
-    {"initializer": 5},
-    {"initializer": print, "initargs": [1]},  # any iterable
-], ids=repr)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"thread_name_prefix": 5},
+        {"thread_name_prefix": None},
+        {"initargs": 5},  # no initializer: never used
+        {"initializer": 5},
+        {"initializer": print, "initargs": [1]},  # any iterable
+    ],
+    ids=repr,
+)
 def test_thread_pool_other_arguments(kwargs):
     side_by_side(lambda m: run_threads(m, max_workers=1, **kwargs))
 
@@ -97,14 +117,14 @@ def test_thread_name_prefix_that_is_no_string_names_the_threads():
     def name(m):
         with m.ThreadPoolExecutor(1, thread_name_prefix=5) as ex:
             return ex.submit(lambda: threading.current_thread().name).result(timeout=TIMEOUT)
+
     assert side_by_side(name) == ("ok", "5_0")
 
 
 def test_thread_pool_initargs_that_are_no_iterable_break_the_pool():
     # As in the stdlib: the initializer call fails in the worker, which
     # breaks the pool (gofutures' message adds why).
-    kind, _ = side_by_side(lambda m: run_threads(m, max_workers=1, initargs=5, initializer=print),
-                           same_text="prefix")
+    kind, _ = side_by_side(lambda m: run_threads(m, max_workers=1, initargs=5, initializer=print), same_text="prefix")
     assert kind is concurrent.futures.thread.BrokenThreadPool
 
 
@@ -113,16 +133,26 @@ def test_thread_submit_without_fn(call):
     def case(m):
         with m.ThreadPoolExecutor(1) as ex:
             return ex.submit() if call == "no fn" else ex.submit(fn=abs)
+
     side_by_side(case)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"timeout": "x"}, {"timeout": -1}, {"chunksize": 0}, {"chunksize": 2.5}, {"chunksize": "x"},
-], ids=repr)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout": "x"},
+        {"timeout": -1},
+        {"chunksize": 0},
+        {"chunksize": 2.5},
+        {"chunksize": "x"},
+    ],
+    ids=repr,
+)
 def test_thread_map(kwargs):
     def case(m):
         with m.ThreadPoolExecutor(1) as ex:
             return list(ex.map(abs, [-1, -2], **kwargs))
+
     side_by_side(case)
 
 
@@ -140,6 +170,7 @@ def test_process_map_chunksize(chunksize):
             return list(ex.map(abs, [1, -2, 3], chunksize=chunksize))
         finally:
             ex.shutdown()
+
     kind, _ = side_by_side(case)
     assert kind != "ok"
 
@@ -149,13 +180,23 @@ def test_process_map_chunksize_true_is_one():
         assert list(ex.map(abs, [1, -2, 3], chunksize=True)) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"max_workers": 0}, {"max_workers": -1}, {"max_workers": "x"}, {"initializer": 5},
-    {"max_tasks_per_child": 0}, {"max_tasks_per_child": 1.5}, {"mp_context": 5},
-], ids=repr)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_workers": 0},
+        {"max_workers": -1},
+        {"max_workers": "x"},
+        {"initializer": 5},
+        {"max_tasks_per_child": 0},
+        {"max_tasks_per_child": 1.5},
+        {"mp_context": 5},
+    ],
+    ids=repr,
+)
 def test_process_pool_constructor(kwargs):
     def case(m):
         m.ProcessPoolExecutor(**kwargs).shutdown()
+
     side_by_side(case)
 
 
@@ -171,11 +212,11 @@ def test_wait_return_when(return_when, done):
         fs = [a_future(m, True), a_future(m, done)]
         d, nd = m.wait(fs, timeout=0, return_when=return_when)
         return len(d), len(nd)
+
     side_by_side(case)
 
 
-@pytest.mark.parametrize("others", [[], [True], [False]], ids=["alone", "with a done future",
-                                                              "with a pending one"])
+@pytest.mark.parametrize("others", [[], [True], [False]], ids=["alone", "with a done future", "with a pending one"])
 @pytest.mark.parametrize("thing", [1, "x", None, object()], ids=lambda t: type(t).__name__)
 @pytest.mark.parametrize("function", ["wait", "wait first completed", "as_completed"])
 def test_not_a_future(function, thing, others):
@@ -185,6 +226,7 @@ def test_not_a_future(function, thing, others):
             return len(list(m.as_completed(fs, timeout=0)))
         when = m.FIRST_COMPLETED if function == "wait first completed" else m.ALL_COMPLETED
         return len(m.wait(fs, timeout=0, return_when=when).done)
+
     kind, message = side_by_side(case)
     assert kind is AttributeError and "_condition" in message
 
@@ -209,6 +251,7 @@ def test_timeouts(call, timeout, done):
         if call == "as_completed":
             return len(list(m.as_completed([f], timeout=timeout)))
         return getattr(f, call)(timeout)
+
     side_by_side(case)
 
 
@@ -220,4 +263,5 @@ def test_timeouts_too_large_for_a_lock(call, timeout):
     def case(m):
         f = a_future(m, False)
         return f.result(timeout) if call == "result" else m.wait([f], timeout=timeout)
+
     assert side_by_side(case, same_text=False)[0] is OverflowError

@@ -5,6 +5,7 @@ callbacks never run. Where nobody made that call (a pool's worker, a process
 pool's results worker) it is logged as the stdlib's worker thread logs it,
 LOGGER.critical('Exception in worker', exc_info=True), and the future keeps
 its outcome."""
+
 import concurrent.futures
 import logging
 import os
@@ -23,6 +24,7 @@ NOT_EXCEPTIONS = [KeyboardInterrupt, SystemExit]
 def _raiser(exc_type):
     def callback(fut):
         raise exc_type("from a done-callback")
+
     return callback
 
 
@@ -63,8 +65,7 @@ def test_propagates_out_of_add_done_callback_on_a_done_future(future_type, exc_t
         f.add_done_callback(_raiser(exc_type))
 
 
-@pytest.mark.parametrize("result_or_cancel", [_base._result_or_cancel,
-                                              concurrent.futures._base._result_or_cancel])
+@pytest.mark.parametrize("result_or_cancel", [_base._result_or_cancel, concurrent.futures._base._result_or_cancel])
 def test_map_step_raises_the_cancel_callbacks_exception(result_or_cancel):
     # map's per-item step cancels the future when waiting fails; a callback
     # raising from that cancel replaces the wait's error, as in Python.
@@ -77,10 +78,15 @@ def test_map_step_raises_the_cancel_callbacks_exception(result_or_cancel):
 
 
 def _critical_records(caplog, exc_type):
-    return [r for r in caplog.records
-            if r.name == "concurrent.futures" and r.levelno == logging.CRITICAL
-            and r.getMessage() == "Exception in worker"
-            and r.exc_info and isinstance(r.exc_info[1], exc_type)]
+    return [
+        r
+        for r in caplog.records
+        if r.name == "concurrent.futures"
+        and r.levelno == logging.CRITICAL
+        and r.getMessage() == "Exception in worker"
+        and r.exc_info
+        and isinstance(r.exc_info[1], exc_type)
+    ]
 
 
 @pytest.mark.parametrize("exc_type", NOT_EXCEPTIONS)

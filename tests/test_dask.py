@@ -9,6 +9,7 @@ the stdlib's wait() and as_completed() fail on it with AttributeError).
 The cluster is a LocalCluster of two single-threaded in-process workers,
 listening on the loopback interface only.
 """
+
 import concurrent.futures
 import threading
 import time
@@ -16,7 +17,8 @@ import time
 import pytest
 
 distributed = pytest.importorskip(
-    "distributed", reason="dask.distributed not installed: pip install 'dask[distributed]'")
+    "distributed", reason="dask.distributed not installed: pip install 'dask[distributed]'"
+)
 
 import gofutures  # noqa: E402
 
@@ -29,8 +31,13 @@ def cluster():
     # loopback port: a fixed one (8787 by default) may be taken, and dask
     # then warns, which this suite's filterwarnings=error makes a failure.
     with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
-            host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
         yield cluster
 
 
@@ -61,6 +68,7 @@ def test_square_map_example_on_cluster_executor(client, capsys):
     # (get_executor) in place of ThreadPoolExecutor(max_workers=3).
     # (The same example on gofutures is in test_seed_examples.py.)
     from gofutures import as_completed  # noqa: F401 (imported by the seed)
+
     values = [2, 3, 4, 5]
 
     def square(n):
@@ -84,7 +92,7 @@ def test_as_completed_example_on_cluster_executor(client, capsys):
         future_to_n = {executor.submit(_square, n): n for n in range(6)}
         for future in gofutures.as_completed(future_to_n, timeout=TIMEOUT):
             n = future_to_n[future]
-            print('%r squared is %d' % (n, future.result()))
+            print("%r squared is %d" % (n, future.result()))
 
     lines = capsys.readouterr().out.splitlines()
     assert sorted(lines) == sorted("%r squared is %d" % (n, n * n) for n in range(6))
@@ -115,8 +123,7 @@ def test_wait_distributed_futures(client):
 def test_wait_first_completed_and_timeout(client):
     fast = client.submit(_slow, 0.01, "fast", pure=False)
     slow = client.submit(_slow, 1, "slow", pure=False)
-    done, not_done = gofutures.wait([fast, slow], timeout=TIMEOUT,
-                                    return_when=gofutures.FIRST_COMPLETED)
+    done, not_done = gofutures.wait([fast, slow], timeout=TIMEOUT, return_when=gofutures.FIRST_COMPLETED)
     assert done == {fast} and not_done == {slow}
     done, not_done = gofutures.wait([slow], timeout=0.05)
     assert not done and not_done == {slow}
@@ -126,8 +133,7 @@ def test_wait_first_completed_and_timeout(client):
 def test_wait_first_exception(client):
     bad = client.submit(_fail, 1, pure=False)
     slow = client.submit(_slow, 1, "slow", pure=False)
-    done, not_done = gofutures.wait([bad, slow], timeout=TIMEOUT,
-                                    return_when=gofutures.FIRST_EXCEPTION)
+    done, not_done = gofutures.wait([bad, slow], timeout=TIMEOUT, return_when=gofutures.FIRST_EXCEPTION)
     assert bad in done and slow in not_done
     with pytest.raises(ValueError, match="bad item 1"):
         bad.result()

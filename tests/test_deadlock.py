@@ -2,6 +2,7 @@
 never end raises gofutures.DeadlockError at once instead of hanging, and
 nothing that can end is ever reported (the stdlib would hang in the first
 group of tests and behaves as here in the second)."""
+
 import threading
 import time
 
@@ -67,6 +68,7 @@ def test_submit_to_own_full_pool_and_wait_raises_and_the_pool_goes_on():
 @pytest.mark.parametrize("how", ["wait", "as_completed", "exception"])
 def test_every_blocking_wait_is_checked(how):
     with ThreadPoolExecutor(1) as ex:
+
         def nested():
             fs = [ex.submit(pow, 2, i) for i in range(3)]
             if how == "wait":
@@ -104,8 +106,10 @@ def test_deadlock_across_two_executors():
 
 # ---------------------------------------------------------------- no false positives
 
+
 def test_wait_with_timeout_times_out_instead():
     with ThreadPoolExecutor(1) as ex:
+
         def nested():
             with pytest.raises(gofutures.TimeoutError):
                 ex.submit(pow, 5, 2).result(timeout=0.05)
@@ -133,11 +137,13 @@ def test_wait_on_a_future_of_another_executor():
 
 def test_wait_on_a_stdlib_future():
     import concurrent.futures as cf
+
     with cf.ThreadPoolExecutor(1) as std, ThreadPoolExecutor(1) as ex:
         g = std.submit(time.sleep, 0.05)
         assert ex.submit(g.result).result(timeout=10) is None
         futures = [std.submit(pow, 2, i) for i in range(3)]
-        assert ex.submit(lambda: sorted(f.result() for f in gofutures.as_completed(futures))).result(timeout=10) == [1, 2, 4]
+        in_worker = ex.submit(lambda: sorted(f.result() for f in gofutures.as_completed(futures)))
+        assert in_worker.result(timeout=10) == [1, 2, 4]
 
 
 def test_long_chain_that_fits_the_pool_finishes():
@@ -157,6 +163,7 @@ def test_nested_submit_while_a_worker_is_free():
 
 def test_as_completed_in_a_worker_over_running_tasks():
     with ThreadPoolExecutor(4) as ex:
+
         def gather():
             fs = [ex.submit(time.sleep, 0.01) for _ in range(8)]
             return sum(1 for _ in gofutures.as_completed(fs))
@@ -165,6 +172,7 @@ def test_as_completed_in_a_worker_over_running_tasks():
 
 
 # ---------------------------------------------------------------- grow_on_block
+
 
 def fib(ex, n):
     if n < 2:
@@ -192,8 +200,7 @@ def test_grow_on_block_fork_join_recursion_then_shrinks_back():
         # (a retiring worker leaves it on its way out, just after the core
         # stopped counting it).
         deadline = time.monotonic() + 10
-        while ((ex.stats()["workers"] > 2 or len(ex._threads) > 2)
-               and time.monotonic() < deadline):
+        while (ex.stats()["workers"] > 2 or len(ex._threads) > 2) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert ex.stats()["workers"] <= 2
         assert len(ex._threads) <= 2
@@ -238,6 +245,7 @@ def test_grow_on_block_must_be_a_bool():
 
 
 # ---------------------------------------------------------------- stats
+
 
 def test_stats_count_what_the_pool_did():
     with ThreadPoolExecutor(1) as ex:

@@ -9,6 +9,7 @@ the package installed here (pip download); a conftest puts gofutures where
 concurrent.futures was before the tests import anything. Skipped, saying
 why, when the package or its sdist cannot be had.
 """
+
 import importlib.metadata
 import os
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 # modules (asyncio's isinstance checks in wrap_future and
 # set_default_executor) keep the stdlib's classes, which gofutures' objects
 # are instances of: what a program that swaps its imports gets.
-SWAP_CONFTEST = '''
+SWAP_CONFTEST = """
 import sys
 
 import gofutures
@@ -31,7 +32,7 @@ import gofutures.process
 import gofutures.thread
 
 sys.modules["concurrent.futures"] = gofutures
-'''
+"""
 
 SUITES = {
     # package: (file in its sdist, extra pytest ini lines)
@@ -45,9 +46,24 @@ def _sdist_file(package, member, dest):
         version = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("%s is not installed (pip install '.[test]' installs it)" % package)
-    got = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                          "--no-binary", ":all:", "--dest", str(dest), "%s==%s" % (package, version)],
-                         capture_output=True, text=True, timeout=300)
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--dest",
+            str(dest),
+            "%s==%s" % (package, version),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     archives = [p for p in dest.iterdir() if p.name.endswith(".tar.gz")]
     if got.returncode != 0 or not archives:
         pytest.skip("cannot download the sdist of %s %s: %s" % (package, version, got.stderr.strip()[-300:]))
@@ -71,18 +87,39 @@ def test_their_suite_passes_on_gofutures(tmp_path, package):
     (run / os.path.basename(member)).write_bytes(source)
     (run / "conftest.py").write_text(SWAP_CONFTEST)
     (run / "pytest.ini").write_text("[pytest]\n" + ini)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-                           "--timeout", "120", os.path.basename(member)],
-                          cwd=run, capture_output=True, text=True, timeout=840)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            "--timeout",
+            "120",
+            os.path.basename(member),
+        ],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
     tail = "\n".join(proc.stdout.splitlines()[-25:])
     assert proc.returncode == 0, "%s %s's %s failed on gofutures:\n%s\n%s" % (
-        package, version, member, tail, proc.stderr[-2000:])
+        package,
+        version,
+        member,
+        tail,
+        proc.stderr[-2000:],
+    )
     assert " passed" in tail, tail
 
 
 def test_the_swap_reaches_them(tmp_path):
     (tmp_path / "conftest.py").write_text(SWAP_CONFTEST)
-    (tmp_path / "test_swap.py").write_text(textwrap.dedent("""
+    (tmp_path / "test_swap.py").write_text(
+        textwrap.dedent("""
         import sys
         from concurrent.futures import ThreadPoolExecutor, Future
         import gofutures
@@ -90,8 +127,14 @@ def test_the_swap_reaches_them(tmp_path):
         def test_swap():
             assert sys.modules["concurrent.futures"] is gofutures
             assert ThreadPoolExecutor is gofutures.ThreadPoolExecutor and Future is gofutures.Future
-    """))
+    """)
+    )
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

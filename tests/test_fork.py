@@ -5,6 +5,7 @@ Each scenario runs as its own script in a fresh interpreter (a fork of the
 pytest process would copy pytest's own threads and state), with a time
 limit: a child that hangs is a failure, never a hung test run.
 """
+
 import multiprocessing
 import os
 import subprocess
@@ -26,8 +27,9 @@ def run_script(tmp_path, body, timeout=TIMEOUT):
     script.write_text(textwrap.dedent(body))
     env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")  # 3.12+: fork of a multi-threaded process
     try:
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              timeout=timeout, cwd=tmp_path, env=env)
+        proc = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail("the script hung (%d s); output so far:\n%s\n%s" % (timeout, exc.stdout, exc.stderr))
     assert proc.returncode == 0, "exit %d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr)
@@ -60,12 +62,17 @@ def use_gofutures_everywhere():
 @pytest.mark.parametrize("how", ["sys.exit", "end of script", "uncaught exception"])
 @pytest.mark.parametrize("child_uses", ["nothing", "gofutures", "stdlib pool"])
 def test_a_child_that_exits_normally_leaves_the_parents_pools_working(tmp_path, how, child_uses):
-    ending = {"sys.exit": "sys.exit(0)", "end of script": "pass",
-              "uncaught exception": "raise SystemExit(3)"}[how]
-    use = {"nothing": "pass", "gofutures": "use_gofutures_everywhere()",
-           "stdlib pool": "import concurrent.futures as cf; "
-                          "assert cf.ProcessPoolExecutor(1).submit(square, 3).result() == 9"}[child_uses]
-    out = run_script(tmp_path, PRELUDE + f"""
+    ending = {"sys.exit": "sys.exit(0)", "end of script": "pass", "uncaught exception": "raise SystemExit(3)"}[how]
+    use = {
+        "nothing": "pass",
+        "gofutures": "use_gofutures_everywhere()",
+        "stdlib pool": "import concurrent.futures as cf; "
+        "assert cf.ProcessPoolExecutor(1).submit(square, 3).result() == 9",
+    }[child_uses]
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + f"""
 if __name__ == "__main__":
     procs = gofutures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
     forks = gofutures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
@@ -85,7 +92,8 @@ if __name__ == "__main__":
     assert threads.submit(square, 7).result(timeout=30) == 49
     assert procs.stats()["died"] == 0 and not procs._broken and not forks._broken
     print("ok")
-""")
+""",
+    )
     assert out.strip().endswith("ok")
 
 
@@ -106,7 +114,10 @@ def test_a_forked_child_can_use_every_part_of_gofutures(tmp_path, fork):
     p.start(); p.join(TIMEOUT)
     assert p.exitcode == 0, p.exitcode
 """
-    out = run_script(tmp_path, PRELUDE + f"""
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + f"""
 TIMEOUT = {TIMEOUT}
 if __name__ == "__main__":
     use_gofutures_everywhere()       # the parent's Go core is busy and has threads
@@ -115,12 +126,16 @@ if __name__ == "__main__":
 {textwrap.indent(textwrap.dedent(start), "    ")}
     assert keep.submit(square, 4).result(timeout=30) == 16
     print("parent ok")
-""")
+""",
+    )
     assert out.split() == ["child", "ok", "parent", "ok"]
 
 
 def test_gunicorn_style_preforked_workers_each_run_pools(tmp_path):
-    out = run_script(tmp_path, PRELUDE + """
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + """
 if __name__ == "__main__":
     from gofutures import ThreadPoolExecutor, ProcessPoolExecutor   # imported and used before the fork
     with ThreadPoolExecutor(4) as warm:
@@ -137,13 +152,17 @@ if __name__ == "__main__":
     for pid in children:
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     print("master ok")
-""")
+""",
+    )
     lines = sorted(out.splitlines())
     assert lines == ["master ok"] + ["worker %d %d" % (n, 328350 + 2470) for n in range(4)]
 
 
 def test_what_a_child_inherited_refuses_to_work_instead_of_hanging(tmp_path):
-    out = run_script(tmp_path, PRELUDE + """
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + """
 if __name__ == "__main__":
     threads = gofutures.ThreadPoolExecutor(1)
     procs = gofutures.ProcessPoolExecutor(1)
@@ -168,10 +187,19 @@ if __name__ == "__main__":
     pending.set_result(2)
     assert pending.result() == 2 and procs.submit(square, 2).result() == 4
     print("parent ok")
-""")
-    assert out.split("\n")[:6] == [w + " refused" for w in (
-        "threads.submit", "procs.submit", "threads.shutdown", "done.result", "pending.result",
-        "pending.set_result")]
+""",
+    )
+    assert out.split("\n")[:6] == [
+        w + " refused"
+        for w in (
+            "threads.submit",
+            "procs.submit",
+            "threads.shutdown",
+            "done.result",
+            "pending.result",
+            "pending.set_result",
+        )
+    ]
     assert out.strip().endswith("parent ok")
 
 
@@ -180,7 +208,10 @@ def test_fork_pool_workers_see_what_the_program_set_up_at_run_time(tmp_path, con
     if context == "default" and not FORK_IS_DEFAULT:
         pytest.skip("the default start method here is %s" % multiprocessing.get_start_method())
     ctx = 'multiprocessing.get_context("fork")' if context == "fork" else "None"
-    out = run_script(tmp_path, PRELUDE + f"""
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + f"""
 DATA = []
 
 def read_data(i):
@@ -190,12 +221,16 @@ if __name__ == "__main__":
     DATA.extend(range(100, 200))          # set up at run time, inside the main guard
     with gofutures.ProcessPoolExecutor(2, mp_context={ctx}) as ex:
         print(ex.submit(read_data, 5).result())
-""")
+""",
+    )
     assert out.strip() == "(105, 100, 'ForkProcess')"
 
 
 def test_fork_context_multiprocessing_objects_in_initargs(tmp_path):
-    out = run_script(tmp_path, PRELUDE + """
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + """
 def init(lock, queue, event):
     global LOCK, QUEUE, EVENT
     LOCK, QUEUE, EVENT = lock, queue, event
@@ -213,13 +248,16 @@ if __name__ == "__main__":
                                        initargs=(lock, queue, event)) as ex:
         assert all(ex.map(work, range(10)))
     print(sorted(queue.get(timeout=10) for _ in range(10)))
-""")
+""",
+    )
     assert out.strip() == str(list(range(10)))
 
 
 def test_tqdm_process_map_with_its_defaults(tmp_path):
     pytest.importorskip("tqdm")
-    out = run_script(tmp_path, """
+    out = run_script(
+        tmp_path,
+        """
 import sys, gofutures, gofutures.process, gofutures.thread
 sys.modules["concurrent.futures"] = gofutures     # what tqdm imports is gofutures
 from tqdm.contrib.concurrent import process_map
@@ -229,12 +267,16 @@ def square(x):
 
 if __name__ == "__main__":
     print(sum(process_map(square, range(50), disable=True)))
-""")
+""",
+    )
     assert out.strip() == str(sum(i * i for i in range(50)))
 
 
 def test_fork_pool_workers_are_forks_and_die_with_their_parent(tmp_path):
-    out = run_script(tmp_path, PRELUDE + """
+    out = run_script(
+        tmp_path,
+        PRELUDE
+        + """
 import signal, subprocess
 if __name__ == "__main__":
     if sys.argv[1:] == ["parent"]:
@@ -257,7 +299,8 @@ if __name__ == "__main__":
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     print("left:", [p for p in workers if alive(p)])
-""")
+""",
+    )
     assert out.strip() == "left: []"
 
 
@@ -268,6 +311,7 @@ class _GreenCondition:
 
     def __init__(self, runnable):
         import threading
+
         self._lock = threading.RLock()
         self._runnable = runnable
         self.waits = 0

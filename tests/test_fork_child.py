@@ -3,11 +3,13 @@
 which CPython's 3.14 suite starts for each process-pool test): nothing in
 gofutures may call into Go there, where the Go runtime's threads are gone and
 a call never returns."""
+
 import textwrap
 
 
 def test_a_forked_child_can_collect_garbage(run_script):
-    out = run_script(textwrap.dedent("""
+    out = run_script(
+        textwrap.dedent("""
         import gc, os, sys
         import gofutures
 
@@ -19,7 +21,8 @@ def test_a_forked_child_can_collect_garbage(run_script):
             os._exit(7)
         _, status = os.waitpid(pid, 0)
         print(os.waitstatus_to_exitcode(status))
-    """), timeout=30)
+    """),
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "7"
-

@@ -1,4 +1,5 @@
 """gofutures.Future: the states and methods of concurrent.futures.Future."""
+
 import builtins
 import concurrent.futures
 import concurrent.futures.thread
@@ -315,9 +316,12 @@ def test_done_callback_for_submitted_task():
 
 def _logged_callback_errors(caplog, exc_type):
     return [
-        r for r in caplog.records
-        if r.name == "concurrent.futures" and r.levelno >= logging.ERROR
-        and r.exc_info and isinstance(r.exc_info[1], exc_type)
+        r
+        for r in caplog.records
+        if r.name == "concurrent.futures"
+        and r.levelno >= logging.ERROR
+        and r.exc_info
+        and isinstance(r.exc_info[1], exc_type)
     ]
 
 

@@ -1,5 +1,6 @@
 """gofutures with asyncio: executors for run_in_executor / to_thread, and
 gofutures futures wrapped as asyncio futures."""
+
 import asyncio
 import contextvars
 import operator
@@ -14,8 +15,10 @@ TIMEOUT = 10
 
 def run(coro):
     """asyncio.run with an overall time limit, so nothing can hang."""
+
     async def guarded():
         return await asyncio.wait_for(coro, TIMEOUT)
+
     return asyncio.run(guarded())
 
 
@@ -124,8 +127,8 @@ def test_wrap_future_already_done():
 def test_cancelling_gofutures_future_cancels_asyncio_wrapper(gate, make_pool):
     async def main():
         ex = make_pool(max_workers=1)
-        ex.submit(gate.wait, TIMEOUT)      # occupies the only worker
-        queued = ex.submit(abs, -1)        # stays pending
+        ex.submit(gate.wait, TIMEOUT)  # occupies the only worker
+        queued = ex.submit(abs, -1)  # stays pending
         af = asyncio.wrap_future(queued)
         assert queued.cancel()
         try:
@@ -148,7 +151,7 @@ def test_cancelling_asyncio_wrapper_cancels_gofutures_future(gate, make_pool):
 
     async def main():
         ex = make_pool(max_workers=1)
-        ex.submit(gate.wait, TIMEOUT)      # occupies the only worker
+        ex.submit(gate.wait, TIMEOUT)  # occupies the only worker
         queued = ex.submit(ran.append, "ran")
         af = asyncio.wrap_future(queued)
         af.cancel()
@@ -163,4 +166,3 @@ def test_cancelling_asyncio_wrapper_cancels_gofutures_future(gate, make_pool):
     gate.set()
     ex.shutdown(wait=True)
     assert ran == []
-

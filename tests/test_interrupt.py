@@ -6,6 +6,7 @@ in one gofutures call and prints "ready" just before. The test waits for
 it caught KeyboardInterrupt and to exit within a few seconds (it calls
 os._exit so it does not wait for the sleeping worker).
 """
+
 import signal
 import time
 

@@ -9,6 +9,7 @@ itself) are gone once the kernel has shut down, including those of a pool
 the notebook never shut down. It also checks that map(progress=True) draws
 its bar as a notebook widget.
 """
+
 import json
 import os
 import re
@@ -38,23 +39,30 @@ pytestmark = [
 # What each code cell must print on stdout, by cell id: a regular expression
 # for the whole text (fullmatch).
 EXPECTED = {
-    "cell-1": (r"kernel pid (?P<kernel>\d+)\n"
-               r"python (?P<python>.+)\n"
-               r"main has a file: False\n"),
-    "cell-2": re.escape("[100, 101, 104, 109, 116, 125]\n"
-                        "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n"
-                        "ran in a worker: True\n"),
-    "cell-3": re.escape("701\n"
-                        "[0, 3, 6, 9]\n"),
-    "cell-4": re.escape("[(97, True), (100, False), (7919, True), (7921, False), (104729, True)]\n"
-                        "TypeError: '<=' not supported between instances of 'int' and 'str'\n"
-                        "Point back: True 42\n"
-                        "NotebookError: 5\n"),
-    "cell-5": (r"1285\n"
-               r"inner pids (?P<inner>\d+( \d+)?)\n"
-               r"inner workers after with: \[\]\n"),
-    "cell-6": (r"worker count ok: True\n"
-               r"worker pids (?P<workers>\d+( \d+)?)\n"),
+    "cell-1": (
+        r"kernel pid (?P<kernel>\d+)\n"
+        r"python (?P<python>.+)\n"
+        r"main has a file: False\n"
+    ),
+    "cell-2": re.escape(
+        "[100, 101, 104, 109, 116, 125]\n[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\nran in a worker: True\n"
+    ),
+    "cell-3": re.escape("701\n[0, 3, 6, 9]\n"),
+    "cell-4": re.escape(
+        "[(97, True), (100, False), (7919, True), (7921, False), (104729, True)]\n"
+        "TypeError: '<=' not supported between instances of 'int' and 'str'\n"
+        "Point back: True 42\n"
+        "NotebookError: 5\n"
+    ),
+    "cell-5": (
+        r"1285\n"
+        r"inner pids (?P<inner>\d+( \d+)?)\n"
+        r"inner workers after with: \[\]\n"
+    ),
+    "cell-6": (
+        r"worker count ok: True\n"
+        r"worker pids (?P<workers>\d+( \d+)?)\n"
+    ),
 }
 
 
@@ -64,11 +72,15 @@ def kernel_env(tmp_path, monkeypatch):
     tmp_path (the user's own are neither read for kernels nor written)."""
     spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "gofutures test (%s)" % sys.executable,
-        "language": "python",
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "gofutures test (%s)" % sys.executable,
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
@@ -78,8 +90,10 @@ def kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     # The kernel imports the gofutures this test imported.
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(gofutures.__file__)))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [pkg_parent] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join([pkg_parent] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
+    )
     monkeypatch.delenv("PYTHONSAFEPATH", raising=False)
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -170,13 +184,20 @@ def test_progress_bar_is_a_notebook_widget(kernel_env):
     # bar is a widget (not text on stderr) and it reaches the total.
     pytest.importorskip("tqdm", reason="tqdm not installed: pip install 'gofutures[progress]'")
     pytest.importorskip("ipywidgets", reason="ipywidgets not installed: a notebook bar needs it")
-    code = ("import gofutures\n"
-            "with gofutures.ThreadPoolExecutor(2) as ex:\n"
-            "    print(sum(ex.map(abs, range(-20, 0), progress=True)))\n")
+    code = (
+        "import gofutures\n"
+        "with gofutures.ThreadPoolExecutor(2) as ex:\n"
+        "    print(sum(ex.map(abs, range(-20, 0), progress=True)))\n"
+    )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     client = nbclient.NotebookClient(
-        nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT, startup_timeout=60,
-        allow_errors=False, resources={"metadata": {"path": str(kernel_env)}})
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=60,
+        allow_errors=False,
+        resources={"metadata": {"path": str(kernel_env)}},
+    )
     client.execute()
 
     outputs = nb.cells[0].outputs
@@ -186,6 +207,9 @@ def test_progress_bar_is_a_notebook_widget(kernel_env):
     assert len(widgets) == 1, outputs
     # nbclient keeps the widgets' last state: the bar's progress model ended at 20 of 20.
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
-    bars = [m["state"] for m in state.get("state", {}).values()
-            if m.get("model_name") in ("FloatProgressModel", "IntProgressModel")]
+    bars = [
+        m["state"]
+        for m in state.get("state", {}).values()
+        if m.get("model_name") in ("FloatProgressModel", "IntProgressModel")
+    ]
     assert [(b["value"], b["max"]) for b in bars] == [(20, 20)], state

@@ -7,6 +7,7 @@ gofutures/_fdguard.py). Everything else in the range is closed.
 Each case runs in a child interpreter: closing descriptors under pytest
 would close its own.
 """
+
 import pytest
 
 SCRIPT = """
@@ -41,8 +42,7 @@ def test_closerange_keeps_the_process_and_its_pools_working(run_script, zygote):
     done = run_script(SCRIPT % zygote, timeout=60)
     assert "fatal error" not in done.stderr
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split("\n") == [
-        "thread 64", "wait 1", "process %d" % (2 ** 20 - 1), "new pool 27", "end", ""]
+    assert done.stdout.split("\n") == ["thread 64", "wait 1", "process %d" % (2**20 - 1), "new pool 27", "end", ""]
 
 
 DAEMON = """

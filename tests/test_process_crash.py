@@ -19,6 +19,7 @@ Expected, as a concurrent.futures user sees it:
 Everything the workers unpickle lives at module level here: workers import
 this module by name (tests/ is on the sys.path they inherit).
 """
+
 import faulthandler
 import os
 import re
@@ -218,8 +219,7 @@ def test_queued_calls_fail_with_the_broken_pool():
         (pid,) = _worker_pids(ex)
         futures = [ex.submit(_exit)] + [ex.submit(pow, 2, i) for i in range(3)]
         for fut in futures:
-            with pytest.raises(BrokenProcessPool, match=r"worker process %d exited with code %d"
-                               % (pid, EXIT_CODE)):
+            with pytest.raises(BrokenProcessPool, match=r"worker process %d exited with code %d" % (pid, EXIT_CODE)):
                 fut.result(timeout=TIMEOUT)
         _assert_all_gone({pid})
     finally:

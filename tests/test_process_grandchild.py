@@ -10,6 +10,7 @@ the fix, the death was seen only when the grandchild closed the pipes.
 Everything the workers unpickle lives at module level here: workers import
 this module by name (tests/ is on the sys.path they inherit).
 """
+
 import multiprocessing
 import os
 import signal
@@ -206,8 +207,11 @@ def test_task_timeout_fires_while_a_grandchild_holds_the_pipes(start, grandchild
 def test_what_a_task_starts_does_not_get_the_workers_descriptors(start, grandchildren, how):
     # A fork worker passes on what this process left inheritable, as the
     # stdlib's fork workers do; never the worker's own pipes.
-    inherited = [fd for fd in map(int, os.listdir("/proc/self/fd"))
-                 if start.get_start_method() == "fork" and fd > 2 and _inheritable(fd)]
+    inherited = [
+        fd
+        for fd in map(int, os.listdir("/proc/self/fd"))
+        if start.get_start_method() == "fork" and fd > 2 and _inheritable(fd)
+    ]
     with gofutures.ProcessPoolExecutor(1, mp_context=start) as ex:
         _, grandchild = grandchildren(ex, how)
         assert open_descriptors(grandchild) == sorted([0, 1, 2] + inherited)

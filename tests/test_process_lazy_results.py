@@ -4,6 +4,7 @@ wait). What users rely on must not change with that: values, exceptions
 and their remote tracebacks, done-callbacks before and after completion,
 the stdlib's wait()/as_completed(), a result that fails to unpickle, two
 threads asking at once, and futures and results being freed."""
+
 import concurrent.futures as cf
 import gc
 import threading
@@ -107,7 +108,7 @@ def pool():
 
 
 def _wait_done(fs):
-    done, not_done = gofutures.wait(fs, timeout=TIMEOUT)
+    _, not_done = gofutures.wait(fs, timeout=TIMEOUT)
     assert not not_done
 
 
@@ -168,7 +169,8 @@ def test_done_callback_before_and_after_completion_called_once(pool):
         time.sleep(0.01)
     time.sleep(0.05)
     assert sorted((id(f), r) for f, r in calls) == sorted(
-        [(id(f), i) for i, f in enumerate(before)] + [(id(f), i * i) for i, f in enumerate(after)])
+        [(id(f), i) for i, f in enumerate(before)] + [(id(f), i * i) for i, f in enumerate(after)]
+    )
 
 
 def test_stdlib_wait_and_as_completed(pool):
@@ -214,7 +216,7 @@ def test_result_from_two_threads_at_once_is_one_object(pool):
         got = [None, None]
         start = threading.Barrier(2)
 
-        def read(i):
+        def read(i, f=f, got=got, start=start):  # this round's
             start.wait()
             got[i] = f.result(timeout=TIMEOUT)
 

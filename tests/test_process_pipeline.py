@@ -6,6 +6,7 @@ breaks the pool with every call not yet answered (the default).
 
 Workers import this module by name (tests/ is on the sys.path they inherit).
 """
+
 import os
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -92,8 +93,7 @@ def test_death_amid_short_calls_breaks_the_pool_without_running_a_call_twice(tmp
     runs = _runs(path)
     assert len(runs) == len(set(runs)), "a call ran twice"
     assert set(succeeded) <= set(runs)
-    assert all(isinstance(f.exception(), BrokenProcessPool)
-               for i, f in enumerate(fs) if i not in set(succeeded))
+    assert all(isinstance(f.exception(), BrokenProcessPool) for i, f in enumerate(fs) if i not in set(succeeded))
 
 
 def test_short_calls_sent_behind_a_long_one_go_to_a_free_worker():
@@ -104,7 +104,7 @@ def test_short_calls_sent_behind_a_long_one_go_to_a_free_worker():
         head = [ex.submit(_identity, i) for i in range(500)]
         long = ex.submit(time.sleep, 30)
         tail = [ex.submit(_identity, i) for i in range(100)]
-        done, not_done = gofutures.wait(head + tail, timeout=20)
+        _, not_done = gofutures.wait(head + tail, timeout=20)
         assert not not_done, "%d calls waited behind the long one" % len(not_done)
         assert not long.done()
         assert ex.kill_task(long)

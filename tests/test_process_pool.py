@@ -1,6 +1,7 @@
 """gofutures.ProcessPoolExecutor: when workers start, what initargs may
 carry, how initializer failures and unloadable calls are reported, and the
 handles in _processes."""
+
 import logging
 import logging.handlers
 import multiprocessing
@@ -121,8 +122,9 @@ def test_spawn_context_queue_and_lock_in_initargs():
     ctx = multiprocessing.get_context("spawn")
     q, lock = ctx.Queue(), ctx.Lock()
     # max_tasks_per_child: replacement workers get the queue too.
-    with gofutures.ProcessPoolExecutor(2, mp_context=ctx, initializer=_remember,
-                                       initargs=(q, lock), max_tasks_per_child=1) as ex:
+    with gofutures.ProcessPoolExecutor(
+        2, mp_context=ctx, initializer=_remember, initargs=(q, lock), max_tasks_per_child=1
+    ) as ex:
         assert list(ex.map(_put_twice, range(5))) == list(range(5))
     assert sorted(q.get(timeout=TIMEOUT) for _ in range(5)) == [0, 2, 4, 6, 8]
 
@@ -131,8 +133,9 @@ def test_fork_context_queue_in_a_spawn_pools_initargs_is_refused_clearly():
     # A fork pool's workers inherit it (test_fork.py); a spawned one cannot.
     q = multiprocessing.get_context("fork").Queue()
     with pytest.raises(RuntimeError, match="fork context"):
-        gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_remember, initargs=(q, None))
+        gofutures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_remember, initargs=(q, None)
+        )
 
 
 def test_failing_initializer_is_logged_in_the_worker_and_breaks_the_pool():
@@ -208,8 +211,7 @@ def test_max_workers_must_be_positive(max_workers):
 
 def test_max_tasks_per_child_with_fork_context_is_refused():
     with pytest.raises(ValueError, match="incompatible with the 'fork'"):
-        gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
-                                      max_tasks_per_child=2)
+        gofutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), max_tasks_per_child=2)
 
 
 def test_import_alone_does_not_load_the_go_runtime():
@@ -217,12 +219,16 @@ def test_import_alone_does_not_load_the_go_runtime():
     # must not cost each of them a Go runtime. Names still resolve on use.
     import subprocess
     import sys
-    code = ("import sys, gofutures\n"
-            "print('gofutures._core' in sys.modules)\n"
-            "print(gofutures.thread.BrokenThreadPool.__name__, gofutures.ProcessPoolExecutor.__name__)\n"
-            "print('gofutures._core' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=TIMEOUT, check=True).stdout
+
+    code = (
+        "import sys, gofutures\n"
+        "print('gofutures._core' in sys.modules)\n"
+        "print(gofutures.thread.BrokenThreadPool.__name__, gofutures.ProcessPoolExecutor.__name__)\n"
+        "print('gofutures._core' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    ).stdout
     assert out.split("\n") == ["False", "BrokenThreadPool ProcessPoolExecutor", "True", ""]
 
 
@@ -251,7 +257,9 @@ def test_workers_see_os_environ_as_it_is_when_the_pool_starts(monkeypatch, zygot
 
 def _live_hooks():
     import gc
+
     from gofutures.process import _Hooks
+
     gc.collect()
     return sum(1 for o in gc.get_objects() if type(o) is _Hooks)
 

@@ -1,5 +1,6 @@
 """A first line of process-pool tests: the behaviours the landed
 ProcessPoolExecutor already promises (the fuller suite comes with its issue)."""
+
 import os
 import time
 from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
@@ -60,6 +61,7 @@ def test_worker_exception_has_remote_traceback():
 
 def test_unpicklable_argument_fails_only_that_future():
     import threading
+
     with gofutures.ProcessPoolExecutor(1) as ex:
         bad = ex.submit(id, threading.Lock())
         with pytest.raises(TypeError):

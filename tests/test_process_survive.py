@@ -5,6 +5,7 @@ worker still breaks the pool as the stdlib's does.
 Everything the workers unpickle lives at module level here: workers import
 this module by name (tests/ is on the sys.path they inherit).
 """
+
 import multiprocessing
 import os
 import signal
@@ -138,8 +139,7 @@ def test_task_timeout_kills_the_worker_and_goes_on(pools):
     assert isinstance(exc, TimeoutError)
     assert exc.pid == pid and exc.timeout == 1.0 and exc.task == "_sleep(3600)"
     assert "time limit of 1s" in str(exc) and "worker process %d was killed" % pid in str(exc)
-    assert [f.result(timeout=TIMEOUT) for f in [pool.submit(_square, i) for i in range(5)]] == \
-        [0, 1, 4, 9, 16]
+    assert [f.result(timeout=TIMEOUT) for f in [pool.submit(_square, i) for i in range(5)]] == [0, 1, 4, 9, 16]
     assert pool.submit(_pid).result(timeout=TIMEOUT) != pid
     s = pool.stats()
     assert s["killed"] == 1 and s["failed"] == 1 and not s["broken"]
@@ -216,8 +216,20 @@ def test_max_worker_memory_recycles_the_big_worker(pools):
 def test_stats(pools):
     pool = pools(2)
     s = pool.stats()
-    assert set(s) >= {"workers", "idle", "queued", "running", "done", "failed", "cancelled",
-                      "submitted", "shutdown", "broken", "replaced", "killed"}
+    assert set(s) >= {
+        "workers",
+        "idle",
+        "queued",
+        "running",
+        "done",
+        "failed",
+        "cancelled",
+        "submitted",
+        "shutdown",
+        "broken",
+        "replaced",
+        "killed",
+    }
     assert s["submitted"] == 0 and s["done"] == 0 and not s["shutdown"]
     for f in [pool.submit(_square, i) for i in range(10)] + [pool.submit(_exit_raise)]:
         f.exception(timeout=TIMEOUT)
@@ -232,18 +244,21 @@ def _exit_raise():
     raise ValueError("on purpose")
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"survive": "yes"}, TypeError, "survive must be True or False"),
-    ({"survive": 1}, TypeError, "survive must be True or False"),
-    ({"task_timeout": "1"}, TypeError, "task_timeout must be a number of seconds"),
-    ({"task_timeout": True}, TypeError, "task_timeout must be a number of seconds"),
-    ({"task_timeout": 0}, ValueError, "task_timeout must be a positive, finite number"),
-    ({"task_timeout": -1.5}, ValueError, "task_timeout must be a positive, finite number"),
-    ({"task_timeout": float("nan")}, ValueError, "task_timeout must be a positive, finite number"),
-    ({"task_timeout": float("inf")}, ValueError, "task_timeout must be a positive, finite number"),
-    ({"max_worker_memory": 1.5}, TypeError, "max_worker_memory must be a number of bytes"),
-    ({"max_worker_memory": 0}, ValueError, "max_worker_memory must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"survive": "yes"}, TypeError, "survive must be True or False"),
+        ({"survive": 1}, TypeError, "survive must be True or False"),
+        ({"task_timeout": "1"}, TypeError, "task_timeout must be a number of seconds"),
+        ({"task_timeout": True}, TypeError, "task_timeout must be a number of seconds"),
+        ({"task_timeout": 0}, ValueError, "task_timeout must be a positive, finite number"),
+        ({"task_timeout": -1.5}, ValueError, "task_timeout must be a positive, finite number"),
+        ({"task_timeout": float("nan")}, ValueError, "task_timeout must be a positive, finite number"),
+        ({"task_timeout": float("inf")}, ValueError, "task_timeout must be a positive, finite number"),
+        ({"max_worker_memory": 1.5}, TypeError, "max_worker_memory must be a number of bytes"),
+        ({"max_worker_memory": 0}, ValueError, "max_worker_memory must be a positive number"),
+    ],
+)
 def test_bad_arguments_are_rejected(kwargs, error, words):
     with pytest.raises(error, match=words):
         gofutures.ProcessPoolExecutor(1, **kwargs)

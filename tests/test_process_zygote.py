@@ -2,6 +2,7 @@
 come from, the GOFUTURES_ZYGOTE=0 opt-out, a zygote that dies, no process
 left behind, and a child process of ours with a zygote of its own.
 Linux only where it reads /proc. No timing is asserted."""
+
 import multiprocessing
 import os
 import signal
@@ -115,22 +116,27 @@ def test_exit_status_comes_from_the_zygote_and_nothing_is_left_behind(zygote_on)
             ex.submit(_exit_with, 7).result(timeout=TIMEOUT)
         pids |= set(ex._worker_pids())
     assert len(pids) >= 4  # recycled after every task: new pids
+
     # Every worker exited and was reaped by the zygote: none is its child
     # any more, not even a zombie. (Other tests' pools may still have some.)
     def reaped():
         return not any(_stat(p) is not None and _stat(p)[1] == zygote for p in pids)
+
     assert _wait_for(reaped), [(p, _stat(p)) for p in pids]
     assert _stat(zygote)[1] == os.getpid()  # and the zygote lives on
 
 
 def test_a_child_process_of_ours_gets_its_own_zygote(zygote_on, run_script):
-    out = run_script("""
+    out = run_script(
+        """
         import multiprocessing, os, gofutures
         if __name__ == "__main__":
             with gofutures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
                 zygote = ex.submit(os.getppid).result(timeout=30)
                 print(os.getpid(), zygote, sum(ex.map(abs, range(-50, 0))))
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     child, zygote, total = map(int, out.stdout.split())
     assert total == 1275
@@ -150,6 +156,7 @@ def test_the_zygote_never_maps_the_native_library(zygote_on):
     # the parent has it), the Go runtime must never be in it: a process
     # holding one cannot fork.
     from gofutures._native import _native
+
     with gofutures.ProcessPoolExecutor(2, mp_context=SPAWN) as ex:
         assert ex.submit(pow, 2, 3).result(timeout=TIMEOUT) == 8
         zygote = _stat(ex._worker_pids()[0])[1]
@@ -167,7 +174,7 @@ def _has_gofutures():
 # A main script that runs two pools, editing itself in between (one line
 # more, its modification time put back: the zygote, which compiles it once
 # for all workers, must notice the edit by content).
-_MAIN_SCRIPT = '''\
+_MAIN_SCRIPT = """\
 import json, multiprocessing, os, sys
 import gofutures
 
@@ -206,19 +213,23 @@ if __name__ == "__main__":
         f.write(source.replace("VALUE = 1\\n", "VALUE = 2\\n\\n"))
     os.utime(__file__, ns=(st.st_atime_ns, st.st_mtime_ns))
     print(json.dumps([first, run()]))
-'''
+"""
 
 
 def _run_main_script(run_script, name):
     """Runs script name (in run_script's directory) as a main script:
     `python name`, which run_script's own `python -c` is not."""
-    return run_script("""
+    return run_script(
+        """
         import subprocess, sys
         done = subprocess.run([sys.executable, %r], capture_output=True, text=True, timeout=60)
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
         sys.exit(done.returncode)
-    """ % name, timeout=90)
+    """
+        % name,
+        timeout=90,
+    )
 
 
 def test_workers_run_the_main_script_as_it_is_when_they_start(zygote_on, run_script, tmp_path):
@@ -228,6 +239,7 @@ def test_workers_run_the_main_script_as_it_is_when_they_start(zygote_on, run_scr
     out = _run_main_script(run_script, "main_script.py")
     assert out.returncode == 0, out.stderr
     import json
+
     first, second = json.loads(out.stdout)
     path = str(script)
     assert first[:2] == [1, ["__mp_main__", path]]
@@ -282,7 +294,8 @@ def test_a_main_script_that_warns_when_compiled_still_warns_in_each_worker(zygot
         "    return 1 is 1\n"
         "if __name__ == '__main__':\n"
         "    with gofutures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as ex:\n"
-        "        assert list(ex.map(abs, [-1, -2, -3, -4])) == [1, 2, 3, 4]\n")
+        "        assert list(ex.map(abs, [-1, -2, -3, -4])) == [1, 2, 3, 4]\n"
+    )
     out = _run_main_script(run_script, "warning_script.py")
     assert out.returncode == 0, out.stderr
     # The parent's, then each worker's.

@@ -4,6 +4,7 @@ gofutures.progress(), drawn by tqdm (an optional dependency).
 The bars are real tqdm.auto bars of a recording subclass, so the tests see
 how far each bar got, its total, and whether it was closed.
 """
+
 import subprocess
 import sys
 import threading
@@ -284,8 +285,10 @@ def test_missing_tqdm_is_a_clear_import_error(no_tqdm):
 @pytest.mark.parametrize("value", ["yes", 1, 0, 2.5, [1], object()])
 def test_bad_progress_values_are_type_errors(bars, value):
     with gofutures.ThreadPoolExecutor(2) as ex:
-        with pytest.raises(TypeError, match="progress must be True or False, a dict of tqdm keyword "
-                                            "arguments, a tqdm-like class or object"):
+        with pytest.raises(
+            TypeError,
+            match="progress must be True or False, a dict of tqdm keyword arguments, a tqdm-like class or object",
+        ):
             ex.map(abs, range(3), progress=value)
         assert ex.stats()["submitted"] == 0
         with pytest.raises(TypeError, match="progress must be"):
@@ -294,9 +297,7 @@ def test_bad_progress_values_are_type_errors(bars, value):
 
 
 def test_import_gofutures_does_not_import_tqdm():
-    code = ("import sys, gofutures; gofutures.progress; gofutures.as_completed; "
-            "print('tqdm' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    code = "import sys, gofutures; gofutures.progress; gofutures.as_completed; print('tqdm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert out == "False\n"
     assert "progress" in gofutures.__all__ and "progress" in dir(gofutures)

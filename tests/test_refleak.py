@@ -10,6 +10,7 @@ or frees in bulk (free lists, arenas, a pool's worker starting) moves them
 now and then, but not in every repetition. So a count that grows by at least
 LEAK_PER_CALL per call in each of REPEATS repetitions is a leak.
 """
+
 import concurrent.futures
 import ctypes
 import ctypes.util
@@ -30,9 +31,21 @@ PROCESS_CALLS = 200  # round trips to a worker process: slower
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _malloc_in_use():
@@ -73,8 +86,7 @@ def leaks(operation, calls):
         before = after
     # Bytes: one leaked allocation is at least 16 bytes.
     floor = {"blocks": 1, "refs": 1, "malloc bytes": 16}
-    return {name: deltas for name, deltas in growth.items()
-            if min(deltas) >= LEAK_PER_CALL * calls * floor[name]}
+    return {name: deltas for name, deltas in growth.items() if min(deltas) >= LEAK_PER_CALL * calls * floor[name]}
 
 
 # ---------------------------------------------------------------- operations
@@ -113,6 +125,7 @@ def _quiet(operation):
             operation(calls)
         finally:
             logger.disabled = False
+
     return quiet
 
 
@@ -136,6 +149,7 @@ def submit_result(ex):
         for i in range(calls):
             ex.submit(abs, -i).result()
             ex.submit(_fail, i).exception()
+
     return run
 
 
@@ -149,6 +163,7 @@ def wait_and_as_completed(ex):
             list(gofutures.as_completed(fs))
             concurrent.futures.wait(fs + [pending], timeout=0)  # the stdlib's: _condition, _waiters
             pending.cancel()
+
     return run
 
 
@@ -194,6 +209,7 @@ def cancels(ex):
             gate.set()
             pool.shutdown(wait=True)
             del queued
+
     return run
 
 
@@ -201,6 +217,7 @@ def thread_map(ex):
     def run(calls):
         list(ex.map(abs, range(calls)))
         list(ex.map(abs, range(calls), buffersize=8))
+
     return run
 
 
@@ -216,6 +233,7 @@ def lazy_process_results(ex):
             f.add_done_callback(lambda fut: None)
             f.result()
         list(ex.map(abs, range(calls), chunksize=10))
+
     return run
 
 
@@ -258,8 +276,9 @@ _KEPT = []
 
 def test_the_check_sees_a_leak_of_one_object_per_call():
     def leaking(calls):
-        for i in range(calls):
+        for _ in range(calls):
             _KEPT.append(gofutures.Future())
+
     try:
         found = leaks(leaking, CALLS)
     finally:
@@ -279,6 +298,7 @@ def test_the_check_sees_a_c_heap_leak():
 
     def leaking(calls):
         kept.extend(libc.malloc(64) for _ in range(calls))
+
     try:
         found = leaks(leaking, CALLS)
     finally:

@@ -17,7 +17,6 @@ never finish.
 import os
 import random
 import re
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -157,8 +156,10 @@ def test_load_url_example_seed003(capsys, http_server):
 
 def test_square_map_example(capsys):
     # seed 003, "In [7]": results are iterated after the `with` block ended.
-    from gofutures import ThreadPoolExecutor
-    from gofutures import as_completed  # noqa: F401 (imported by the seed)
+    from gofutures import (
+        ThreadPoolExecutor,
+        as_completed,  # noqa: F401 (imported by the seed)
+    )
     values = [2, 3, 4, 5]
 
     def square(n):
@@ -178,8 +179,9 @@ def test_square_map_example(capsys):
 def test_task_done_example(capsys):
     # seed 003, "In [8]": the task sleeps 2 s and main sleeps 2 s before the
     # second done(); shortened here, with main sleeping well past the task.
-    from gofutures import ThreadPoolExecutor
     from time import sleep
+
+    from gofutures import ThreadPoolExecutor
 
     def task(message):
         sleep(0.2)
@@ -282,8 +284,9 @@ def test_thread_name_map_example_as_printed(capsys):
     # `with` and `print` lines are misaligned). task() takes no argument, so
     # every call fails with TypeError; map's results are never iterated, so
     # the errors stay inside the futures and only '主' is printed.
-    from gofutures import ThreadPoolExecutor
     from threading import current_thread
+
+    from gofutures import ThreadPoolExecutor
 
     def task():
         print(f"{current_thread().name} is running, pid is {os.getpid()}")
@@ -299,8 +302,9 @@ def test_thread_name_map_example_as_printed(capsys):
 def test_thread_name_map_example(capsys):
     # seed 001, "In [3]" as intended: task takes the mapped value; the worker
     # threads are named like the stdlib's: "ThreadPoolExecutor-<n>_<i>".
-    from gofutures import ThreadPoolExecutor
     from threading import current_thread
+
+    from gofutures import ThreadPoolExecutor
 
     def task(n):
         print(f"{current_thread().name} is running, pid is {os.getpid()}")

@@ -1,4 +1,5 @@
 """gofutures.ThreadPoolExecutor: submit, map, shutdown and the pool's options."""
+
 import itertools
 import logging
 import operator
@@ -24,7 +25,7 @@ def _call_with_timeout(fn, timeout=TIMEOUT):
     def run():
         try:
             box["result"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised below
+        except BaseException as e:
             box["error"] = e
 
     t = threading.Thread(target=run, daemon=True)
@@ -115,13 +116,14 @@ def test_many_trivial_tasks():
     n = 20000
     with gofutures.ThreadPoolExecutor(max_workers=8) as ex:
         futures = [ex.submit(operator.mul, i, 3) for i in range(n)]
-        done, not_done = gofutures.wait(futures, timeout=120)
+        _, not_done = gofutures.wait(futures, timeout=120)
         assert not not_done
     assert [f.result() for f in futures] == [i * 3 for i in range(n)]
 
 
 def test_tasks_submitting_tasks():
     with gofutures.ThreadPoolExecutor(max_workers=4) as ex:
+
         def inner(i):
             return i * 10
 
@@ -294,9 +296,11 @@ def test_failing_initializer_is_logged(caplog):
         # 'concurrent.futures' logger, with its traceback.
         deadline = time.monotonic() + TIMEOUT
         while True:
-            logged = [r for r in caplog.records
-                      if r.name == "concurrent.futures" and r.exc_info
-                      and isinstance(r.exc_info[1], InitError)]
+            logged = [
+                r
+                for r in caplog.records
+                if r.name == "concurrent.futures" and r.exc_info and isinstance(r.exc_info[1], InitError)
+            ]
             if logged or time.monotonic() > deadline:
                 break
             time.sleep(0.01)

@@ -1,5 +1,6 @@
 """gofutures.wait and gofutures.as_completed, and their interplay with plain
 concurrent.futures futures and with the stdlib's own wait/as_completed."""
+
 import concurrent.futures
 import multiprocessing
 import re
@@ -151,7 +152,7 @@ def test_wait_duplicates(pool):
 def test_wait_on_future_completed_by_another_thread(timers):
     f = gofutures.Future()
     timers(0.1, f.set_result, "x")
-    done, not_done = gofutures.wait([f], timeout=TIMEOUT)
+    done, _ = gofutures.wait([f], timeout=TIMEOUT)
     assert done == {f}
     assert f.result() == "x"
 
@@ -242,7 +243,7 @@ def test_gofutures_wait_on_plain_stdlib_futures(timers, pool):
     ours = pool.submit(abs, -5)
     timers(0.05, plain.set_result, "plain")
     timers(0.1, plain_failed.set_exception, KeyError("k"))
-    done, not_done = gofutures.wait([plain, ours, plain_failed], timeout=TIMEOUT)
+    done, _ = gofutures.wait([plain, ours, plain_failed], timeout=TIMEOUT)
     assert done == {plain, ours, plain_failed}
     assert plain.result() == "plain"
     assert ours.result() == 5
@@ -273,7 +274,7 @@ def test_gofutures_wait_plain_running_future(timers):
     plain = concurrent.futures.Future()
     assert plain.set_running_or_notify_cancel()
     timers(0.1, plain.set_result, 1)
-    done, not_done = gofutures.wait([plain], timeout=TIMEOUT, return_when=gofutures.FIRST_COMPLETED)
+    done, _ = gofutures.wait([plain], timeout=TIMEOUT, return_when=gofutures.FIRST_COMPLETED)
     assert done == {plain}
 
 
@@ -295,7 +296,8 @@ def test_stdlib_wait_first_completed_on_gofutures(gate, pool):
     slow = pool.submit(gate.wait, TIMEOUT)
     fast = pool.submit(abs, -1)
     done, not_done = concurrent.futures.wait(
-        [slow, fast], timeout=TIMEOUT, return_when=concurrent.futures.FIRST_COMPLETED)
+        [slow, fast], timeout=TIMEOUT, return_when=concurrent.futures.FIRST_COMPLETED
+    )
     assert fast in done
     assert slow in not_done
 
@@ -304,7 +306,8 @@ def test_stdlib_wait_first_exception_on_gofutures(gate, pool):
     slow = pool.submit(gate.wait, TIMEOUT)
     bad = pool.submit(divmod, 1, 0)
     done, not_done = concurrent.futures.wait(
-        [slow, bad], timeout=TIMEOUT, return_when=concurrent.futures.FIRST_EXCEPTION)
+        [slow, bad], timeout=TIMEOUT, return_when=concurrent.futures.FIRST_EXCEPTION
+    )
     assert done == {bad}
     assert not_done == {slow}
 

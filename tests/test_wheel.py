@@ -24,6 +24,7 @@ What a user relies on:
   * the sdist, where Go is missing or too old, fails at once with one
     sentence saying what to install.
 """
+
 import glob
 import os
 import re
@@ -38,8 +39,10 @@ PYTHON = os.environ.get("GOFUTURES_WHEEL_PYTHON")
 SYSTEM_PYTHON = "/usr/bin/python3"
 NO_LIBPYTHON = bool(os.environ.get("SIDROOT_WITHOUT_LIBPYTHON"))
 pytestmark = [
-    pytest.mark.skipif(not (DIST and PYTHON), reason="run by make wheels / make wheel-test "
-                       "(GOFUTURES_DIST and GOFUTURES_WHEEL_PYTHON unset)"),
+    pytest.mark.skipif(
+        not (DIST and PYTHON),
+        reason="run by make wheels / make wheel-test (GOFUTURES_DIST and GOFUTURES_WHEEL_PYTHON unset)",
+    ),
     pytest.mark.timeout(900),
 ]
 GO_HINT = "building gofutures from source needs Go"
@@ -86,15 +89,15 @@ except OSError as e:
 
 
 def _version_of(python):
-    out = subprocess.run([python, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [python, "-c", "import sys; print('%d%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout
     return out.strip()
 
 
 def _no_go_env():
     """os.environ with every PATH folder that holds a `go` left out."""
-    path = [d for d in os.environ.get("PATH", "").split(os.pathsep)
-            if d and not os.path.exists(os.path.join(d, "go"))]
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not os.path.exists(os.path.join(d, "go"))]
     env = dict(os.environ, PATH=os.pathsep.join(path))
     for name in ("GOROOT", "VIRTUAL_ENV", "PYTHONPATH"):
         env.pop(name, None)
@@ -108,8 +111,9 @@ def _venv(python, where):
 
 
 def _run(cmd, cwd, timeout=600):
-    return subprocess.run(cmd, cwd=str(cwd), env=_no_go_env(), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        cmd, cwd=str(cwd), env=_no_go_env(), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +142,9 @@ def _pythons():
 def test_wheel_runs_the_seed_examples_without_go(python, wheel, tmp_path):
     vpython = _venv(python, tmp_path / "venv")
     # pytest-asyncio: pyproject.toml's pytest options name one of its settings.
-    install = _run([vpython, "-m", "pip", "install", "-q", wheel, "pytest", "pytest-timeout", "pytest-asyncio"],
-                   tmp_path)
+    install = _run(
+        [vpython, "-m", "pip", "install", "-q", wheel, "pytest", "pytest-timeout", "pytest-asyncio"], tmp_path
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     if NO_LIBPYTHON:  # the run's premise
         loads = _run([vpython, "-c", LIBPYTHON_LOADS], tmp_path)
@@ -157,8 +162,11 @@ def test_wheel_runs_the_seed_examples_without_go(python, wheel, tmp_path):
     metadata = _run([vpython, "-c", "import importlib.metadata as m; print(m.version('gofutures'))"], tmp_path)
     assert metadata.stdout.strip() == lines["version"]
     # The tests folder has no gofutures: they import the installed wheel.
-    seeds = _run([vpython, "-m", "pytest", "-q", "-c", "../pyproject.toml",
-                  "--rootdir", "..", *SEED_TESTS], TESTS_DIR, timeout=300)
+    seeds = _run(
+        [vpython, "-m", "pytest", "-q", "-c", "../pyproject.toml", "--rootdir", "..", *SEED_TESTS],
+        TESTS_DIR,
+        timeout=300,
+    )
     assert seeds.returncode == 0, seeds.stdout + seeds.stderr
 
 
@@ -177,8 +185,11 @@ def test_wheel_library_needs_only_glibc(wheel, tmp_path):
         dynamic = next(s for s in elf.iter_sections() if isinstance(s, DynamicSection))
         tags = [(t.entry.d_tag, getattr(t, "needed", None)) for t in dynamic.iter_tags()]
         unstripped = [s.name for s in elf.iter_sections() if s.name.startswith(".debug") or s.name == ".symtab"]
-        exported = sorted(s.name for s in elf.get_section_by_name(".dynsym").iter_symbols()
-                          if s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] == "STB_GLOBAL")
+        exported = sorted(
+            s.name
+            for s in elf.get_section_by_name(".dynsym").iter_symbols()
+            if s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] == "STB_GLOBAL"
+        )
     needed = [lib for tag, lib in tags if tag == "DT_NEEDED"]
     assert "libc.so.6" in needed and set(needed) <= GLIBC_LIBRARIES, needed
     assert not [tag for tag, _ in tags if tag in ("DT_RPATH", "DT_RUNPATH")], tags
@@ -206,8 +217,9 @@ def _build_sdist(sdist, tmp_path, extra_path=None):
     cmd = [vpython, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "out"), sdist]
     env = _no_go_env()
     env["PATH"] = os.pathsep.join(env_path + [env["PATH"]])
-    return subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
 
 
 def test_sdist_without_go_says_what_to_install(sdist, tmp_path):

@@ -4,6 +4,7 @@ Swap `concurrent.futures` for `gofutures` in an import and the program runs
 unchanged: same names, signatures and behaviour, the exception classes are
 the stdlib's own, and the futures are concurrent.futures.Future instances.
 """
+
 from concurrent.futures._base import (  # the stdlib's own objects, re-exported
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -35,6 +36,7 @@ _SUBMODULES = ("thread", "process")  # gofutures.thread.BrokenThreadPool, as in 
 
 def __getattr__(name):
     import importlib
+
     if name in _SUBMODULES:
         return importlib.import_module("." + name, __name__)
     module = _LAZY.get(name)

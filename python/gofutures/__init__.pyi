@@ -11,10 +11,10 @@ from concurrent.futures import (
     BrokenExecutor as BrokenExecutor,
     CancelledError as CancelledError,
     Executor as Executor,
+    Future as _StdFuture,
     InvalidStateError as InvalidStateError,
     TimeoutError as TimeoutError,
 )
-from concurrent.futures import Future as _StdFuture
 from concurrent.futures._base import DoneAndNotDoneFutures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar, overload
@@ -84,11 +84,13 @@ def progress(
 
 class DeadlockError(RuntimeError):
     """A wait on a gofutures worker that could never end."""
+
     futures: tuple[_StdFuture[Any], ...]
     def __init__(self, message: str, futures: Iterable[_StdFuture[Any]] = ()) -> None: ...
 
 class WorkerDiedError(BrokenProcessPool):
     """The worker running this call died; with survive=True only this call fails."""
+
     pid: int | None
     exitcode: int | None
     signal: int | None
@@ -108,11 +110,16 @@ class WorkerDiedError(BrokenProcessPool):
 
 class TaskTimeoutError(TimeoutError):
     """This call ran past its time limit; its worker was killed and replaced."""
+
     pid: int | None
     timeout: float | None
     task: str | None
     task_id: int | None
     def __init__(
-        self, message: str, pid: int | None = None, timeout: float | None = None, task: str | None = None,
+        self,
+        message: str,
+        pid: int | None = None,
+        timeout: float | None = None,
+        task: str | None = None,
         task_id: int | None = None,
     ) -> None: ...

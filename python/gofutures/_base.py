@@ -7,16 +7,12 @@ with the GIL released and accept any mix of gofutures futures, other
 concurrent.futures.Future objects, and futures that merely have done()
 and add_done_callback() (dask's distributed.Future).
 """
+
 import collections
 import itertools
 import time
 import weakref
 from concurrent.futures import _base as _std
-
-from . import _fork, _progress
-from ._core import hot
-from ._fork import forked_child as _forked_child
-
 from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's own objects)
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -28,9 +24,17 @@ from concurrent.futures._base import (  # noqa: F401  (re-exported: the stdlib's
     TimeoutError,
 )
 
+from . import _constants, _fork, _progress
+from ._core import hot
+from ._fork import forked_child as _forked_child
+
 _SETTLED = (_std.CANCELLED_AND_NOTIFIED, _std.FINISHED)
 # The Go core's Mode values (gofutures.AllCompleted, FirstCompleted, FirstException).
-_MODES = {ALL_COMPLETED: 0, FIRST_COMPLETED: 1, FIRST_EXCEPTION: 2}
+_MODES = {
+    ALL_COMPLETED: _constants.MODE_ALL_COMPLETED,
+    FIRST_COMPLETED: _constants.MODE_FIRST_COMPLETED,
+    FIRST_EXCEPTION: _constants.MODE_FIRST_EXCEPTION,
+}
 
 
 class Future(hot.FutureBase, _std.Future):
@@ -47,10 +51,8 @@ class Future(hot.FutureBase, _std.Future):
         name = self.__class__.__name__
         if state == _std.FINISHED:
             if self._exception:
-                return "<%s at %#x state=%s raised %s>" % (
-                    name, id(self), desc, self._exception.__class__.__name__)
-            return "<%s at %#x state=%s returned %s>" % (
-                name, id(self), desc, self._result.__class__.__name__)
+                return "<%s at %#x state=%s raised %s>" % (name, id(self), desc, self._exception.__class__.__name__)
+            return "<%s at %#x state=%s returned %s>" % (name, id(self), desc, self._result.__class__.__name__)
         return "<%s at %#x state=%s>" % (name, id(self), desc)
 
 
@@ -71,8 +73,7 @@ def _check_foreign(f):
     # else is refused as the stdlib's wait() refuses it (it takes every
     # future's _condition first).
     if not callable(getattr(f, "add_done_callback", None)) or not callable(getattr(f, "done", None)):
-        raise AttributeError("%r object has no attribute '_condition'" % (type(f).__name__,),
-                             name="_condition", obj=f)
+        raise AttributeError("%r object has no attribute '_condition'" % (type(f).__name__,), name="_condition", obj=f)
 
 
 def _failed(f):
@@ -278,16 +279,14 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize, submit="submit
         raise ValueError("buffersize must be None or > 0")
     if timeout is not None:
         end_time = timeout + time.monotonic()
-    args_iter = zip(*iterables)
+    args_iter = zip(*iterables, strict=False)  # the shortest ends the map, as in the stdlib
     if buffersize:
-        fs = collections.deque(getattr(executor, submit)(fn, *args)
-                               for args in itertools.islice(args_iter, buffersize))
+        fs = collections.deque(getattr(executor, submit)(fn, *args) for args in itertools.islice(args_iter, buffersize))
         # The iterator must not keep the executor alive (the stdlib's does not).
         executor_ref = weakref.ref(executor)
     else:
         # map() drives the submits from C: no Python frame per item.
-        fs = collections.deque(map(getattr(executor, submit), itertools.repeat(fn), *iterables)
-                               if iterables else ())
+        fs = collections.deque(map(getattr(executor, submit), itertools.repeat(fn), *iterables) if iterables else ())
     del executor
 
     def result_iterator():

@@ -7,6 +7,7 @@ wrapper module `pybind`, with its typed structs such as ProcessPoolConfig,
 and `go`, its Go slice types) and the hand-written `_hot` (the hot path),
 which is made here by calling its init function in that file.
 """
+
 import ctypes
 import gc
 import sys
@@ -20,8 +21,11 @@ from ._native import _native, go, pybind as cold
 # call into Go that hangs in a child forked from this process (a fork-context
 # pool or Manager). The few Go objects gopy hands to Python are freed by Go's
 # own collector, as before v0.5.0.
-gc.callbacks[:] = [callback for callback in gc.callbacks
-                   if not getattr(callback, "__module__", "").startswith(__package__ + "._native.")]
+gc.callbacks[:] = [
+    callback
+    for callback in gc.callbacks
+    if not getattr(callback, "__module__", "").startswith(__package__ + "._native.")
+]
 
 
 def _load_hot():

@@ -11,6 +11,7 @@ them: gofutures/owned.go); everything else in the range is closed as
 before. Descriptors closed one by one with os.close are not guarded (code
 that closes a descriptor by number owns it, or has a bug).
 """
+
 import functools
 import os
 

@@ -21,6 +21,7 @@ forked, pybind/fork.c) gofutures never calls into Go:
 The parent's pools are not the child's to use: its workers, pipes and zygote
 belong to the parent, which goes on using them.
 """
+
 import importlib
 
 # By their full names: a program may have put gofutures in the place of
@@ -29,14 +30,17 @@ _std = importlib.import_module("concurrent.futures._base")
 _std_process = importlib.import_module("concurrent.futures.process")
 _std_thread = importlib.import_module("concurrent.futures.thread")
 
-from . import _progress
-from ._core import hot
+# After the stdlib's modules are taken by name above.
+from . import _progress  # noqa: E402
+from ._core import hot  # noqa: E402
 
 forked_child = hot.forked_child  # () -> bool, the native flag (pybind/fork.c)
 
-_NO_CORE = ("%s needs gofutures' Go core, which cannot run in a process forked from one that had loaded "
-            "it (this one): create the pool in a process that does not fork after loading gofutures, "
-            "or do without it here")
+_NO_CORE = (
+    "%s needs gofutures' Go core, which cannot run in a process forked from one that had loaded "
+    "it (this one): create the pool in a process that does not fork after loading gofutures, "
+    "or do without it here"
+)
 
 
 def wait(fs, timeout=None, return_when=_std.ALL_COMPLETED):
@@ -58,8 +62,7 @@ class ThreadPoolInChild:
 
     _broken = False  # the stdlib's attribute, in place of gofutures' property
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
-                 *, grow_on_block=False):
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, grow_on_block=False):
         if grow_on_block:
             raise RuntimeError(_NO_CORE % "ThreadPoolExecutor(grow_on_block=True)")
         _std_thread.ThreadPoolExecutor.__init__(self, max_workers, thread_name_prefix, initializer, initargs)
@@ -78,13 +81,23 @@ class ProcessPoolInChild:
     _broken = False  # the stdlib's attributes, in place of gofutures' properties
     _processes = None
 
-    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
-                 *, max_tasks_per_child=None, survive=False, task_timeout=None,
-                 max_worker_memory=None):
+    def __init__(
+        self,
+        max_workers=None,
+        mp_context=None,
+        initializer=None,
+        initargs=(),
+        *,
+        max_tasks_per_child=None,
+        survive=False,
+        task_timeout=None,
+        max_worker_memory=None,
+    ):
         if survive or task_timeout is not None or max_worker_memory is not None:
             raise RuntimeError(_NO_CORE % "ProcessPoolExecutor(survive=, task_timeout=, max_worker_memory=)")
-        _std_process.ProcessPoolExecutor.__init__(self, max_workers, mp_context, initializer, initargs,
-                                                  max_tasks_per_child=max_tasks_per_child)
+        _std_process.ProcessPoolExecutor.__init__(
+            self, max_workers, mp_context, initializer, initargs, max_tasks_per_child=max_tasks_per_child
+        )
 
     submit = _std_process.ProcessPoolExecutor.submit
     shutdown = _std_process.ProcessPoolExecutor.shutdown

@@ -8,6 +8,7 @@ build() for these; the package registers it at import
 (hot.set_outcome_builder), so the exception classes and their messages stay
 in the Python layer.
 """
+
 import json
 import pickle
 import re
@@ -15,11 +16,8 @@ import reprlib
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool
 
+from ._constants import DELIVER_BROKEN, DELIVER_DIED, DELIVER_TIMEOUT
 from ._procerrors import TaskTimeoutError, WorkerDiedError
-
-# Outcome kinds (pybind/gf.h GF_OUTCOME_*); build() receives the ones the
-# binding does not unpickle itself, and RESULT/ERROR with a cause.
-RESULT, ERROR, BROKEN, DIED, TIMEOUT = 3, 4, 100, 101, 102
 
 
 def build(kind, data, cause):
@@ -27,9 +25,9 @@ def build(kind, data, cause):
     unpickling data (a RESULT or ERROR) raised here, else None."""
     if cause is not None:
         return unpicklable(cause)
-    if kind == BROKEN:
+    if kind == DELIVER_BROKEN:
         return broken(data.decode("utf-8", "replace"))
-    if kind in (DIED, TIMEOUT):
+    if kind in (DELIVER_DIED, DELIVER_TIMEOUT):
         return failed_alone(kind, data)
     raise ValueError("gofutures: no outcome of kind %r to build" % (kind,))
 
@@ -40,7 +38,8 @@ def unpicklable(exc):
     fails, where the stdlib's pool breaks."""
     error = BrokenProcessPool(
         "the outcome of this call came back from its worker but could not be "
-        "unpickled here: %s: %s" % (type(exc).__name__, exc))
+        "unpickled here: %s: %s" % (type(exc).__name__, exc)
+    )
     error.__cause__ = exc
     return error
 
@@ -49,8 +48,8 @@ def broken(message):
     """What each pending call of a pool that broke ends with; message says
     why (gofutures/procpool.go's WorkerDied, say)."""
     error = BrokenProcessPool(
-        "A process in the process pool was terminated abruptly while the future was "
-        "running or pending: " + message)
+        "A process in the process pool was terminated abruptly while the future was running or pending: " + message
+    )
     error.__cause__ = _died_cause(message)
     return error
 
@@ -68,8 +67,10 @@ def _died_cause(message):
     if died is None or died.group(2) == "0":
         return None
     pid, code, signum = died.groups()
-    return _std_process._RemoteTraceback("\n'''\nProcess %s terminated abruptly with exit code %d'''"
-                                         % (pid, int(code) if signum is None else -int(signum)))
+    return _std_process._RemoteTraceback(
+        "\n'''\nProcess %s terminated abruptly with exit code %d'''"
+        % (pid, int(code) if signum is None else -int(signum))
+    )
 
 
 def failed_alone(kind, data):
@@ -79,17 +80,19 @@ def failed_alone(kind, data):
     h = json.loads(header)
     task = _describe(call)
     message = "%s; the call was %s" % (h["message"], task)
-    if kind == TIMEOUT:
-        return TaskTimeoutError(message + " (raise the limit if such a call needs longer)",
-                                h["pid"], h["limit"], task, h["task_id"])
+    if kind == DELIVER_TIMEOUT:
+        return TaskTimeoutError(
+            message + " (raise the limit if such a call needs longer)", h["pid"], h["limit"], task, h["task_id"]
+        )
     signum = h["signal"] or None
     if h["starting"]:
         message += " (check the initializer, and that workers can import the main module)"
     elif signum:
         message += " (a crash in native code, or a kill from outside such as the OOM killer)"
     # exitcode as multiprocessing.Process.exitcode gives it: -N for signal N.
-    return WorkerDiedError(message, h["pid"], -signum if signum else h["exitcode"], signum,
-                           task, h["task_id"], h["starting"])
+    return WorkerDiedError(
+        message, h["pid"], -signum if signum else h["exitcode"], signum, task, h["task_id"], h["starting"]
+    )
 
 
 def _describe(call):

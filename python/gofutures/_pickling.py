@@ -8,6 +8,7 @@ by value with cloudpickle. A script's __main__ does have a file; workers load
 it as __mp_main__ (as multiprocessing's spawn does), so its functions travel
 by reference.
 """
+
 import pickle
 import sys
 

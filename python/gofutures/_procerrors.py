@@ -4,6 +4,7 @@
 Pure Python (no native library), so that `import gofutures` can export
 them eagerly and `except gofutures.WorkerDiedError` never loads Go.
 """
+
 from concurrent.futures.process import BrokenProcessPool
 
 __all__ = ["WorkerDiedError", "TaskTimeoutError"]
@@ -24,15 +25,13 @@ class WorkerDiedError(BrokenProcessPool):
     number for the call).
     """
 
-    def __init__(self, message, pid=None, exitcode=None, signal=None, task=None,
-                 task_id=None, starting=False):
+    def __init__(self, message, pid=None, exitcode=None, signal=None, task=None, task_id=None, starting=False):
         super().__init__(message)
         self.pid, self.exitcode, self.signal = pid, exitcode, signal
         self.task, self.task_id, self.starting = task, task_id, starting
 
     def __reduce__(self):
-        return type(self), (self.args[0], self.pid, self.exitcode, self.signal, self.task,
-                            self.task_id, self.starting)
+        return type(self), (self.args[0], self.pid, self.exitcode, self.signal, self.task, self.task_id, self.starting)
 
 
 class TaskTimeoutError(TimeoutError):

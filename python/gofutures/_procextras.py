@@ -5,8 +5,10 @@ failed alone is worded by _outcome).
 Kept out of process.py so that the executor reads as the stdlib's, with
 the extras' details here.
 """
+
 import operator
 import resource
+
 
 def check_extras(survive, task_timeout, max_worker_memory):
     """Validates the opt-in keywords; returns them as the pool config takes them:
@@ -17,11 +19,9 @@ def check_extras(survive, task_timeout, max_worker_memory):
     if max_worker_memory is None:
         max_worker_memory = 0
     elif isinstance(max_worker_memory, bool) or not isinstance(max_worker_memory, int):
-        raise TypeError("max_worker_memory must be a number of bytes (an int) or None, got %r"
-                        % (max_worker_memory,))
+        raise TypeError("max_worker_memory must be a number of bytes (an int) or None, got %r" % (max_worker_memory,))
     elif max_worker_memory <= 0:
-        raise ValueError("max_worker_memory must be a positive number of bytes, got %r"
-                         % (max_worker_memory,))
+        raise ValueError("max_worker_memory must be a positive number of bytes, got %r" % (max_worker_memory,))
     return survive, ns, max_worker_memory
 
 
@@ -30,8 +30,7 @@ def timeout_ns(name, seconds):
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError("%s must be a number of seconds, got %r" % (name, seconds))
     if not 0 < seconds < 10**9:  # also rejects NaN and infinity
-        raise ValueError("%s must be a positive, finite number of seconds, got %r"
-                         % (name, seconds))
+        raise ValueError("%s must be a positive, finite number of seconds, got %r" % (name, seconds))
     return max(1, int(seconds * 1e9))
 
 
@@ -46,9 +45,10 @@ def check_worker_count(max_workers):
         raise TypeError("max_workers must be an integer, got %r" % (max_workers,)) from None
     limit, why = _process_limit()
     if limit is not None and count > limit:
-        raise ValueError("max_workers=%d is more worker processes than this system allows (%s=%d); "
-                         "a process pool needs at most one worker per CPU to be busy"
-                         % (count, why, limit))
+        raise ValueError(
+            "max_workers=%d is more worker processes than this system allows (%s=%d); "
+            "a process pool needs at most one worker per CPU to be busy" % (count, why, limit)
+        )
     return count
 
 

@@ -18,6 +18,7 @@ What progress= accepts (map(), as_completed()):
     item and left open, since its owner may use it for more work (its
     total is the owner's to set).
 """
+
 _INSTALL_HINT = "pip install 'gofutures[progress]'"
 
 
@@ -27,7 +28,8 @@ def _tqdm():
     except ImportError as exc:
         raise ImportError(
             "a progress bar was asked for (progress=...) but tqdm, which draws it, "
-            "is not installed; install it with: %s" % _INSTALL_HINT) from exc
+            "is not installed; install it with: %s" % _INSTALL_HINT
+        ) from exc
     return tqdm
 
 
@@ -51,7 +53,8 @@ def bar_maker(progress):
         return lambda total: (progress, False)
     raise TypeError(
         "progress must be True or False, a dict of tqdm keyword arguments, a "
-        "tqdm-like class or object (with update() and close()); got %r" % (progress,))
+        "tqdm-like class or object (with update() and close()); got %r" % (progress,)
+    )
 
 
 def _is_bar(obj):
@@ -75,7 +78,7 @@ class Tracked:
     spinning. close() also closes the underlying iterator, as closing a
     map() result does, so its pending calls are cancelled."""
 
-    __slots__ = ("_items", "_bar", "_owned")
+    __slots__ = ("_bar", "_items", "_owned")
 
     def __init__(self, items, bar, owned):
         self._items = items
@@ -136,6 +139,7 @@ def track_completions(fs, timeout, progress):
     """as_completed(fs, timeout, progress=...): the bar counts the distinct
     futures in fs."""
     from . import _base
+
     make = bar_maker(progress)
     if make is None:
         return _base.as_completed(fs, timeout)

@@ -19,6 +19,7 @@ Only spawn-style objects can cross an exec: a Lock or Queue made from a
 'fork' context has already unlinked its semaphores, so multiprocessing
 refuses to pickle it, with its own clear error.
 """
+
 import collections
 import contextlib
 import io
@@ -27,12 +28,12 @@ import pickle
 from multiprocessing import context as _mp_context
 from multiprocessing.popen_spawn_posix import _DupFd
 from multiprocessing.reduction import ForkingPickler
+from typing import ClassVar
 
 import cloudpickle
 
 from . import _pickling
-
-FIRST_FD = 5  # the worker's first passed descriptor (gofutures/procpool.go: Files)
+from ._constants import FIRST_FD  # the worker's first passed descriptor (gofutures/procpool.go: Files)
 
 
 class ChildFds:
@@ -62,8 +63,7 @@ class ChildFds:
 class _ValuePickler(cloudpickle.Pickler):
     # cloudpickle (a lambda or notebook initializer) plus multiprocessing's
     # reducers for Connection and friends.
-    dispatch_table = collections.ChainMap(ForkingPickler._extra_reducers,
-                                          cloudpickle.Pickler.dispatch_table)
+    dispatch_table: ClassVar = collections.ChainMap(ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table)
 
 
 def dumps_init(obj, initializer, child_fds):

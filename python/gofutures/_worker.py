@@ -11,10 +11,13 @@ that runs long: _TaskPipe), and exits when fd 3 closes (the parent is gone
 or asked it to), so no worker outlives its pool.
 
 This file imports nothing from gofutures for that reason; it speaks the
-frame format of gofutures/wire.go itself.
+frame format of gofutures/wire.go itself, with the constants it loads by
+path from _constants.py (generated from the Go core).
 """
+
 import collections
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -26,15 +29,27 @@ import threading
 import time
 import traceback
 
-# Frame kinds, as in gofutures/wire.go.
-INIT, TASK, RESULT, ERROR, READY, EXIT, HANDBACK = range(1, 8)
+
+def _load_constants():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_constants.py")
+    spec = importlib.util.spec_from_file_location("gofutures_constants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_constants = _load_constants()
+# Frame kinds (gofutures/wire.go).
+INIT, TASK, RESULT = _constants.FRAME_INIT, _constants.FRAME_TASK, _constants.FRAME_RESULT
+ERROR, READY = _constants.FRAME_ERROR, _constants.FRAME_READY
+EXIT, HANDBACK = _constants.FRAME_EXIT, _constants.FRAME_HAND_BACK
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
 _ID = struct.Struct(">Q")
 
 # A task that has run for between half of this and this long (seconds)
 # hands back the tasks sent behind it (pipelining), so that another worker
 # can run them.
-HAND_BACK_AFTER = 0.02
+HAND_BACK_AFTER = _constants.HAND_BACK_AFTER
 
 # The pool's process, for a worker whose parent is not: the zygote
 # (_zygote.py) sets it in the workers it forks.
@@ -46,9 +61,11 @@ PARENT_PID = None
 PREPARING = None
 
 # The code a supervisor passes to `python -c` to run this file by path.
-WORKER_COMMAND = ("import importlib.util as u, sys; "
-                  "s = u.spec_from_file_location('gofutures_worker', sys.argv[1]); "
-                  "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main())")
+WORKER_COMMAND = (
+    "import importlib.util as u, sys; "
+    "s = u.spec_from_file_location('gofutures_worker', sys.argv[1]); "
+    "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main())"
+)
 
 
 def write_frame(f, kind, task_id, data=b""):
@@ -103,8 +120,7 @@ class _TaskPipe:
                 self._count += 1
                 self._running = True
                 if frames and self._watchdog is None:  # others wait behind it
-                    self._watchdog = threading.Thread(
-                        target=self._watch, name="gofutures-handback", daemon=True)
+                    self._watchdog = threading.Thread(target=self._watch, name="gofutures-handback", daemon=True)
                     self._watchdog.start()
             return frame
 
@@ -121,7 +137,7 @@ class _TaskPipe:
             end = start + 4 + length
             if end > size:
                 break
-            append((kind, task_id, data[start + 13:end]))
+            append((kind, task_id, data[start + 13 : end]))
             start = end
         self._rest = data[start:]
 
@@ -169,6 +185,7 @@ def _dumps(obj):
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         try:
             import cloudpickle
+
             return cloudpickle.dumps(obj)
         except Exception:
             raise exc from None
@@ -177,12 +194,14 @@ def _dumps(obj):
 def _error(exc):
     """The ERROR payload for exc."""
     from concurrent.futures.process import _ExceptionWithTraceback
+
     try:
         data = _dumps(_ExceptionWithTraceback(exc, exc.__traceback__))
     except Exception as pickling_error:  # the exception itself cannot be pickled
         text = "".join(traceback.format_exception(exc))
-        substitute = RuntimeError("%s (the original exception could not be pickled: %s)"
-                                  % (text.strip().splitlines()[-1], pickling_error))
+        substitute = RuntimeError(
+            "%s (the original exception could not be pickled: %s)" % (text.strip().splitlines()[-1], pickling_error)
+        )
         data = pickle.dumps(_ExceptionWithTraceback(substitute, exc.__traceback__))
     return data
 
@@ -192,8 +211,8 @@ def _unpickling_failed(exc):
     # call fails, with the stdlib's exception type (the parent sees the
     # unpickling error in the remote traceback attached as its cause).
     from concurrent.futures.process import BrokenProcessPool
-    broken = BrokenProcessPool("the worker could not unpickle this call: %s: %s"
-                               % (type(exc).__name__, exc))
+
+    broken = BrokenProcessPool("the worker could not unpickle this call: %s: %s" % (type(exc).__name__, exc))
     broken.__cause__ = exc
     broken.__traceback__ = exc.__traceback__
     return broken
@@ -211,6 +230,7 @@ def _prepare(preparation):
     workers."""
     import multiprocessing.process
     import multiprocessing.spawn
+
     me = multiprocessing.process.current_process()
     me._inheriting = True
     try:
@@ -227,9 +247,10 @@ def _become_pool_process(start_method, number=None):
     process."""
     import multiprocessing
     import multiprocessing.process as mp_process
+
     cls = multiprocessing.get_context(start_method).Process
     if number is None:
-        number = os.environ.get("GOFUTURES_WORKER", "1")
+        number = os.environ.get(_constants.WORKER_NUMBER_ENV, "1")
     me = cls(name="%s-%s" % (cls.__name__, number))
     me._parent_pid = PARENT_PID or os.getppid()
     me._parent_name = "MainProcess"
@@ -300,6 +321,7 @@ def run_forked(number, task_fd, result_fd, initializer, initargs):
             # what their _bootstrap does at the end: flush the queues the
             # tasks put to (their feeder threads), join non-daemon threads.
             import multiprocessing.util as mp_util
+
             mp_util._exit_function()
             _end_threads()
     except SystemExit as exc:
@@ -335,6 +357,7 @@ def _after_fork(number):
     import faulthandler
     import multiprocessing.process as mp_process
     import multiprocessing.util as mp_util
+
     global PARENT_PID
     PARENT_PID = os.getppid()
     _become_pool_process("fork", number)
@@ -364,7 +387,7 @@ def _serve(tasks, out, initializer, initargs):
         frame = tasks.next()
         if frame is None or frame[0] == EXIT:
             return 0
-        kind, task_id, data = frame
+        _, task_id, data = frame
         tasks.answer(*_run(task_id, data))
 
 

@@ -18,8 +18,10 @@ reaps ("exited <pid> <status>") since the parent cannot wait for them. It
 exits when the socket reaches EOF (the parent is gone), killing the
 children it still has, so neither it nor its workers outlive the parent.
 
-Like _worker.py, this file imports nothing from gofutures.
+Like _worker.py, this file imports nothing from gofutures (it loads the
+generated _constants.py by path).
 """
+
 import contextlib
 import importlib.util
 import io
@@ -36,21 +38,23 @@ import warnings
 # argv[1] is this file, argv[2] the worker's. The worker module keeps the
 # name an exec'd worker gives it (gofutures_worker), which also names these
 # processes in `ps`.
-ZYGOTE_COMMAND = ("import importlib.util as u, sys; "
-                  "s = u.spec_from_file_location('gofutures_zygote', sys.argv[1]); "
-                  "m = u.module_from_spec(s); s.loader.exec_module(m); "
-                  "sys.exit(m.main(m.load('gofutures_worker', sys.argv[2])))")
+ZYGOTE_COMMAND = (
+    "import importlib.util as u, sys; "
+    "s = u.spec_from_file_location('gofutures_zygote', sys.argv[1]); "
+    "m = u.module_from_spec(s); s.loader.exec_module(m); "
+    "sys.exit(m.main(m.load('gofutures_worker', sys.argv[2])))"
+)
 
 # SIGINT as this process got it from the parent (at exec: Python's
 # handler, or ignored if the parent ignores it), which its workers restore.
 _SIGINT_AT_START = signal.getsignal(signal.SIGINT)
 
-_MAX_FDS = 250  # as gofutures/zygote.go: zygoteMaxFds
 _LEN = struct.Struct(">I")
 
 
 def load(name, path):
     import importlib.util
+
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -58,17 +62,23 @@ def load(name, path):
     return module
 
 
+# At most this many descriptors per request (gofutures/constants.go: ZygoteMaxFDs).
+_CONSTANTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_constants.py")
+_MAX_FDS = load("gofutures_constants", _CONSTANTS).ZYGOTE_MAX_FDS
+
+
 def _preimport():
     # What a worker imports on its way to its first task; whatever is
     # missing is simply imported by the worker itself.
     import concurrent.futures.process  # noqa: F401  (multiprocessing, queue, threading...)
     import logging  # noqa: F401
-    import multiprocessing.process  # noqa: F401
+    import multiprocessing.process
     import multiprocessing.spawn  # noqa: F401
     import pickle  # noqa: F401
     import pkgutil  # noqa: F401  (runpy.run_path imports it on each call)
     import runpy  # noqa: F401  (spawn.prepare runs the main script with it)
     import traceback  # noqa: F401
+
     try:
         import cloudpickle  # noqa: F401
     except ImportError:
@@ -77,11 +87,32 @@ def _preimport():
 
 # Standard modules never preloaded: they touch the terminal, print, open a
 # browser, or are only for interactive use.
-_NEVER_PRELOAD = frozenset([
-    "__main__", "__mp_main__", "_curses", "_curses_panel", "_pyrepl", "_tkinter",
-    "antigravity", "code", "curses", "ensurepip", "idlelib", "pdb", "pydoc", "readline",
-    "rlcompleter", "site", "test", "this", "tkinter", "turtle", "turtledemo", "webbrowser",
-])
+_NEVER_PRELOAD = frozenset(
+    [
+        "__main__",
+        "__mp_main__",
+        "_curses",
+        "_curses_panel",
+        "_pyrepl",
+        "_tkinter",
+        "antigravity",
+        "code",
+        "curses",
+        "ensurepip",
+        "idlelib",
+        "pdb",
+        "pydoc",
+        "readline",
+        "rlcompleter",
+        "site",
+        "test",
+        "this",
+        "tkinter",
+        "turtle",
+        "turtledemo",
+        "webbrowser",
+    ]
+)
 
 
 def stdlib_modules(modules):
@@ -98,8 +129,12 @@ def stdlib_modules(modules):
         if name.partition(".")[0] in _NEVER_PRELOAD:
             continue
         path = getattr(module, "__file__", None)
-        if (isinstance(path, str) and path.startswith(stdlib)
-                and "site-packages" not in path and "dist-packages" not in path):
+        if (
+            isinstance(path, str)
+            and path.startswith(stdlib)
+            and "site-packages" not in path
+            and "dist-packages" not in path
+        ):
             names.append(name)
     return names
 
@@ -194,12 +229,15 @@ def _compiled_main(path, code):
     code compiled without warnings), or _get_code_from_file(run_name, fname)
     returns (code, fname) (3.11). Any other signature: runpy is left alone."""
     import runpy
+
     original = getattr(runpy, "_get_code_from_file", None)
     argnames = getattr(getattr(original, "__code__", None), "co_varnames", ())[:2]
     if argnames[:1] == ("fname",):
+
         def get_code(fname, *rest):
             return code if fname == path else original(fname, *rest)
     elif argnames == ("run_name", "fname"):
+
         def get_code(run_name, fname):
             return (code, fname) if fname == path else original(run_name, fname)
     else:
@@ -218,6 +256,7 @@ def _preload_package(name, init_file):
     Only its __init__ and what that imports eagerly, all pure Python (the
     native library loads on first use of a name backed by it, never here)."""
     import importlib.machinery
+
     try:
         spec = importlib.machinery.PathFinder.find_spec(name)
         if spec is not None and spec.origin == init_file:
@@ -262,6 +301,7 @@ def main(worker):
     prepared = _Prepared()
     requests = _Requests(sock)
     import select
+
     while True:
         readable, _, _ = select.select([sock, wake_r], [], [])
         if wake_r in readable:
@@ -366,7 +406,7 @@ class _Requests:
         end = _LEN.size + length
         if len(self._buf) < end:
             return None
-        data = json.loads(self._buf[_LEN.size:end])
+        data = json.loads(self._buf[_LEN.size : end])
         self._buf = self._buf[end:]
         return data
 
@@ -425,7 +465,7 @@ def _become_worker(sock, wake, data, fds, worker_path):
     for fd in fds:
         high.append(_dup_above(fd, floor))
         os.close(fd)
-    for fd, target in zip(high, targets):
+    for fd, target in zip(high, targets, strict=True):
         os.dup2(fd, target)
         os.close(fd)
     os.closerange(3 + len(fds) - 2, _max_fd())
@@ -479,10 +519,12 @@ def _run_worker(worker):
         code = 1
     try:
         import threading
+
         threading._shutdown()
     except BaseException:
         pass
     import atexit
+
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -497,6 +539,7 @@ def _run_worker(worker):
 
 def _dup_above(fd, floor):
     import fcntl
+
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
 
 
@@ -521,11 +564,16 @@ def _fresh_stdio():
         except (OSError, ValueError):
             pass
         import io
+
         raw = io.FileIO(fd, "w", closefd=False)
         buffered = raw if unbuffered else io.BufferedWriter(raw)
-        new = io.TextIOWrapper(buffered, encoding=old.encoding, errors=old.errors,
-                               line_buffering=(fd == 2 or os.isatty(fd)) and not unbuffered,
-                               write_through=unbuffered)
+        new = io.TextIOWrapper(
+            buffered,
+            encoding=old.encoding,
+            errors=old.errors,
+            line_buffering=(fd == 2 or os.isatty(fd)) and not unbuffered,
+            write_through=unbuffered,
+        )
         setattr(sys, name, new)
         setattr(sys, "__%s__" % name, new)
 

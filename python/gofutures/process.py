@@ -51,6 +51,7 @@ WorkerDiedError, and is replaced), task_timeout= (a call running longer
 has its worker killed: TaskTimeoutError), kill_task(future) (stop a running
 call), max_worker_memory= (recycle a worker that grew too big), stats().
 """
+
 import itertools
 import json
 import multiprocessing.spawn
@@ -65,13 +66,14 @@ from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTracebac
 
 from . import _base, _fork, _outcome, _pickling, _progress, _spawning, _worker, _zygote
 from ._core import cold, go, hot
-from ._procextras import check_extras, check_worker_count, timeout_ns
 from ._fork import forked_child as _forked_child
+from ._procextras import check_extras, check_worker_count, timeout_ns
 from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
 hot.set_outcome_builder(_outcome.build)
+
 
 def _python_exit():
     # As the stdlib, the program waits for queued work; and no results worker
@@ -113,8 +115,7 @@ class _WorkerProcess:
             time.sleep(0.005)
 
     def __repr__(self):
-        return "<gofutures worker process pid=%d %s>" % (
-            self.pid, "alive" if self.is_alive() else "exited")
+        return "<gofutures worker process pid=%d %s>" % (self.pid, "alive" if self.is_alive() else "exited")
 
 
 def _zygote_command():
@@ -147,7 +148,7 @@ class _Hooks:
     pybind/worker.c) and, for a pool that forks its workers, what each
     forked child runs (forked_worker)."""
 
-    __slots__ = ("_initializer", "_initargs")
+    __slots__ = ("_initargs", "_initializer")
 
     def __init__(self, initializer=None, initargs=()):
         self._initializer, self._initargs = initializer, initargs
@@ -173,9 +174,9 @@ def _chunks(iterables, chunksize):
     # int differ: itertools.batched from 3.13 (TypeError), islice before
     # (ValueError).
     if sys.version_info >= (3, 13):
-        yield from itertools.batched(zip(*iterables), chunksize)
+        yield from itertools.batched(zip(*iterables, strict=False), chunksize)
         return
-    it = zip(*iterables)
+    it = zip(*iterables, strict=False)
     while True:
         chunk = tuple(itertools.islice(it, chunksize))
         if not chunk:
@@ -209,12 +210,20 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             cls = _InChild
         return super().__new__(cls)
 
-    def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(),
-                 *, max_tasks_per_child=None, survive=False, task_timeout=None,
-                 max_worker_memory=None):
+    def __init__(
+        self,
+        max_workers=None,
+        mp_context=None,
+        initializer=None,
+        initargs=(),
+        *,
+        max_tasks_per_child=None,
+        survive=False,
+        task_timeout=None,
+        max_worker_memory=None,
+    ):
         if max_workers is None:
-            max_workers = (os.process_cpu_count() if hasattr(os, "process_cpu_count")
-                           else os.cpu_count()) or 1
+            max_workers = (os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()) or 1
         else:
             if max_workers <= 0:
                 raise ValueError("max_workers must be greater than 0")
@@ -227,8 +236,10 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
             if mp_context is not None and mp_context.get_start_method() == "fork":
-                raise ValueError("max_tasks_per_child is incompatible with the 'fork' "
-                                 "multiprocessing start method; supply a different mp_context.")
+                raise ValueError(
+                    "max_tasks_per_child is incompatible with the 'fork' "
+                    "multiprocessing start method; supply a different mp_context."
+                )
         extras = check_extras(survive, task_timeout, max_worker_memory)
         self._max_workers = max_workers
         if mp_context is None:
@@ -265,8 +276,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         zygote = _zygote_command()
         if zygote:
             config.ZygoteCommand = go.Slice_string(zygote)
-            config.ZygotePrepare = json.dumps(
-                _zygote.preparation(sys.modules, preparation.get("init_main_from_path")))
+            config.ZygotePrepare = json.dumps(_zygote.preparation(sys.modules, preparation.get("init_main_from_path")))
         config.Fds = go.Slice_int(child_fds.take())  # the pool's from here on, even if it fails
         self._start(config, _Hooks())
 
@@ -279,8 +289,8 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
 
     def _broken_error(self):
         return BrokenProcessPool(
-            "A child process terminated abruptly, the process pool is not usable anymore: %s"
-            % self._broken_message())
+            "A child process terminated abruptly, the process pool is not usable anymore: %s" % self._broken_message()
+        )
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedules fn(*args, **kwargs) in a worker process; returns a Future."""
@@ -340,14 +350,18 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         a tqdm-like object shows a bar counting the results received (one
         per item, whatever the chunksize); see gofutures.progress."""
         if progress is not False:
-            return _progress.track_map(progress, iterables, lambda: self.map(
-                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
+            return _progress.track_map(
+                progress,
+                iterables,
+                lambda: self.map(fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize),
+            )
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         if chunksize == 1:
             return _base.map_with_buffer(self, fn, iterables, timeout, buffersize)
-        results = _base.map_with_buffer(self, fn, [_chunks(iterables, chunksize)],
-                                        timeout, buffersize, submit="_submit_chunk")
+        results = _base.map_with_buffer(
+            self, fn, [_chunks(iterables, chunksize)], timeout, buffersize, submit="_submit_chunk"
+        )
         return itertools.chain.from_iterable(results)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -368,8 +382,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         future.cancel() itself keeps the stdlib's meaning (never a running
         call)."""
         if not isinstance(future, _base.Future):
-            raise TypeError("kill_task() takes a future returned by this executor's submit(), "
-                            "got %r" % (future,))
+            raise TypeError("kill_task() takes a future returned by this executor's submit(), got %r" % (future,))
         if future.done():
             return False
         if future.cancel():
@@ -385,12 +398,22 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         survive=True), recycled (workers retired over max_worker_memory),
         replaced (the sum: workers that left the pool mid-life)."""
         s = cold.ProcessPoolStats(self._pool_id)
-        return {"workers": s.Workers, "idle": s.Idle, "queued": s.Queued,
-                "running": s.Running, "done": s.Done, "failed": s.Failed,
-                "cancelled": s.Cancelled, "submitted": s.Submitted,
-                "shutdown": s.Shutdown, "broken": s.Broken,
-                "killed": s.Killed, "died": s.Died, "recycled": s.Recycled,
-                "replaced": s.Killed + s.Died + s.Recycled}
+        return {
+            "workers": s.Workers,
+            "idle": s.Idle,
+            "queued": s.Queued,
+            "running": s.Running,
+            "done": s.Done,
+            "failed": s.Failed,
+            "cancelled": s.Cancelled,
+            "submitted": s.Submitted,
+            "shutdown": s.Shutdown,
+            "broken": s.Broken,
+            "killed": s.Killed,
+            "died": s.Died,
+            "recycled": s.Recycled,
+            "replaced": s.Killed + s.Died + s.Recycled,
+        }
 
     def terminate_workers(self):
         """Python 3.14's terminate_workers(): SIGTERM every worker at once;

@@ -5,6 +5,7 @@ Python thread state; it takes the GIL only while Python runs and may run
 several queued tasks per acquisition. Scheduling, shutdown and the broken
 state live in the Go core; submit is native (no Python frame per task).
 """
+
 import itertools
 import math
 import os
@@ -12,17 +13,17 @@ import threading
 import weakref
 from concurrent.futures import thread as _std_thread
 from concurrent.futures._base import LOGGER
+from concurrent.futures.thread import BrokenThreadPool  # the stdlib's class, re-exported
 
 from . import _base, _fork, _progress
+from ._constants import WAIT_SLICE
 from ._core import cold, hot
 from ._fork import forked_child as _forked_child
-
-from concurrent.futures.thread import BrokenThreadPool  # noqa: F401  (the stdlib's class)
 
 __all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
 
 # How long one cold-API join call may block; Ctrl-C is handled between calls.
-_JOIN_SLICE_MS = 50
+_JOIN_SLICE_MS = round(WAIT_SLICE * 1000)
 
 _executors = weakref.WeakSet()  # live executors, for the interpreter-exit join
 
@@ -79,13 +80,14 @@ def _check_context(cls, initializer, initargs, ctxkwargs):
     prepare = getattr(cls, "prepare_context", None)
     if prepare is None:
         if ctxkwargs:
-            raise TypeError("ThreadPoolExecutor() got an unexpected keyword argument %r"
-                            % next(iter(ctxkwargs)))
+            raise TypeError("ThreadPoolExecutor() got an unexpected keyword argument %r" % next(iter(ctxkwargs)))
         return
     if prepare.__func__ is not _std_thread.ThreadPoolExecutor.prepare_context.__func__:
-        raise TypeError("%s overrides prepare_context(): gofutures' thread pool runs each call "
-                        "in its own workers and cannot use another worker context "
-                        "(derive from concurrent.futures.ThreadPoolExecutor for that)" % cls.__name__)
+        raise TypeError(
+            "%s overrides prepare_context(): gofutures' thread pool runs each call "
+            "in its own workers and cannot use another worker context "
+            "(derive from concurrent.futures.ThreadPoolExecutor for that)" % cls.__name__
+        )
     prepare(initializer, initargs, **ctxkwargs)
 
 
@@ -113,7 +115,7 @@ class _WorkerHooks:
     pool holds this object (not the executor, so that an executor that is
     dropped can be garbage collected as the stdlib's can)."""
 
-    __slots__ = ("prefix", "initializer", "initargs", "threads")
+    __slots__ = ("initargs", "initializer", "prefix", "threads")
 
     def __init__(self, prefix, initializer, initargs):
         self.prefix, self.initializer, self.initargs = prefix, initializer, initargs
@@ -157,8 +159,16 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
             cls = _InChild
         return super().__new__(cls)
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(),
-                 *, grow_on_block=False, **ctxkwargs):
+    def __init__(
+        self,
+        max_workers=None,
+        thread_name_prefix="",
+        initializer=None,
+        initargs=(),
+        *,
+        grow_on_block=False,
+        **ctxkwargs,
+    ):
         """grow_on_block (gofutures only): while a task waits for a future,
         the pool may start one more worker in its place, so that tasks that
         submit to their own pool and wait (fork-join style) finish instead of
@@ -182,9 +192,11 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         # in the workers' initializer call (and breaks the pool), not here.
         hooks = _WorkerHooks(self._thread_name_prefix, initializer, initargs)
         self._threads = hooks.threads
-        self._bind(cold.NewThreadPool(_worker_limit(max_workers), str(self._thread_name_prefix),
-                                      grow_on_block),
-                   _base.Future, hooks)
+        self._bind(
+            cold.NewThreadPool(_worker_limit(max_workers), str(self._thread_name_prefix), grow_on_block),
+            _base.Future,
+            hooks,
+        )
         _executors.add(self)
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
@@ -196,8 +208,11 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         a tqdm-like object shows a bar counting the results received; see
         gofutures.progress. Needs tqdm: pip install 'gofutures[progress]'."""
         if progress is not False:
-            return _progress.track_map(progress, iterables, lambda: self.map(
-                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize))
+            return _progress.track_map(
+                progress,
+                iterables,
+                lambda: self.map(fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize),
+            )
         return _base.map_with_buffer(self, fn, iterables, timeout, buffersize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -223,10 +238,18 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         only): workers alive, idle; tasks queued, running, done (of which
         failed) and cancelled before they ran; submitted in all."""
         s = cold.ThreadPoolStats(self._pool_id)
-        return {"workers": s.Live, "idle": s.Idle, "queued": s.Queued,
-                "running": s.Running, "done": s.Done, "failed": s.Failed,
-                "cancelled": s.Cancelled, "submitted": s.Submitted,
-                "shutdown": s.Shutdown, "broken": s.Broken}
+        return {
+            "workers": s.Live,
+            "idle": s.Idle,
+            "queued": s.Queued,
+            "running": s.Running,
+            "done": s.Done,
+            "failed": s.Failed,
+            "cancelled": s.Cancelled,
+            "submitted": s.Submitted,
+            "shutdown": s.Shutdown,
+            "broken": s.Broken,
+        }
 
 
 class _InChild(_fork.ThreadPoolInChild, ThreadPoolExecutor):

@@ -17,6 +17,7 @@ and the exit status is non-zero if any test that was run failed. A test
 that hangs is stopped by faulthandler after PER_TEST_TIMEOUT seconds, with
 every thread's traceback, failing the run.
 """
+
 import argparse
 import faulthandler
 import os
@@ -25,8 +26,16 @@ import unittest
 
 PER_TEST_TIMEOUT = 60
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = ["test_future", "test_wait", "test_as_completed", "test_thread_pool",
-           "test_process_pool", "test_shutdown", "test_init", "test_deadlock"]
+MODULES = [
+    "test_future",
+    "test_wait",
+    "test_as_completed",
+    "test_thread_pool",
+    "test_process_pool",
+    "test_shutdown",
+    "test_init",
+    "test_deadlock",
+]
 
 
 def substitute():
@@ -34,6 +43,7 @@ def substitute():
     import concurrent.futures._base as base
     import concurrent.futures.process as process
     import concurrent.futures.thread as thread
+
     import gofutures
 
     done = []
@@ -59,9 +69,12 @@ def exclusion_files():
     """exclusions.txt, then exclusions-X.Y.txt for every X.Y <= this Python."""
     files = [os.path.join(HERE, "exclusions.txt")]
     for name in sorted(os.listdir(HERE)):
-        stem = name[len("exclusions-"):-len(".txt")]
-        if name.startswith("exclusions-") and name.endswith(".txt") and \
-                tuple(map(int, stem.split("."))) <= sys.version_info[:2]:
+        stem = name[len("exclusions-") : -len(".txt")]
+        if (
+            name.startswith("exclusions-")
+            and name.endswith(".txt")
+            and tuple(map(int, stem.split("."))) <= sys.version_info[:2]
+        ):
             files.append(os.path.join(HERE, name))
     return files
 
@@ -118,19 +131,21 @@ def main():
     parser.add_argument("-k", dest="only", help="run only tests whose id contains this")
     args = parser.parse_args()
     try:
-        import test.test_concurrent_futures  # noqa: F401
+        import test.test_concurrent_futures
     except ImportError:
-        print("CPython's test suite (test.test_concurrent_futures) is not installed for %s"
-              % sys.executable)
+        print("CPython's test suite (test.test_concurrent_futures) is not installed for %s" % sys.executable)
         return 2
     names = substitute()
     if args.part in ("process", "all") and "ProcessPoolExecutor" not in names:
         print("gofutures has no ProcessPoolExecutor: process part not available")
         return 2
 
-    from test.test_concurrent_futures import util
     from concurrent import futures
+
+    from test.test_concurrent_futures import util
+
     import gofutures
+
     assert util.ThreadPoolMixin.executor_type is gofutures.ThreadPoolExecutor, "substitution failed"
     assert futures.Future is gofutures.Future and util.Future is gofutures.Future, "substitution failed"
 
@@ -151,16 +166,31 @@ def main():
 
     from test import support
     from test.support import threading_helper
+
     support.verbose = args.verbose
     runner = unittest.TextTestRunner(verbosity=2 if args.verbose else 1, resultclass=TimedResult)
     key = threading_helper.threading_setup()
     result = runner.run(suite)
     threading_helper.threading_cleanup(*key)
-    passed = result.testsRun - len(result.failures) - len(result.errors) - len(result.skipped) \
+    passed = (
+        result.testsRun
+        - len(result.failures)
+        - len(result.errors)
+        - len(result.skipped)
         - len(result.unexpectedSuccesses)
-    print("CPYTHON-SUITE part=%s passed=%d failed=%d errors=%d skipped=%d excluded=%d"
-          % (args.part, passed, len(result.failures) + len(result.unexpectedSuccesses),
-             len(result.errors), len(result.skipped), n_excluded), flush=True)
+    )
+    print(
+        "CPYTHON-SUITE part=%s passed=%d failed=%d errors=%d skipped=%d excluded=%d"
+        % (
+            args.part,
+            passed,
+            len(result.failures) + len(result.unexpectedSuccesses),
+            len(result.errors),
+            len(result.skipped),
+            n_excluded,
+        ),
+        flush=True,
+    )
     return 0 if result.wasSuccessful() else 1
 
 

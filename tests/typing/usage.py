@@ -3,6 +3,7 @@ assert_type states what a user of gofutures' API gets from the type checker
 (typeshed's concurrent.futures types, and gofutures' own); a wrong or
 missing annotation in python/gofutures/*.pyi fails here. Never run, only
 checked (the pools are made inside functions nobody calls)."""
+
 import concurrent.futures
 from collections.abc import Iterator
 from typing import Any, assert_type
@@ -29,7 +30,7 @@ def threads() -> None:
         assert_type(ex.submit(describe, 3, unit="ms"), gofutures.Future[str])
         assert_type(ex.map(square, range(10), buffersize=4, progress=True), Iterator[int])
         assert_type(ex.map(describe, [1], ["s"], timeout=5, progress={"desc": "work"}), Iterator[str])
-        done, not_done = gofutures.wait([f], timeout=1, return_when=gofutures.FIRST_COMPLETED)
+        done, _not_done = gofutures.wait([f], timeout=1, return_when=gofutures.FIRST_COMPLETED)
         assert_type(done, set[concurrent.futures.Future[int]])
         assert_type(gofutures.wait([f]).not_done, set[concurrent.futures.Future[int]])
         for g in gofutures.as_completed([f], timeout=2, progress=False):
