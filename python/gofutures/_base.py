@@ -309,3 +309,20 @@ def map_with_buffer(executor, fn, iterables, timeout, buffersize, submit="submit
                 future.cancel()
 
     return result_iterator()
+
+
+def pool_stats(s, workers):
+    """The stats() keys every pool has, from its Go stats struct s (gopy's
+    PoolStats or ProcPoolStats); workers: the live workers."""
+    return {
+        "workers": workers,
+        "idle": s.Idle,
+        "queued": s.Queued,
+        "running": s.Running,
+        "done": s.Done,
+        "failed": s.Failed,
+        "cancelled": s.Cancelled,
+        "submitted": s.Submitted,
+        "shutdown": s.Shutdown,
+        "broken": s.Broken,
+    }

@@ -399,16 +399,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         replaced (the sum: workers that left the pool mid-life)."""
         s = cold.ProcessPoolStats(self._pool_id)
         return {
-            "workers": s.Workers,
-            "idle": s.Idle,
-            "queued": s.Queued,
-            "running": s.Running,
-            "done": s.Done,
-            "failed": s.Failed,
-            "cancelled": s.Cancelled,
-            "submitted": s.Submitted,
-            "shutdown": s.Shutdown,
-            "broken": s.Broken,
+            **_base.pool_stats(s, s.Workers),
             "killed": s.Killed,
             "died": s.Died,
             "recycled": s.Recycled,

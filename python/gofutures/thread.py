@@ -238,18 +238,7 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         only): workers alive, idle; tasks queued, running, done (of which
         failed) and cancelled before they ran; submitted in all."""
         s = cold.ThreadPoolStats(self._pool_id)
-        return {
-            "workers": s.Live,
-            "idle": s.Idle,
-            "queued": s.Queued,
-            "running": s.Running,
-            "done": s.Done,
-            "failed": s.Failed,
-            "cancelled": s.Cancelled,
-            "submitted": s.Submitted,
-            "shutdown": s.Shutdown,
-            "broken": s.Broken,
-        }
+        return _base.pool_stats(s, s.Live)
 
 
 class _InChild(_fork.ThreadPoolInChild, ThreadPoolExecutor):
