@@ -93,7 +93,8 @@ func (p *ProcessPool) forkOne(n int) {
 		p.mu.Unlock()
 		return
 	}
-	w := p.addWorkerLocked(proc, taskW, resR)
+	p.sendInit(taskW)
+	w := p.addWorkerLocked(startedWorker{proc, taskW, resR})
 	if p.broken != nil || p.killing {
 		w.proc.signal(syscall.SIGKILL) // it came too late; its supervisor reaps it
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // ProcessConfig describes the worker processes of a ProcessPool.
@@ -262,18 +264,39 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 	return p, nil
 }
 
-// fillLocked starts an eager pool's workers, once.
+// fillLocked starts an eager pool's workers, once. Exec and zygote
+// workers start together (errgroup): a start includes writing the
+// worker's Init, which waits for the worker to read it when it is more
+// than a pipe holds (a big initializer argument), so one after another the
+// starts would add up. It returns the first start error; the workers that
+// did start are in the pool by then (the caller breaks it, killing them).
 func (p *ProcessPool) fillLocked() error {
 	if p.cfg.Lazy || p.filled {
 		return nil
 	}
 	p.filled = true
-	for i := 0; i < p.cfg.Workers; i++ {
-		if err := p.spawnLocked(); err != nil {
+	if p.cfg.Fork != nil {
+		for range p.cfg.Workers {
+			p.forkLocked() // one at a time, on the forker thread (procfork.go)
+		}
+		return nil
+	}
+	started := make([]startedWorker, p.cfg.Workers)
+	var g errgroup.Group
+	for i := range started {
+		env := p.nextEnvLocked()
+		g.Go(func() (err error) {
+			started[i], err = p.startProcess(env)
 			return err
+		})
+	}
+	err := g.Wait()
+	for _, s := range started {
+		if s.proc != nil {
+			p.addWorkerLocked(s)
 		}
 	}
-	return nil
+	return err
 }
 
 func (p *ProcessPool) spawnLocked() error {
@@ -281,42 +304,71 @@ func (p *ProcessPool) spawnLocked() error {
 		p.forkLocked()
 		return nil
 	}
+	s, err := p.startProcess(p.nextEnvLocked())
+	if err != nil {
+		return err
+	}
+	p.addWorkerLocked(s)
+	return nil
+}
+
+// nextEnvLocked numbers the next worker the pool starts and returns its
+// environment.
+func (p *ProcessPool) nextEnvLocked() []string {
 	env := p.cfg.Env
 	if env == nil {
 		env = os.Environ()
 	}
 	p.started++
-	env = append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
-	var proc workerProc
-	var taskW, resR *pipeEnd
+	return append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
+}
+
+// startedWorker is a worker process started and sent its Init, not yet a
+// worker of the pool (addWorkerLocked).
+type startedWorker struct {
+	proc        workerProc
+	taskW, resR *pipeEnd
+}
+
+// startProcess starts a worker with env, by the Zygote if the pool has one
+// (quietly by exec if it cannot), and writes its Init. It touches no pool
+// state, so that several may run at once (fillLocked).
+func (p *ProcessPool) startProcess(env []string) (startedWorker, error) {
+	var s startedWorker
 	var err error
 	if p.cfg.Zygote != nil {
-		proc, taskW, resR, err = p.startWith(env, p.cfg.Zygote.start)
+		s.proc, s.taskW, s.resR, err = p.startWith(env, p.cfg.Zygote.start)
 		if err != nil {
 			// Quietly exec instead: the pool must not depend on the zygote.
 			// With new pipes: a child it may have forked before failing
 			// holds the old ones, now closed, so it exits at once.
-			proc = nil
+			s.proc = nil
 		}
 	}
-	if proc == nil {
-		proc, taskW, resR, err = p.startWith(env, execStart)
+	if s.proc == nil {
+		s.proc, s.taskW, s.resR, err = p.startWith(env, execStarter)
 		if err != nil {
-			return err
+			return startedWorker{}, err
 		}
 	}
-	p.addWorkerLocked(proc, taskW, resR)
-	return nil
+	p.sendInit(s.taskW)
+	return s, nil
 }
 
-// addWorkerLocked makes a started process a worker of the pool: it is sent
-// its Init, supervised, and idle.
-func (p *ProcessPool) addWorkerLocked(proc workerProc, taskW, resR *pipeEnd) *procWorker {
-	w := &procWorker{proc: proc, pid: proc.pid(), in: taskW, out: resR, death: taskW.death, ready: p.cfg.Init == nil}
-	p.workers[w] = struct{}{}
+// sendInit writes the pool's Init to a worker just started, if it has one;
+// a failure shows as the worker's death.
+func (p *ProcessPool) sendInit(taskW *pipeEnd) {
 	if p.cfg.Init != nil {
-		WriteFrame(w.in, Frame{Kind: FrameInit, Data: p.cfg.Init}) // a failure shows as the worker's death
+		WriteFrame(taskW, Frame{Kind: FrameInit, Data: p.cfg.Init})
 	}
+}
+
+// addWorkerLocked makes a started process, sent its Init, a worker of the
+// pool: supervised, and idle.
+func (p *ProcessPool) addWorkerLocked(s startedWorker) *procWorker {
+	w := &procWorker{proc: s.proc, pid: s.proc.pid(), in: s.taskW, out: s.resR, death: s.taskW.death,
+		ready: p.cfg.Init == nil}
+	p.workers[w] = struct{}{}
 	go p.supervise(w)
 	// At the bottom of the idle stack: the workers started before it are
 	// further along in their start and get tasks first.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,17 +48,7 @@ func TestMain(m *testing.M) {
 //	                   that process's pid
 //
 // FrameExit or EOF on fd 3 ends it with status 0.
-//
-// Two variables act at start-up, before anything is read:
-// GOFUTURES_TEST_PIDFILE names a file the worker writes its pid to, and
-// GOFUTURES_TEST_UNLINK a path it removes (to make the next exec fail).
 func testWorkerMain() int {
-	if path := os.Getenv("GOFUTURES_TEST_PIDFILE"); path != "" {
-		os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644)
-	}
-	if path := os.Getenv("GOFUTURES_TEST_UNLINK"); path != "" {
-		os.Remove(path)
-	}
 	in := os.NewFile(3, "tasks")
 	out := os.NewFile(4, "results")
 	if in == nil || out == nil {
@@ -957,15 +948,21 @@ func TestProcessPoolBrokenCalledOnce(t *testing.T) {
 // never gets the pool, so its sink must not hear of those workers' deaths
 // (as a *WorkerDied breaking a pool nobody has).
 func TestNewProcessPoolPartialStartFailure(t *testing.T) {
-	link := workerLink(t)
-	pidFile := t.TempDir() + "/pid"
 	cfg := testWorkerConfig(2)
-	cfg.Command[0] = link
-	// The first worker removes the command before reading its FrameInit;
-	// an Init larger than a pipe holds keeps NewProcessPool writing it (so
-	// from starting the second worker) until the first worker reads it.
-	cfg.Env = append(cfg.Env, "GOFUTURES_TEST_UNLINK="+link, "GOFUTURES_TEST_PIDFILE="+pidFile)
-	cfg.Init = make([]byte, 1<<20)
+	// The workers start together (fillLocked): the second one's start
+	// fails, the first one's succeeds.
+	var pid atomic.Int64
+	execStarter = func(spec workerSpec) (workerProc, error) {
+		if slices.Contains(spec.env, WorkerNumberEnv+"=2") {
+			return nil, errors.New("cannot start a worker process: refused by the test")
+		}
+		w, err := execStart(spec)
+		if err == nil {
+			pid.Store(int64(w.pid()))
+		}
+		return w, err
+	}
+	t.Cleanup(func() { execStarter = execStart })
 	sink := newProcSink()
 	p, err := NewProcessPool(cfg, sink)
 	if err == nil {
@@ -975,16 +972,14 @@ func TestNewProcessPoolPartialStartFailure(t *testing.T) {
 	if p != nil || !strings.Contains(err.Error(), "cannot start a worker process") {
 		t.Errorf("NewProcessPool = %v, %v; want nil and the start error", p, err)
 	}
-	b, rerr := os.ReadFile(pidFile)
-	pid, perr := strconv.Atoi(string(b))
-	if rerr != nil || perr != nil {
-		t.Fatalf("the first worker did not start: %v %v", rerr, perr)
+	if pid.Load() == 0 {
+		t.Fatal("the first worker did not start")
 	}
 	// The first worker must be killed and reaped.
 	deadline := time.Now().Add(procTimeout)
-	for syscall.Kill(pid, 0) != syscall.ESRCH {
+	for syscall.Kill(int(pid.Load()), 0) != syscall.ESRCH {
 		if time.Now().After(deadline) {
-			t.Fatalf("the first worker (pid %d) was left running", pid)
+			t.Fatalf("the first worker (pid %d) was left running", pid.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -1153,5 +1148,24 @@ func TestProcessPoolDeathWhileStartingNamesTheWaitingTask(t *testing.T) {
 	}
 	if !slices.Equal(taskIDs(b.tasks), []uint64{9}) {
 		t.Errorf("Broken tasks = %v, want [9]", taskIDs(b.tasks))
+	}
+}
+
+// BenchmarkEagerPoolStart: an eager pool of 4 exec workers with an Init
+// larger than a pipe holds (a big initializer argument): NewProcessPool
+// returns once every worker has read it. Started together (fillLocked),
+// the workers' start-ups overlap.
+func BenchmarkEagerPoolStart(b *testing.B) {
+	cfg := testWorkerConfig(4)
+	cfg.Init = make([]byte, 1<<20)
+	for b.Loop() {
+		p, err := NewProcessPool(cfg, newProcSink())
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Shutdown(false)
+		if !p.Join(time.Now().Add(procTimeout)) {
+			b.Fatal("Join timed out")
+		}
 	}
 }

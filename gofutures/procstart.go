@@ -53,6 +53,10 @@ type execWorker struct {
 	exited atomic.Bool // set by wait: the pid may be reused from then on
 }
 
+// execStarter starts the pools' exec workers: execStart, a variable only
+// so that a test can make one start fail.
+var execStarter = execStart
+
 func execStart(spec workerSpec) (workerProc, error) {
 	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = spec.env
