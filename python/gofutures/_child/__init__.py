@@ -4,9 +4,10 @@
   forked from the pool's process with the 'fork' start method);
 - zygote.py, the helper process that forks workers on request.
 
-The parent starts them and talks to them (_childstart.py, the Go core's
-supervisor and zygote client); nothing here runs in the parent except
-worker.run_forked, in a child forked from it.
+The pool's process starts them and talks to them (_childstart.py, the Go
+core's supervisor and zygote client); it imports worker.py only for
+run_forked, which runs in a child forked from it (the 'fork' start
+method), never in the pool's process itself.
 
 An exec'd worker and the zygote load these files by path
 (_childstart.WORKER_COMMAND and ZYGOTE_COMMAND), so that neither imports
