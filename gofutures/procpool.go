@@ -67,7 +67,7 @@ type ProcessConfig struct {
 	Zygote *Zygote
 	// ZygotePrepare is what the Zygote readies (once per distinct value)
 	// before it forks this pool's workers, so that each worker does not do
-	// it again: a JSON object that only the helper reads (_zygote.py: the
+	// it again: a JSON object that only the helper reads (_child/zygote.py: the
 	// modules every worker would import, the parent's main script to
 	// compile). Per pool, since pools of one program may differ (another
 	// main script); the helper is shared. nil or invalid JSON: nothing.

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // testWorkerMain is a worker speaking the frame protocol on fds 3 (tasks,
-// read) and 4 (results, write), as gofutures/_worker.py does. A FrameInit
+// read) and 4 (results, write), as python/gofutures/_child/worker.py does. A FrameInit
 // is answered with FrameReady, or, if its payload is "fail", with a FrameError
 // of id 0 and exit status 1; if it is "sleep:MS", after sleeping MS
 // milliseconds. A task's payload is a command:

@@ -16,7 +16,7 @@ import (
 //	data   length-9 bytes, opaque here (pickles, in practice)
 //
 // A worker written in any language can speak it with a dozen lines; the
-// Python one is gofutures/_worker.py.
+// Python one is python/gofutures/_child/worker.py.
 
 // FrameKind says what a frame carries.
 type FrameKind uint8

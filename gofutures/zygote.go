@@ -19,11 +19,12 @@ import (
 )
 
 // A Zygote starts worker processes by fork instead of exec: it asks a
-// helper process (the zygote, python/gofutures/_zygote.py) to fork one. The
-// helper was started once by exec of argv and never loads a Go runtime, so
-// forking it is safe (forking this process is not: a child of a Go program
-// cannot use its runtime), and it has already paid the interpreter's start
-// and the worker's imports, which a fresh exec pays again per worker.
+// helper process (the zygote; the Python package's is
+// python/gofutures/_child/zygote.py) to fork one. The helper was started
+// once by exec of argv and never loads a Go runtime, so forking it is safe
+// (forking this process is not: a child of a Go program cannot use its
+// runtime), and it has already paid the interpreter's start and the
+// worker's imports, which a fresh exec pays again per worker.
 //
 // Protocol, over a unix stream socket that is the helper's fd 3:
 //   - fork request (us -> helper): a 4-byte big-endian length, then JSON

@@ -11,9 +11,11 @@ import (
 	"time"
 )
 
-// These tests run the real zygote (python/gofutures/_zygote.py) with a
-// stand-in worker (testdata/zygote_worker.py); they need python3 (3.9+)
-// and skip without it.
+// These tests run a stand-in helper (testdata/zygote.py) that speaks the
+// protocol of Zygote's doc comment with a worker built in: they test this
+// side of it, the real helper is the Python package's (its own tests check
+// it against the same protocol). They need python3 (3.9+) and skip
+// without it.
 
 func testZygote(t *testing.T) *Zygote {
 	t.Helper()
@@ -21,7 +23,7 @@ func testZygote(t *testing.T) *Zygote {
 	if err != nil {
 		t.Skip("no python3 to run the zygote")
 	}
-	z := NewZygote([]string{python, "../python/gofutures/_zygote.py", "testdata/zygote_worker.py"})
+	z := NewZygote([]string{python, "testdata/zygote.py"})
 	t.Cleanup(func() {
 		z.mu.Lock()
 		defer z.mu.Unlock()

@@ -14,7 +14,8 @@
  *
  * 2. A process pool with the 'fork' start method forks its workers from
  *    this process (gf_fork_worker): the child runs the worker loop in pure
- *    Python and leaves with _exit, never returning into Go.
+ *    Python (hooks.forked_worker: python/gofutures/_child/worker.py) and
+ *    leaves with _exit, never returning into Go.
  */
 
 #include "hot.h" /* first: Python.h defines _GNU_SOURCE, which dladdr needs */

@@ -245,7 +245,7 @@ func newProcessPool(cfg ProcessPoolConfig) (*processPool, error) {
 	if cfg.Fork {
 		core_.Fork = p.fork
 		// A forked worker serves once it has read its FrameInit, empty
-		// (_worker.run_forked): its initializer came with the fork.
+		// (_child/worker.py: run_forked): its initializer came with the fork.
 		core_.Init = []byte{}
 	}
 	p.core, err = core.NewProcessPool(core_, p)

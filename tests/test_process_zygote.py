@@ -1,7 +1,8 @@
-"""Workers forked by the zygote (python/gofutures/_zygote.py): where they
-come from, the GOFUTURES_ZYGOTE=0 opt-out, a zygote that dies, no process
-left behind, and a child process of ours with a zygote of its own.
-Linux only where it reads /proc. No timing is asserted."""
+"""Workers forked by the zygote (python/gofutures/_child/zygote.py): where
+they come from, the GOFUTURES_ZYGOTE=0 opt-out, a zygote that dies, no
+process left behind, and a child process of ours with a zygote of its own.
+Linux only where it reads /proc. No timing is asserted. The helper's
+protocol itself: test_zygote_protocol.py."""
 
 import multiprocessing
 import os
@@ -272,11 +273,11 @@ def test_the_environment_a_forked_worker_is_given_is_exactly_the_one_asked(run_s
     # here in a process of its own; a process it starts must see it too.
     out = run_script("""
         import json, os, subprocess, sys
-        from gofutures import _zygote
+        from gofutures._child import zygote
         os.environ.update(KEEP="same", CHANGE="old", DROP="x")
         wanted = {k: v for k, v in os.environ.items() if k != "DROP"}
         wanted.update(CHANGE="new", ADD="added", EQ="a=b")
-        _zygote._set_environ(["%s=%s" % kv for kv in wanted.items()] + ["=ignored", "NOEQUALS"])
+        zygote._set_environ(["%s=%s" % kv for kv in wanted.items()] + ["=ignored", "NOEQUALS"])
         child = subprocess.run([sys.executable, "-c", "import os, json; print(json.dumps(dict(os.environ)))"],
                                capture_output=True, text=True, check=True).stdout
         print(json.dumps([dict(os.environ) == wanted, json.loads(child) == wanted]))

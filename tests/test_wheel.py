@@ -21,6 +21,8 @@ What a user relies on:
   * the library needs nothing but glibc, has no RPATH/RUNPATH, exports only
     its two modules' entry points, is stripped, and the wheel is tagged
     manylinux;
+  * the wheel and the sdist carry the programs worker processes run
+    (gofutures/_child/);
   * the sdist, where Go is missing or too old, fails at once with one
     sentence saying what to install.
 """
@@ -30,6 +32,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import zipfile
 
 import pytest
@@ -53,6 +56,9 @@ GLIBC_LIBRARIES = {"libc.so.6", "ld-linux-x86-64.so.2", "libpthread.so.0", "libd
 # The seed documents' examples, on both pools: their tests, run by the
 # wheel's venv against the installed wheel.
 SEED_TESTS = ["test_seed_examples.py", "test_process_seeds.py"]
+# What worker processes and the zygote run, loaded by path (a subpackage:
+# missing from a distribution, only process pools would fail).
+CHILD_PROGRAMS = ["_child/__init__.py", "_child/worker.py", "_child/zygote.py"]
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Which libpython files are mapped before gofutures is imported and after
@@ -205,6 +211,8 @@ def test_wheel_carries_types_and_license(wheel):
         text = z.read(metadata).decode()
     for stub in ("__init__.pyi", "thread.pyi", "process.pyi", "py.typed"):
         assert "gofutures/" + stub in names
+    for program in CHILD_PROGRAMS:
+        assert "gofutures/" + program in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "License-Expression: MIT" in text
     version = _version_of(PYTHON)
@@ -220,6 +228,13 @@ def _build_sdist(sdist, tmp_path, extra_path=None):
     return subprocess.run(
         cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
     )
+
+
+def test_sdist_carries_the_child_programs(sdist):
+    with tarfile.open(sdist) as t:
+        names = {name.split("/", 1)[1] for name in t.getnames() if "/" in name}
+    for program in CHILD_PROGRAMS:
+        assert "python/gofutures/" + program in names
 
 
 def test_sdist_without_go_says_what_to_install(sdist, tmp_path):

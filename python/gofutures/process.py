@@ -2,13 +2,13 @@
 
 Data flow:
 
-    submit(fn, *args)                      worker process (_worker.py, plain Python)
+    submit(fn, *args)                      worker process (_child/worker.py, plain Python)
       pickle (fn, args, kwargs)  --TASK frame, fd 3-->  unpickle, call
       Future (native)                                   pickle result / exception
       Go queue -> worker           <--RESULT/ERROR, fd 4--
         (short calls are pipelined: a worker is sent the next ones
         before it answers the one it runs, and hands them back if that
-        one runs long; gofutures/procpipeline.go, _worker._TaskPipe)
+        one runs long; gofutures/procpipeline.go, _child/worker.py: _TaskPipe)
       supervisor goroutine: every outcome (kind, bytes) -> the binding's
         deliver (pybind/procpool.go), one way back:
         a future nobody observes (no done-callback, no stdlib wait()) is
@@ -24,10 +24,10 @@ How workers start follows mp_context, as in the stdlib. With 'fork' (the
 default on Linux before 3.14) they are forks of this process, made when the
 first task arrives, so they inherit its memory as it is then (globals,
 modules, open data, multiprocessing objects in initargs); the child runs
-_worker.run_forked in pure Python and never calls into the Go runtime it
+_child/worker.py's run_forked in pure Python and never calls into the Go runtime it
 inherited (pybind/fork.c). With 'spawn' or 'forkserver' they are forked by
 the zygote, a helper process started once by exec of this interpreter that
-never loads the Go runtime (_zygote.py), or, with GOFUTURES_ZYGOTE=0 or when
+never loads the Go runtime (_child/zygote.py), or, with GOFUTURES_ZYGOTE=0 or when
 the zygote cannot serve, started by exec of this interpreter. A worker that dies is noticed at once by
 its supervisor goroutine (its pipe closes, then its exit status is read):
 the pool breaks as the stdlib's does and every pending future fails with
@@ -64,7 +64,8 @@ import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _fork, _outcome, _pickling, _progress, _spawning, _worker, _zygote
+from . import _base, _childstart, _fork, _outcome, _pickling, _progress, _spawning
+from ._child import worker as _worker
 from ._core import cold, go, hot
 from ._fork import forked_child as _forked_child
 from ._procextras import check_extras, check_worker_count, timeout_ns
@@ -116,13 +117,6 @@ class _WorkerProcess:
 
     def __repr__(self):
         return "<gofutures worker process pid=%d %s>" % (self.pid, "alive" if self.is_alive() else "exited")
-
-
-def _zygote_command():
-    # Read per pool, so that a program (or a test) can switch it.
-    if os.environ.get("GOFUTURES_ZYGOTE", "1") == "0":
-        return []
-    return [sys.executable, "-c", _zygote.ZYGOTE_COMMAND, _zygote.__file__, _worker.__file__]
 
 
 def _worker_environ(config):
@@ -268,15 +262,17 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         except BaseException:
             child_fds.close()
             raise
-        config.Command = go.Slice_string([sys.executable, "-c", _worker.WORKER_COMMAND, _worker.__file__])
+        config.Command = go.Slice_string(_childstart.worker_command())
         config.Init = go.Slice_byte.from_bytes(payload)
         config.MaxTasksPerChild = max_tasks_per_child or 0
         config.Lazy = True
         _worker_environ(config)
-        zygote = _zygote_command()
+        zygote = _childstart.zygote_command()
         if zygote:
             config.ZygoteCommand = go.Slice_string(zygote)
-            config.ZygotePrepare = json.dumps(_zygote.preparation(sys.modules, preparation.get("init_main_from_path")))
+            config.ZygotePrepare = json.dumps(
+                _childstart.preparation(sys.modules, preparation.get("init_main_from_path"))
+            )
         config.Fds = go.Slice_int(child_fds.take())  # the pool's from here on, even if it fails
         self._start(config, _Hooks())
 

@@ -4,8 +4,9 @@ Starting a worker by exec costs a fresh interpreter and the worker's
 imports (pickle, logging, multiprocessing, concurrent.futures.process,
 cloudpickle: most of a worker's start). The parent cannot fork instead: it
 holds a Go runtime, which a forked child cannot use. This helper can: it is
-started once per parent process by exec, loads this file and _worker.py by
-path (never the gofutures package, so never the Go runtime), imports what
+started once per parent process by exec, loads this file and worker.py by
+path (_childstart.ZYGOTE_COMMAND: never the gofutures package, so never the
+Go runtime), imports what
 workers need, and then forks a worker whenever the parent asks. Each
 worker still does its per-pool set-up itself, as an exec'd one does (the
 parent's sys.path and working directory, its main script re-imported as
@@ -13,13 +14,16 @@ __mp_main__, the initializer): only the interpreter start and the imports
 are shared.
 
 The Go side (gofutures/zygote.go) speaks to it over a unix stream socket
-on fd 3; the protocol is described there. The helper reports each child it
+on fd 3; the protocol is described there (tests/test_zygote_protocol.py
+checks this file against it). The helper reports each child it
 reaps ("exited <pid> <status>") since the parent cannot wait for them. It
 exits when the socket reaches EOF (the parent is gone), killing the
 children it still has, so neither it nor its workers outlive the parent.
 
-Like _worker.py, this file imports nothing from gofutures (it loads the
-generated _constants.py by path).
+Like worker.py, this file imports nothing from gofutures (see
+_child/__init__.py; it loads the package's generated _constants.py by
+path); what it readies for each pool comes with the fork requests, built in
+the parent by _childstart.preparation.
 """
 
 import contextlib
@@ -34,17 +38,6 @@ import struct
 import sys
 import warnings
 
-# The code a supervisor passes to `python -c` to run this file by path:
-# argv[1] is this file, argv[2] the worker's. The worker module keeps the
-# name an exec'd worker gives it (gofutures_worker), which also names these
-# processes in `ps`.
-ZYGOTE_COMMAND = (
-    "import importlib.util as u, sys; "
-    "s = u.spec_from_file_location('gofutures_zygote', sys.argv[1]); "
-    "m = u.module_from_spec(s); s.loader.exec_module(m); "
-    "sys.exit(m.main(m.load('gofutures_worker', sys.argv[2])))"
-)
-
 # SIGINT as this process got it from the parent (at exec: Python's
 # handler, or ignored if the parent ignores it), which its workers restore.
 _SIGINT_AT_START = signal.getsignal(signal.SIGINT)
@@ -53,8 +46,8 @@ _LEN = struct.Struct(">I")
 
 
 def load(name, path):
-    import importlib.util
-
+    """Runs the module at path as sys.modules[name] (the worker, given by
+    path in ZYGOTE_COMMAND)."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,7 +56,7 @@ def load(name, path):
 
 
 # At most this many descriptors per request (gofutures/constants.go: ZygoteMaxFDs).
-_CONSTANTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_constants.py")
+_CONSTANTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_constants.py")
 _MAX_FDS = load("gofutures_constants", _CONSTANTS).ZYGOTE_MAX_FDS
 
 
@@ -83,77 +76,6 @@ def _preimport():
         import cloudpickle  # noqa: F401
     except ImportError:
         pass
-
-
-# Standard modules never preloaded: they touch the terminal, print, open a
-# browser, or are only for interactive use.
-_NEVER_PRELOAD = frozenset(
-    [
-        "__main__",
-        "__mp_main__",
-        "_curses",
-        "_curses_panel",
-        "_pyrepl",
-        "_tkinter",
-        "antigravity",
-        "code",
-        "curses",
-        "ensurepip",
-        "idlelib",
-        "pdb",
-        "pydoc",
-        "readline",
-        "rlcompleter",
-        "site",
-        "test",
-        "this",
-        "tkinter",
-        "turtle",
-        "turtledemo",
-        "webbrowser",
-    ]
-)
-
-
-def stdlib_modules(modules):
-    """The modules (names, in import order) of the standard library that
-    the parent has loaded from the standard library's own directory: the
-    ones a worker re-importing the parent's main script would most likely
-    import again, and the helper can import for all workers at once. A
-    module of the parent that shadows a standard one (a random.py next to
-    the script) is not the standard one, so it is left out. Called in the
-    parent (it imports this file as gofutures._zygote)."""
-    stdlib = os.path.dirname(os.__file__) + os.sep
-    names = []
-    for name, module in list(modules.items()):
-        if name.partition(".")[0] in _NEVER_PRELOAD:
-            continue
-        path = getattr(module, "__file__", None)
-        if (
-            isinstance(path, str)
-            and path.startswith(stdlib)
-            and "site-packages" not in path
-            and "dist-packages" not in path
-        ):
-            names.append(name)
-    return names
-
-
-def preparation(modules, main):
-    """What the helper readies for the parent's workers before it forks
-    them (the "prepare" object of each fork request): the standard modules
-    to preload (stdlib_modules), the gofutures package where the parent
-    has it (`package`: name and __init__ file), and main, the script that
-    each worker runs as __mp_main__ (init_main_from_path of
-    multiprocessing's spawn preparation, or None), to compile once. Called
-    in the parent."""
-    data = {"preload": stdlib_modules(modules)}
-    package = modules.get(__name__.rpartition(".")[0])
-    if package is not None and isinstance(getattr(package, "__file__", None), str):
-        data["package"] = [package.__name__, package.__file__]
-    if main is not None:
-        data["main"] = main
-    return data
 
 
 class _Prepared:
@@ -576,7 +498,3 @@ def _fresh_stdio():
         )
         setattr(sys, name, new)
         setattr(sys, "__%s__" % name, new)
-
-
-if __name__ == "__main__":  # `python _zygote.py WORKER_FILE`: for tests of the Go side
-    sys.exit(main(load("gofutures_worker", sys.argv[1])))

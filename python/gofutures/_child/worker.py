@@ -1,7 +1,7 @@
 """A process-pool worker: plain Python, no Go runtime. The zygote
-(_zygote.py) forks it and calls main(), or the Go supervisor starts it by
+(zygote.py) forks it and calls main(), or the Go supervisor starts it by
 exec of the parent's interpreter, loading this file by path
-(WORKER_COMMAND below); either way the gofutures package, and with it the
+(_childstart.WORKER_COMMAND); either way the gofutures package, and with it the
 Go runtime, is never imported here. A pool with the 'fork' start method
 forks the pool's own process instead and calls run_forked() in the child,
 which has the Go runtime mapped but never calls into it. It gets the task pipe on fd 3 and
@@ -10,9 +10,10 @@ task at a time, in the order sent (handing back those sent behind a task
 that runs long: _TaskPipe), and exits when fd 3 closes (the parent is gone
 or asked it to), so no worker outlives its pool.
 
-This file imports nothing from gofutures for that reason; it speaks the
-frame format of gofutures/wire.go itself, with the constants it loads by
-path from _constants.py (generated from the Go core).
+This file imports nothing from gofutures for that reason (see
+_child/__init__.py); it speaks the frame format of gofutures/wire.go
+itself, with the constants it loads by path from the package's
+_constants.py (generated from the Go core).
 """
 
 import collections
@@ -24,14 +25,14 @@ import os
 import pickle
 import select
 import struct
-import sys
 import threading
 import time
 import traceback
 
 
 def _load_constants():
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_constants.py")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # _child's parent
+    path = os.path.join(package, "_constants.py")
     spec = importlib.util.spec_from_file_location("gofutures_constants", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -52,20 +53,13 @@ _ID = struct.Struct(">Q")
 HAND_BACK_AFTER = _constants.HAND_BACK_AFTER
 
 # The pool's process, for a worker whose parent is not: the zygote
-# (_zygote.py) sets it in the workers it forks.
+# (zygote.py) sets it in the workers it forks.
 PARENT_PID = None
 
 # Set by the zygote in the workers it forks: called with the preparation
 # data, a context manager that _prepare enters around multiprocessing's
 # prepare (it hands runpy the main script the zygote compiled already).
 PREPARING = None
-
-# The code a supervisor passes to `python -c` to run this file by path.
-WORKER_COMMAND = (
-    "import importlib.util as u, sys; "
-    "s = u.spec_from_file_location('gofutures_worker', sys.argv[1]); "
-    "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main())"
-)
 
 
 def write_frame(f, kind, task_id, data=b""):
@@ -409,7 +403,3 @@ def _run(task_id, data):
         return RESULT, task_id, _dumps(result)
     except BaseException as exc:
         return ERROR, task_id, _error(exc)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
