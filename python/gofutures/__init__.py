@@ -32,6 +32,16 @@ _LAZY = {
 }
 _SUBMODULES = ("thread", "process")  # gofutures.thread.BrokenThreadPool, as in the stdlib
 
+# 3.14+: the stdlib's InterpreterPoolExecutor, where its concurrent.futures
+# offers it (not where the interpreter lacks subinterpreters).
+import concurrent.futures as _std_futures  # noqa: E402  (already loaded by the imports above)
+
+_INTERPRETERS = "InterpreterPoolExecutor" in _std_futures.__all__
+if _INTERPRETERS:
+    _LAZY["InterpreterPoolExecutor"] = ".interpreter"
+    _SUBMODULES += ("interpreter",)
+del _std_futures
+
 
 def __getattr__(name):
     import importlib
@@ -40,9 +50,24 @@ def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'gofutures' has no attribute %r" % name)
-    value = getattr(importlib.import_module(module, __name__), name)
+    if module != "._progress" and _in_subinterpreter():
+        # The Go core loads in the main interpreter only: in a worker of an
+        # InterpreterPoolExecutor (which runs the main script again), the
+        # names it backs are the stdlib's.
+        import concurrent.futures
+        value = getattr(concurrent.futures, name)
+    else:
+        value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+def _in_subinterpreter():
+    try:
+        import _interpreters
+    except ImportError:
+        return False
+    return _interpreters.get_current()[0] != _interpreters.get_main()[0]
 
 
 def __dir__():
@@ -69,4 +94,4 @@ __all__ = (
     "ThreadPoolExecutor",
     "ProcessPoolExecutor",
     "progress",
-)
+) + (("InterpreterPoolExecutor",) if _INTERPRETERS else ())
