@@ -27,6 +27,8 @@ PER_TEST_TIMEOUT = 60
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["test_future", "test_wait", "test_as_completed", "test_thread_pool",
            "test_process_pool", "test_shutdown", "test_init", "test_deadlock"]
+if sys.version_info >= (3, 14):
+    MODULES.append("test_interpreter_pool")
 
 
 def substitute():
@@ -44,6 +46,9 @@ def substitute():
         "ThreadPoolExecutor": [cf, thread],
         "ProcessPoolExecutor": [cf, process],
     }
+    if "InterpreterPoolExecutor" in cf.__all__:
+        import concurrent.futures.interpreter as interpreter
+        targets["InterpreterPoolExecutor"] = [cf, interpreter]
     for name, modules in targets.items():
         ours = getattr(gofutures, name, None)
         if ours is None:
@@ -133,6 +138,8 @@ def main():
     import gofutures
     assert util.ThreadPoolMixin.executor_type is gofutures.ThreadPoolExecutor, "substitution failed"
     assert futures.Future is gofutures.Future and util.Future is gofutures.Future, "substitution failed"
+    if "InterpreterPoolExecutor" in names:
+        assert util.InterpreterPoolMixin.executor_type is gofutures.InterpreterPoolExecutor, "substitution failed"
 
     excluded = load_exclusions()
     loader = unittest.TestLoader()
