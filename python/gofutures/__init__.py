@@ -43,6 +43,27 @@ if _INTERPRETERS:
 del _std_futures
 
 
+def _in_subinterpreter():
+    try:
+        import _interpreters  # concurrent.futures has loaded it where it exists
+    except ImportError:
+        return False
+    return _interpreters.get_current()[0] != _interpreters.get_main()[0]
+
+
+# The Go core loads in the main interpreter only. In another (a worker of an
+# InterpreterPoolExecutor runs the main script and its callers' modules
+# again), gofutures' pools and their modules are the stdlib's.
+_STDLIB_HERE = _in_subinterpreter()
+if _STDLIB_HERE:
+    import importlib as _importlib
+    import sys as _sys
+
+    for _name in _SUBMODULES:
+        _sys.modules[__name__ + "." + _name] = _importlib.import_module("concurrent.futures." + _name)
+    del _importlib, _sys, _name
+
+
 def __getattr__(name):
     import importlib
     if name in _SUBMODULES:
@@ -50,24 +71,13 @@ def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'gofutures' has no attribute %r" % name)
-    if module != "._progress" and _in_subinterpreter():
-        # The Go core loads in the main interpreter only: in a worker of an
-        # InterpreterPoolExecutor (which runs the main script again), the
-        # names it backs are the stdlib's.
+    if _STDLIB_HERE and module != "._progress":
         import concurrent.futures
         value = getattr(concurrent.futures, name)
     else:
         value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
-
-
-def _in_subinterpreter():
-    try:
-        import _interpreters
-    except ImportError:
-        return False
-    return _interpreters.get_current()[0] != _interpreters.get_main()[0]
 
 
 def __dir__():
