@@ -13,18 +13,18 @@ worker), and besides, a function that pickle cannot find by name but that
 is stateless (no closure; no global names except builtins), which is sent
 as its code, as the stdlib does.
 
-Imports only built-in modules: it must load fast in a new interpreter.
+Imports only modules a new interpreter has loaded or built in: it must
+start fast.
 """
 import builtins
 import marshal
 import sys
+from types import CodeType as _CodeType, FunctionType as _FunctionType
 from _pickle import Pickler, dumps as _dumps, loads
 
 # What run() returns: loads() of it gives (kind, value, extra).
 RESULT, FAILED, NOT_UNPICKLED, NOT_SENT = 0, 1, 2, 3
 _PROTOCOL = 5
-_FunctionType = type(lambda: None)
-_CodeType = type((lambda: None).__code__)
 
 
 def _uses_only_builtins(code, globals):
