@@ -5,8 +5,9 @@
 #
 #   make demo   the seed documents' examples on gofutures + timing vs the stdlib
 #   make test   Go vet/race tests, pytest on 3.11 to 3.15, CPython's suite on 3.13 to 3.15
-#   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
-#               (a table each, and bench-results-3.X.json)
+#   make bench  gofutures against the stdlib, side by side, on 3.11, 3.13 and 3.14
+#               (a table each, and bench-results-3.X.json; 3.14 adds the
+#               InterpreterPoolExecutor scenarios)
 #   make stress pytest (first version) and CPython's suite (STRESS_SUITE_VERSION)
 #               STRESS_ROUNDS times with every core kept busy by a CPU hog,
 #               the last round pinned to one core; one line per run
@@ -19,7 +20,7 @@ SHELL := /bin/bash
 VERSIONS ?= 3.11 3.12 3.13 3.14 3.15
 MAIN_VERSION := $(firstword $(VERSIONS))
 SUITE_VERSIONS ?= 3.13 3.14 3.15
-BENCH_VERSIONS ?= 3.11 3.13
+BENCH_VERSIONS ?= 3.11 3.13 3.14
 
 # python_for(X.Y): python X.Y from pyenv's versions folder, else from PATH if it
 # really runs (a pyenv shim on PATH may refuse when the version isn't selected).
