@@ -114,6 +114,21 @@ def test_map_and_lazy_buffersize(pool):
     assert list(pool.map(mul, iter(range(20)), iter(range(20)), buffersize=3)) == [i * i for i in range(20)]
 
 
+def test_map_progress_counts_the_results(pool):
+    class Bar:  # a tqdm-like object of the caller's
+        n = 0
+
+        def update(self, k=1):
+            self.n += k
+
+        def close(self):
+            pass
+
+    bar = Bar()
+    assert list(pool.map(mul, range(7), range(7), progress=bar)) == [i * i for i in range(7)]
+    assert bar.n == 7
+
+
 def test_stats_count_the_tasks(pool):
     list(pool.map(mul, range(10), range(10)))
     stats = pool.stats()
