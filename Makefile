@@ -7,8 +7,9 @@
 #   make test   lint, Go vet/race tests, pytest on 3.11 to 3.15, CPython's suite on 3.13 to 3.15
 #   make lint   ruff (lint + format check) on python/ and tests/, the C of
 #               pybind/ with -Wall -Wextra -Werror, staticcheck on the Go
-#   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
-#               (a table each, and bench-results-3.X.json)
+#   make bench  gofutures against the stdlib, side by side, on 3.11, 3.13 and 3.14
+#               (a table each, and bench-results-3.X.json; 3.14 adds the
+#               InterpreterPoolExecutor scenarios)
 #   make stress pytest (first version) and CPython's suite (STRESS_SUITE_VERSION)
 #               STRESS_ROUNDS times with every core kept busy by a CPU hog,
 #               the last round pinned to one core; one line per run
@@ -21,7 +22,7 @@ SHELL := /bin/bash
 VERSIONS ?= 3.11 3.12 3.13 3.14 3.15
 MAIN_VERSION := $(firstword $(VERSIONS))
 SUITE_VERSIONS ?= 3.13 3.14 3.15
-BENCH_VERSIONS ?= 3.11 3.13
+BENCH_VERSIONS ?= 3.11 3.13 3.14
 
 # python_for(X.Y): python X.Y from pyenv's versions folder, else from PATH if it
 # really runs (a pyenv shim on PATH may refuse when the version isn't selected).
@@ -93,7 +94,8 @@ bench-%: install-%
 typecheck: install-$(MAIN_VERSION)
 	$(call vpython,$(MAIN_VERSION)) -m pip install -q mypy
 	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy --strict tests/typing/ python/gofutures/*.pyi
-	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy.stubtest gofutures --mypy-config-file tests/typing/stubtest.ini
+	MYPYPATH=python $(call vpython,$(MAIN_VERSION)) -m mypy.stubtest gofutures --mypy-config-file tests/typing/stubtest.ini \
+		--allowlist tests/typing/stubtest-allowlist.txt --ignore-unused-allowlist
 
 # The maintainer's tools live in a venv of the default Python (.venv-tools);
 # the package's own venvs get none of them.

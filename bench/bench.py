@@ -4,7 +4,8 @@ Usage: python bench/bench.py [--rounds N] [--json FILE] [--only 1,2,...]
 
 Each scenario runs for the stdlib and for gofutures alternately, --rounds
 times; the table shows both medians and the ratio gofutures / stdlib (below
-1 is faster). Scenario 9 measures peak memory in child processes instead.
+1 is faster). Scenario 9 measures peak memory in child processes instead;
+scenarios 10-12 (Python 3.14+) run InterpreterPoolExecutor.
 This is a benchmark: it asserts nothing.
 """
 import argparse
@@ -128,6 +129,43 @@ def process_start(cf):
     return {"first result": first, "with shutdown": time.perf_counter() - t}
 
 
+@contextlib.contextmanager
+def _warm_interpreters(cf):
+    """A 2-worker interpreter pool (3.14+) with both workers up, and this
+    script loaded in each (what sends spin: it has a default, so it goes by
+    name), before the clock starts."""
+    ex = cf.InterpreterPoolExecutor(2)
+    try:
+        list(ex.map(spin, [20_000] * 8))
+        yield ex
+    finally:
+        ex.shutdown()
+
+
+def interpreter_cpu_bound(cf, tasks=16):
+    with _warm_interpreters(cf) as ex:
+        t = time.perf_counter()
+        list(ex.map(spin, [200_000] * tasks))
+        return time.perf_counter() - t
+
+
+def interpreter_map(cf, n=20_000):
+    with _warm_interpreters(cf) as ex:
+        t = time.perf_counter()
+        for _ in ex.map(identity, range(n), chunksize=1):
+            pass
+        return time.perf_counter() - t
+
+
+def interpreter_start(cf):
+    t = time.perf_counter()
+    ex = cf.InterpreterPoolExecutor(2)
+    ex.submit(identity, 1).result()
+    first = time.perf_counter() - t
+    ex.shutdown()
+    return {"first result": first, "with shutdown": time.perf_counter() - t}
+
+
 SCENARIOS = [
     (1, "Future round trip x100k", future_round_trip),
     (2, "threads: submit+result x50k, 4 workers", thread_submit_result),
@@ -138,10 +176,18 @@ SCENARIOS = [
     (7, "processes: 16 CPU-bound tasks, 2 workers", process_cpu_bound),
     (8, "processes: start, 2 workers", process_start),
 ]
+if hasattr(concurrent.futures, "InterpreterPoolExecutor"):  # 3.14+
+    SCENARIOS += [
+        (10, "interpreters: 16 CPU-bound tasks, 2 workers", interpreter_cpu_bound),
+        (11, "interpreters: map 20k, chunksize=1, 2 workers", interpreter_map),
+        (12, "interpreters: start, 2 workers", interpreter_start),
+    ]
+# The CPU-bound scenarios, also timed as a serial loop.
+CPU_BOUND_SCENARIOS = {7, 10}
 
 # Scenarios that take a fraction of a second run at least this many rounds:
 # their medians of 3 moved by 10-20% from run to run on a 2-core machine.
-SHORT_SCENARIOS, SHORT_ROUNDS = {7, 8}, 9
+SHORT_SCENARIOS, SHORT_ROUNDS = {7, 8, 10, 12}, 9
 
 
 # ------------------------------------------------------------ scenario 9
@@ -200,10 +246,10 @@ def run(rounds, only):
             results.append(row)
             print("%-48s %10.4fs %10.4fs %7.3f%s" % (row["name"][:48], std, ours, row["ratio"],
                                                      "  (median of %d)" % n if n != rounds else ""))
-        if number == 7:
+        if number in CPU_BOUND_SCENARIOS:
             serial = statistics.median(serial_cpu_bound() for _ in range(n))
             speedup = serial / statistics.median(samples["gofutures"])
-            results.append({"scenario": 7, "name": "serial loop, same work", "serial_s": serial,
+            results.append({"scenario": number, "name": "serial loop, same work", "serial_s": serial,
                             "gofutures_speedup_over_serial": speedup})
             print("%-48s %10.4fs %11s %6.2fx" % ("  serial loop (speed-up of gofutures)", serial, "", speedup))
     if not only or 9 in only:

@@ -51,6 +51,8 @@ int gf_future_init_type(PyObject *module);
 int gf_executor_init_type(PyObject *module);
 int gf_completions_init_type(PyObject *module);
 int gf_procexec_init_type(PyObject *module);
+/* subinterp.c: the worker-owned subinterpreter functions (3.12+; none before). */
+int gf_subinterp_init(PyObject *module);
 
 /* future.c: the transitions an executor drives, shared with worker.c. */
 int gf_future_check(PyObject *o);                 /* is a FutureBase instance */

@@ -165,6 +165,13 @@ void gf_worker_init(gf_worker *w, char **err) {
 
 void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) {
     PyEval_RestoreThread(w->ts);
+    /* The hooks may name the pool's own class (the stdlib's BROKEN: an
+     * InterpreterPoolExecutor breaks with BrokenInterpreterPool). */
+    PyObject *broken = PyObject_GetAttrString(w->hooks, "broken_type");
+    if (broken == NULL) {
+        PyErr_Clear();
+        broken = Py_NewRef(gf_stdlib.BrokenThreadPool);
+    }
     for (long i = 0; i < n; i++) {
         FutureObject *f = (FutureObject *)jobs[i]->future;
         if (jobs[i]->what == GF_JOB_DRAIN) {
@@ -172,13 +179,14 @@ void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message) 
             free_job(jobs[i]);
             continue;
         }
-        PyObject *exc = PyObject_CallFunction(gf_stdlib.BrokenThreadPool, "s", message);
+        PyObject *exc = PyObject_CallFunction(broken, "s", message);
         int rc = exc == NULL ? -1 : gf_future_complete(f, NULL, exc);
         if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
         else if (rc < 0) PyErr_Clear(); /* cancelled meanwhile */
         Py_XDECREF(exc);
         free_job(jobs[i]);
     }
+    Py_DECREF(broken);
     w->ts = PyEval_SaveThread();
 }
 

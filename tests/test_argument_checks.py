@@ -149,9 +149,16 @@ def test_thread_submit_without_fn(call):
     ids=repr,
 )
 def test_thread_map(kwargs):
+    # A timeout case must not depend on whether the call ran before its
+    # result is asked for: the call waits until the map has given its answer.
     def case(m):
+        gate = threading.Event()
+        fn = gate.wait if "timeout" in kwargs else abs
         with m.ThreadPoolExecutor(1) as ex:
-            return list(ex.map(abs, [-1, -2], **kwargs))
+            try:
+                return list(ex.map(fn, [60, 60], **kwargs))
+            finally:
+                gate.set()
 
     side_by_side(case)
 

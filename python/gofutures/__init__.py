@@ -33,6 +33,37 @@ _LAZY = {
 }
 _SUBMODULES = ("thread", "process")  # gofutures.thread.BrokenThreadPool, as in the stdlib
 
+# 3.14+: the stdlib's InterpreterPoolExecutor, where its concurrent.futures
+# offers it (not where the interpreter lacks subinterpreters).
+import concurrent.futures as _std_futures  # noqa: E402  (already loaded by the imports above)
+
+_INTERPRETERS = "InterpreterPoolExecutor" in _std_futures.__all__
+if _INTERPRETERS:
+    _LAZY["InterpreterPoolExecutor"] = ".interpreter"
+    _SUBMODULES += ("interpreter",)
+del _std_futures
+
+
+def _in_subinterpreter():
+    try:
+        import _interpreters  # concurrent.futures has loaded it where it exists
+    except ImportError:
+        return False
+    return _interpreters.get_current()[0] != _interpreters.get_main()[0]
+
+
+# The Go core loads in the main interpreter only. In another (a worker of an
+# InterpreterPoolExecutor runs the main script and its callers' modules
+# again), gofutures' pools and their modules are the stdlib's.
+_STDLIB_HERE = _in_subinterpreter()
+if _STDLIB_HERE:
+    import importlib as _importlib
+    import sys as _sys
+
+    for _name in _SUBMODULES:
+        _sys.modules[__name__ + "." + _name] = _importlib.import_module("concurrent.futures." + _name)
+    del _importlib, _sys, _name
+
 
 def __getattr__(name):
     import importlib
@@ -42,7 +73,12 @@ def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'gofutures' has no attribute %r" % name)
-    value = getattr(importlib.import_module(module, __name__), name)
+    if _STDLIB_HERE and module != "._progress":
+        import concurrent.futures
+
+        value = getattr(concurrent.futures, name)
+    else:
+        value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
 
@@ -71,4 +107,4 @@ __all__ = (
     "ThreadPoolExecutor",
     "ProcessPoolExecutor",
     "progress",
-)
+) + (("InterpreterPoolExecutor",) if _INTERPRETERS else ())

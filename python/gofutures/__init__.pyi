@@ -3,6 +3,7 @@
 # the stdlib's is expected) and add gofutures' own keywords and classes.
 # Checked by `make typecheck`: stubtest against the runtime, mypy --strict on
 # tests/typing/.
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import (
     ALL_COMPLETED as ALL_COMPLETED,
@@ -23,9 +24,13 @@ from . import process as process, thread as thread
 from .process import ProcessPoolExecutor as ProcessPoolExecutor
 from .thread import ThreadPoolExecutor as ThreadPoolExecutor
 
+if sys.version_info >= (3, 14):
+    from . import interpreter as interpreter
+    from .interpreter import InterpreterPoolExecutor as InterpreterPoolExecutor
+
 __version__: str
 
-__all__ = (
+__all__: tuple[str, ...] = (
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "ALL_COMPLETED",
@@ -44,6 +49,8 @@ __all__ = (
     "ProcessPoolExecutor",
     "progress",
 )
+if sys.version_info >= (3, 14):
+    __all__ += ("InterpreterPoolExecutor",)
 
 _T = TypeVar("_T")
 

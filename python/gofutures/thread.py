@@ -82,7 +82,10 @@ def _check_context(cls, initializer, initargs, ctxkwargs):
         if ctxkwargs:
             raise TypeError("ThreadPoolExecutor() got an unexpected keyword argument %r" % next(iter(ctxkwargs)))
         return
-    if prepare.__func__ is not _std_thread.ThreadPoolExecutor.prepare_context.__func__:
+    if (
+        prepare.__func__ is not _std_thread.ThreadPoolExecutor.prepare_context.__func__
+        and cls._hooks_type is _WorkerHooks
+    ):
         raise TypeError(
             "%s overrides prepare_context(): gofutures' thread pool runs each call "
             "in its own workers and cannot use another worker context "
@@ -152,6 +155,9 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
     """
 
     _counter = itertools.count().__next__
+    # What each worker runs on its own thread (gofutures.interpreter's pool
+    # derives it to give each worker an interpreter of its own).
+    _hooks_type = _WorkerHooks
 
     def __new__(cls, *args, **kwargs):
         if _forked_child() and not issubclass(cls, _fork.ThreadPoolInChild):
@@ -190,7 +196,7 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         self._shutdown = False
         # initargs as given: as in the stdlib, one that is no iterable fails
         # in the workers' initializer call (and breaks the pool), not here.
-        hooks = _WorkerHooks(self._thread_name_prefix, initializer, initargs)
+        hooks = self._hooks_type(self._thread_name_prefix, initializer, initargs)
         self._threads = hooks.threads
         self._bind(
             cold.NewThreadPool(_worker_limit(max_workers), str(self._thread_name_prefix), grow_on_block),

@@ -36,6 +36,8 @@ MODULES = [
     "test_init",
     "test_deadlock",
 ]
+if sys.version_info >= (3, 14):
+    MODULES.append("test_interpreter_pool")
 
 
 def substitute():
@@ -54,6 +56,10 @@ def substitute():
         "ThreadPoolExecutor": [cf, thread],
         "ProcessPoolExecutor": [cf, process],
     }
+    if "InterpreterPoolExecutor" in cf.__all__:
+        import concurrent.futures.interpreter as interpreter
+
+        targets["InterpreterPoolExecutor"] = [cf, interpreter]
     for name, modules in targets.items():
         ours = getattr(gofutures, name, None)
         if ours is None:
@@ -148,6 +154,8 @@ def main():
 
     assert util.ThreadPoolMixin.executor_type is gofutures.ThreadPoolExecutor, "substitution failed"
     assert futures.Future is gofutures.Future and util.Future is gofutures.Future, "substitution failed"
+    if "InterpreterPoolExecutor" in names:
+        assert util.InterpreterPoolMixin.executor_type is gofutures.InterpreterPoolExecutor, "substitution failed"
 
     excluded = load_exclusions()
     loader = unittest.TestLoader()

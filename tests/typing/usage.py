@@ -5,6 +5,8 @@ missing annotation in python/gofutures/*.pyi fails here. Never run, only
 checked (the pools are made inside functions nobody calls)."""
 
 import concurrent.futures
+import concurrent.futures.thread
+import sys
 from collections.abc import Iterator
 from typing import Any, assert_type
 
@@ -94,3 +96,18 @@ def foreign() -> None:
     assert_type(gofutures.wait(futures).done, set[DaskLike])
     for f in gofutures.as_completed(futures):
         assert_type(f, DaskLike)
+
+
+if sys.version_info >= (3, 14):
+    from gofutures.interpreter import BrokenInterpreterPool, ExecutionFailed
+
+    def interpreters() -> None:
+        with gofutures.InterpreterPoolExecutor(2, initializer=square, initargs=(1,)) as ex:
+            assert_type(ex, gofutures.InterpreterPoolExecutor)
+            assert isinstance(ex, concurrent.futures.InterpreterPoolExecutor)
+            assert_type(ex.submit(square, 3), gofutures.Future[int])
+            assert_type(ex.map(square, range(10), buffersize=4), Iterator[int])
+            assert_type(ex.stats()["workers"], int)
+        broken: type[concurrent.futures.thread.BrokenThreadPool] = BrokenInterpreterPool
+        failed: type[Exception] = ExecutionFailed
+        del broken, failed
