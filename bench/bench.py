@@ -120,13 +120,18 @@ def serial_cpu_bound(tasks=16):
     return time.perf_counter() - t
 
 
-def process_start(cf):
+def pool_start(make_pool):
+    """Start to first result of a new 2-worker pool, and with its shutdown."""
     t = time.perf_counter()
-    ex = cf.ProcessPoolExecutor(2)
+    ex = make_pool(2)
     ex.submit(identity, 1).result()
     first = time.perf_counter() - t
     ex.shutdown()
     return {"first result": first, "with shutdown": time.perf_counter() - t}
+
+
+def process_start(cf):
+    return pool_start(cf.ProcessPoolExecutor)
 
 
 @contextlib.contextmanager
@@ -158,12 +163,7 @@ def interpreter_map(cf, n=20_000):
 
 
 def interpreter_start(cf):
-    t = time.perf_counter()
-    ex = cf.InterpreterPoolExecutor(2)
-    ex.submit(identity, 1).result()
-    first = time.perf_counter() - t
-    ex.shutdown()
-    return {"first result": first, "with shutdown": time.perf_counter() - t}
+    return pool_start(cf.InterpreterPoolExecutor)
 
 
 SCENARIOS = [
