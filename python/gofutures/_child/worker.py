@@ -88,7 +88,11 @@ class _TaskPipe:
     def __init__(self, fd, out):
         self._fd = fd
         self._out = out
-        self._rest = b""  # the start of a frame not complete yet
+        # Bytes read and not yet parsed into frames (the start of a frame
+        # not complete yet). A bytearray, appended to and trimmed in place:
+        # a frame of many megabytes arrives in many reads, and rebuilding
+        # its start on each one made receiving it quadratic.
+        self._buf = bytearray()
         self._frames = collections.deque()  # (kind, task_id, data), not taken yet
         self._running = False  # a task runs (between next() and answer())
         self._count = 0  # tasks started: the watchdog sees one that does not end
@@ -105,7 +109,7 @@ class _TaskPipe:
                 with self.read_lock:
                     if frames:  # the watchdog read them meanwhile
                         continue
-                    chunk = os.read(self._fd, 1 << 16)
+                    chunk = os.read(self._fd, self._read_size())
                     if not chunk:
                         return None
                     self._take(chunk)
@@ -122,18 +126,30 @@ class _TaskPipe:
         self._running = False
         write_frame(self._out, kind, task_id, data)
 
+    def _read_size(self):
+        """How much to read next: 64 KiB, or what the frame begun in _buf
+        still lacks (up to 16 MiB a read), so that a big frame takes few
+        reads."""
+        buf = self._buf
+        if len(buf) < 4:
+            return 1 << 16
+        need = 4 + _HEAD.unpack_from(buf, 0)[0] - len(buf)
+        return min(max(need, 1 << 16), 1 << 24)
+
     def _take(self, chunk):
-        data = self._rest + chunk if self._rest else chunk
-        size, start = len(data), 0
+        buf = self._buf
+        buf += chunk
+        size, start = len(buf), 0
         unpack, append = _HEAD.unpack_from, self._frames.append
-        while size - start >= 13:  # _HEAD.size
-            length, kind, task_id = unpack(data, start)
-            end = start + 4 + length
-            if end > size:
-                break
-            append((kind, task_id, data[start + 13 : end]))
-            start = end
-        self._rest = data[start:]
+        with memoryview(buf) as view:  # released before buf is trimmed
+            while size - start >= 13:  # _HEAD.size
+                length, kind, task_id = unpack(buf, start)
+                end = start + 4 + length
+                if end > size:
+                    break
+                append((kind, task_id, bytes(view[start + 13 : end])))
+                start = end
+        del buf[:start]
 
     def _watch(self):
         seen = None
