@@ -93,8 +93,7 @@ func (p *ProcessPool) forkOne(n int) {
 		p.mu.Unlock()
 		return
 	}
-	p.sendInit(taskW)
-	w := p.addWorkerLocked(startedWorker{proc, taskW, resR})
+	w := p.addWorkerLocked(p.newStarted(proc, taskW, resR))
 	if p.broken != nil || p.killing {
 		w.proc.signal(syscall.SIGKILL) // it came too late; its supervisor reaps it
 	}

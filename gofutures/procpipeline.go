@@ -141,7 +141,7 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 	if len(buf) > 0 {
 		// A failed write means the worker is dying; its supervisor reports
 		// its unanswered tasks with it.
-		w.in.Write(buf)
+		w.in.queue(buf)
 	}
 	if sent > 0 && len(w.inflight) == sent && w.ready {
 		p.armLocked(w, w.inflight[0]) // else once it is ready (FrameReady)

@@ -188,7 +188,7 @@ type procWorker struct {
 	proc workerProc
 	pid  int
 	exit procExit // how it ended; set by its supervisor before reap
-	in   *pipeEnd // our end of the worker's task pipe (written under p.mu)
+	in   *outbox  // the writer of the worker's task pipe (frames queued under p.mu)
 	out  *pipeEnd // our end of the worker's result pipe (read by its supervisor)
 	// death tells when the process exits (nil if no pidfd could be had);
 	// closed by the supervisor once the worker is reaped.
@@ -323,50 +323,54 @@ func (p *ProcessPool) nextEnvLocked() []string {
 	return append(env[:len(env):len(env)], fmt.Sprintf("%s=%d", WorkerNumberEnv, p.started))
 }
 
-// startedWorker is a worker process started and sent its Init, not yet a
+// startedWorker is a worker process started, its Init queued, not yet a
 // worker of the pool (addWorkerLocked).
 type startedWorker struct {
-	proc        workerProc
-	taskW, resR *pipeEnd
+	proc  workerProc
+	in    *outbox
+	resR  *pipeEnd
+	death *pidFD
+}
+
+// newStarted gives a worker just started its task writer (procoutbox.go)
+// and queues the pool's Init, if it has one, as its first frame.
+func (p *ProcessPool) newStarted(proc workerProc, taskW, resR *pipeEnd) startedWorker {
+	s := startedWorker{proc: proc, in: newOutbox(taskW), resR: resR, death: taskW.death}
+	if p.cfg.Init != nil {
+		s.in.queue(AppendFrame(nil, Frame{Kind: FrameInit, Data: p.cfg.Init}))
+	}
+	return s
 }
 
 // startProcess starts a worker with env, by the Zygote if the pool has one
-// (quietly by exec if it cannot), and writes its Init. It touches no pool
+// (quietly by exec if it cannot), and queues its Init. It touches no pool
 // state, so that several may run at once (fillLocked).
 func (p *ProcessPool) startProcess(env []string) (startedWorker, error) {
-	var s startedWorker
+	var proc workerProc
+	var taskW, resR *pipeEnd
 	var err error
 	if p.cfg.Zygote != nil {
-		s.proc, s.taskW, s.resR, err = p.startWith(env, p.cfg.Zygote.start)
+		proc, taskW, resR, err = p.startWith(env, p.cfg.Zygote.start)
 		if err != nil {
 			// Quietly exec instead: the pool must not depend on the zygote.
 			// With new pipes: a child it may have forked before failing
 			// holds the old ones, now closed, so it exits at once.
-			s.proc = nil
+			proc = nil
 		}
 	}
-	if s.proc == nil {
-		s.proc, s.taskW, s.resR, err = p.startWith(env, execStarter)
+	if proc == nil {
+		proc, taskW, resR, err = p.startWith(env, execStarter)
 		if err != nil {
 			return startedWorker{}, err
 		}
 	}
-	p.sendInit(s.taskW)
-	return s, nil
-}
-
-// sendInit writes the pool's Init to a worker just started, if it has one;
-// a failure shows as the worker's death.
-func (p *ProcessPool) sendInit(taskW *pipeEnd) {
-	if p.cfg.Init != nil {
-		WriteFrame(taskW, Frame{Kind: FrameInit, Data: p.cfg.Init})
-	}
+	return p.newStarted(proc, taskW, resR), nil
 }
 
 // addWorkerLocked makes a started process, sent its Init, a worker of the
 // pool: supervised, and idle.
 func (p *ProcessPool) addWorkerLocked(s startedWorker) *procWorker {
-	w := &procWorker{proc: s.proc, pid: s.proc.pid(), in: s.taskW, out: s.resR, death: s.taskW.death,
+	w := &procWorker{proc: s.proc, pid: s.proc.pid(), in: s.in, out: s.resR, death: s.death,
 		ready: p.cfg.Init == nil}
 	p.workers[w] = struct{}{}
 	go p.supervise(w)
@@ -460,6 +464,7 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	p.mu.Unlock()
 	w.proc.release() // reaped before the pool stops listing it
 	p.reap(w)
+	<-w.in.done     // its writer, aborted by reap, no longer polls the pidfd
 	w.death.close() // nothing reads or writes w's pipes any more
 }
 
@@ -540,8 +545,8 @@ func (p *ProcessPool) sunk() {
 
 func (p *ProcessPool) retireLocked(w *procWorker) {
 	w.state = workerRetiring
-	WriteFrame(w.in, Frame{Kind: FrameExit})
-	w.in.Close()
+	w.in.queue(AppendFrame(nil, Frame{Kind: FrameExit}))
+	w.in.closeAfter()
 }
 
 // dispatchLocked pairs idle workers with queued tasks and starts the
@@ -614,7 +619,7 @@ func (p *ProcessPool) reap(w *procWorker) {
 	delete(p.workers, w)
 	w.stopTimerLocked()
 	p.removeIdleLocked(w)
-	w.in.Close() // a retiring worker's is closed already: Close is idempotent
+	w.in.abort() // what a retiring worker was still to be sent no longer matters
 	unanswered := w.inflight
 	w.inflight = nil
 	expected := (w.state == workerRetiring && len(unanswered) == 0) || w.state == workerKilled ||
