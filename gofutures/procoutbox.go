@@ -24,6 +24,8 @@ type outbox struct {
 
 	mu      sync.Mutex // protects the fields below
 	pending []byte     // frames queued and not yet taken by the writer
+	writing bool       // the writer has taken a batch and is writing it
+	failed  bool       // a write failed: the rest is dropped
 	closing bool       // close end once pending is written
 	aborted bool       // drop pending and close end now
 }
@@ -39,14 +41,26 @@ func newOutbox(end *pipeEnd) *outbox {
 // called.
 func (o *outbox) queue(frames []byte) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	switch {
-	case o.closing || o.aborted:
-	case len(o.pending) == 0:
-		o.pending = frames // the caller hands frames over: no copy of a big payload
+	case o.closing || o.aborted || o.failed:
+		return
+	case len(o.pending) == 0 && !o.writing:
+		// The writer is idle: write what the pipe takes now, without
+		// waiting (small tasks then cost no goroutine hand-off), and hand
+		// it only the rest.
+		n, err := o.end.tryWrite(frames)
+		if err != nil {
+			o.failed = true
+			return
+		}
+		if n == len(frames) {
+			return
+		}
+		o.pending = frames[n:] // handed over: no copy of a big payload
 	default:
 		o.pending = append(o.pending, frames...)
 	}
-	o.mu.Unlock()
 	o.poke()
 }
 
@@ -78,12 +92,12 @@ func (o *outbox) poke() {
 func (o *outbox) run() {
 	defer close(o.done)
 	defer o.end.Close()
-	failed := false
 	for range o.wake {
 		for {
 			o.mu.Lock()
 			batch, closing, aborted := o.pending, o.closing, o.aborted
 			o.pending = nil
+			o.writing = len(batch) > 0 && !aborted && !o.failed
 			o.mu.Unlock()
 			if aborted {
 				return
@@ -94,9 +108,11 @@ func (o *outbox) run() {
 				}
 				break // wait for more
 			}
-			if !failed {
+			if o.writing {
 				_, err := o.end.Write(batch)
-				failed = err != nil
+				o.mu.Lock()
+				o.writing, o.failed = false, err != nil
+				o.mu.Unlock()
 			}
 		}
 	}

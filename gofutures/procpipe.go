@@ -115,6 +115,27 @@ func (e *pipeEnd) Write(b []byte) (int, error) {
 	return written, nil
 }
 
+// tryWrite writes what the pipe takes of b now, never waiting: how much,
+// or an error as Write's (the worker has exited, or closed its end).
+func (e *pipeEnd) tryWrite(b []byte) (int, error) {
+	written := 0
+	for written < len(b) {
+		n, err := unix.Write(e.fd, b[written:])
+		switch {
+		case n > 0:
+			written += n
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return written, nil
+		case err == unix.EBADF:
+			return written, errClosedUnder
+		case err != nil:
+			return written, os.NewSyscallError("write", err)
+		}
+	}
+	return written, nil
+}
+
 // wait blocks until the pipe is ready for events (or hung up) or the
 // worker exits (then e.dead is set).
 func (e *pipeEnd) wait(events int16) error {

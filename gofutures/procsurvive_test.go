@@ -2,7 +2,6 @@ package gofutures
 
 import (
 	"errors"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -209,13 +208,18 @@ func TestMemoryMeterFollowsGrowth(t *testing.T) {
 	if before == 0 {
 		t.Skip("no /proc/<pid>/statm here")
 	}
-	big := make([]byte, 64<<20)
-	for i := range big {
+	// Fresh pages from the kernel: the Go heap may reuse pages earlier
+	// tests made resident.
+	big, err := syscall.Mmap(-1, 0, 64<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(big)
+	for i := 0; i < len(big); i += 4096 {
 		big[i] = 1 // touch every page
 	}
 	after := m.residentBytes(syscall.Getpid()) // the same open file, read again
 	if after-before < 48<<20 {
 		t.Errorf("resident %d -> %d bytes after touching 64 MiB", before, after)
 	}
-	runtime.KeepAlive(big)
 }
