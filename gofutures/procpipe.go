@@ -93,18 +93,12 @@ func (e *pipeEnd) Read(b []byte) (int, error) {
 // worker has exited (errWorkerGone) or has closed its end (EPIPE).
 func (e *pipeEnd) Write(b []byte) (int, error) {
 	written := 0
-	for written < len(b) {
-		n, err := unix.Write(e.fd, b[written:])
+	for {
+		n, err := e.tryWrite(b[written:])
+		written += n
 		switch {
-		case n > 0:
-			written += n
-			continue
-		case err == unix.EINTR:
-			continue
-		case err == unix.EBADF:
-			return written, errClosedUnder
-		case err != unix.EAGAIN && err != nil:
-			return written, os.NewSyscallError("write", err)
+		case err != nil || written == len(b):
+			return written, err
 		case e.dead:
 			return written, errWorkerGone
 		}
@@ -112,7 +106,6 @@ func (e *pipeEnd) Write(b []byte) (int, error) {
 			return written, err
 		}
 	}
-	return written, nil
 }
 
 // tryWrite writes what the pipe takes of b now, never waiting: how much,
