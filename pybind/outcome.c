@@ -37,9 +37,22 @@ static PyObject *build_in_python(int kind, const char *data, Py_ssize_t len, PyO
 PyObject *gf_outcome_build(int kind, const char *data, Py_ssize_t len, int *is_error) {
     *is_error = kind != GF_FRAME_RESULT;
     if (kind != GF_FRAME_RESULT && kind != GF_FRAME_ERROR) return build_in_python(kind, data, len, NULL);
-    PyObject *bytes = PyBytes_FromStringAndSize(data, len);
-    PyObject *value = bytes ? PyObject_CallOneArg(gf_pickle_loads, bytes) : NULL;
-    Py_XDECREF(bytes);
+    /* Unpickled in place, not copied into a bytes object first: a result
+     * of many megabytes is copied once less. The view is released before
+     * the caller frees data; pickle.loads keeps no reference to its input. */
+    PyObject *view = PyMemoryView_FromMemory((char *)data, len, PyBUF_READ);
+    PyObject *value = view ? PyObject_CallOneArg(gf_pickle_loads, view) : NULL;
+    if (view != NULL) {
+        PyObject *failure = value ? NULL : gf_fetch_exception();
+        PyObject *released = PyObject_CallMethod(view, "release", NULL);
+        if (released == NULL) PyErr_Clear(); /* cannot fail for a view nobody else exported */
+        Py_XDECREF(released);
+        Py_DECREF(view);
+        if (failure != NULL) {
+            gf_raise(failure);
+            Py_DECREF(failure);
+        }
+    }
     if (value != NULL || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return value;
     /* Any other failure, SystemExit from a __setstate__ included, is this
      * call's outcome: the pool and its other calls go on. */
