@@ -5,25 +5,30 @@ import "sync"
 // outbox writes a worker's task pipe from a goroutine of its own, so that
 // no pool lock (and no submitter: the binding's submit holds the GIL) waits
 // while a worker reads a big payload. The pool queues whole frames under
-// its mu (queue, never blocking); the writer writes them in the order
-// queued, without any pool lock.
+// its mu (queue, never blocking); they are written in the order queued:
+// at once, as far as the pipe takes them, when nothing is waiting (small
+// tasks then cost no goroutine hand-off), the rest by the writer, without
+// any pool lock. Frames come as a list of buffers, written with writev, so
+// that a big payload is never copied into a frame buffer.
 //
-// Ownership and lifetime: the writer goroutine owns the pipe end from
-// newOutbox on and is the only one to write or close it, so the
-// descriptor is never closed under a write or poll of it. closeAfter has
-// it close the pipe once everything queued is written (a retiring worker:
-// FrameExit is the last frame); abort has it drop what is still queued and
-// close (the worker has exited); done is closed when the writer has closed
-// the pipe and returned, and the worker's pidfd, which its writes poll,
-// must stay open until then. A failed write (the worker is dying; its
-// supervisor reports its tasks) drops the rest.
+// Ownership and lifetime: the buffers queued are the outbox's from then on
+// (never modified by the caller; a task's payload may be queued again,
+// e.g. after a hand-back). The writer goroutine owns the pipe end from
+// newOutbox on and is the only one to close it, so the descriptor is never
+// closed under a write or poll of it. closeAfter has it close the pipe once
+// everything queued is written (a retiring worker: FrameExit is the last
+// frame); abort has it drop what is still queued and close (the worker has
+// exited); done is closed when the writer has closed the pipe and
+// returned, and the worker's pidfd, which its writes poll, must stay open
+// until then. A failed write (the worker is dying; its supervisor reports
+// its tasks) drops the rest.
 type outbox struct {
 	end  *pipeEnd
 	wake chan struct{} // buffered 1: there is something to do
 	done chan struct{} // closed when the writer has closed end and returned
 
-	mu      sync.Mutex // protects the fields below
-	pending []byte     // frames queued and not yet taken by the writer
+	mu      sync.Mutex // protects the fields below, and writes to end
+	pending [][]byte   // buffers queued and not yet taken by the writer
 	writing bool       // the writer has taken a batch and is writing it
 	failed  bool       // a write failed: the rest is dropped
 	closing bool       // close end once pending is written
@@ -36,31 +41,26 @@ func newOutbox(end *pipeEnd) *outbox {
 	return o
 }
 
-// queue appends frames (whole, encoded; the outbox owns them from now on)
-// to what the writer writes next; ignored once closeAfter or abort was
-// called.
-func (o *outbox) queue(frames []byte) {
+// queue appends bufs (whole frames, encoded, in order) to what is written
+// next; ignored once closeAfter or abort was called, or a write failed.
+func (o *outbox) queue(bufs ...[]byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
 	case o.closing || o.aborted || o.failed:
 		return
 	case len(o.pending) == 0 && !o.writing:
-		// The writer is idle: write what the pipe takes now, without
-		// waiting (small tasks then cost no goroutine hand-off), and hand
-		// it only the rest.
-		n, err := o.end.tryWrite(frames)
+		n, err := o.end.tryWritev(bufs)
 		if err != nil {
 			o.failed = true
 			return
 		}
-		if n == len(frames) {
+		bufs = skipWritten(bufs, n)
+		if len(bufs) == 0 {
 			return
 		}
-		o.pending = frames[n:] // handed over: no copy of a big payload
-	default:
-		o.pending = append(o.pending, frames...)
 	}
+	o.pending = append(o.pending, bufs...)
 	o.poke()
 }
 
@@ -98,6 +98,7 @@ func (o *outbox) run() {
 			batch, closing, aborted := o.pending, o.closing, o.aborted
 			o.pending = nil
 			o.writing = len(batch) > 0 && !aborted && !o.failed
+			writing := o.writing
 			o.mu.Unlock()
 			if aborted {
 				return
@@ -108,12 +109,25 @@ func (o *outbox) run() {
 				}
 				break // wait for more
 			}
-			if o.writing {
-				_, err := o.end.Write(batch)
+			if writing {
+				err := o.end.writev(batch)
 				o.mu.Lock()
 				o.writing, o.failed = false, err != nil
 				o.mu.Unlock()
 			}
 		}
 	}
+}
+
+// skipWritten returns what is left of bufs once its first n bytes are
+// written (the first buffer left may be a tail of one queued).
+func skipWritten(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 && n > 0 {
+		bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+	}
+	return bufs
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,4 +68,41 @@ func TestOutboxQueueDoesNotBlock(t *testing.T) {
 		t.Fatalf("read %d bytes (%v), want all 64 MiB", n, err)
 	}
 	<-o.done
+}
+
+func TestSkipWritten(t *testing.T) {
+	bufs := [][]byte{[]byte("ab"), nil, []byte("cde"), []byte("f")}
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{0, "ab|cde|f"}, {1, "b|cde|f"}, {2, "cde|f"}, {4, "e|f"}, {5, "f"}, {6, ""}} {
+		var parts []string
+		for _, b := range skipWritten(bufs, c.n) {
+			if len(b) > 0 {
+				parts = append(parts, string(b))
+			}
+		}
+		if got := strings.Join(parts, "|"); got != c.want {
+			t.Errorf("skipWritten(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+	if string(bufs[0]) != "ab" {
+		t.Error("skipWritten changed the caller's buffers")
+	}
+}
+
+// A payload past bigPayload goes as a buffer of its own (writev), between
+// small frames packed together: the worker reads every frame whole.
+func TestBigPayloadsTravelWhole(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(1))
+	big := strings.Repeat("b", 3*bigPayload+5)
+	want := map[uint64]string{1: "s1", 2: big, 3: "s3", 4: big + "!", 5: "s5"}
+	for id := uint64(1); id <= 5; id++ {
+		submit(t, p, id, "echo:"+want[id])
+	}
+	for _, c := range sink.waitCompleted(t, 5) {
+		if c.kind != FrameResult || c.data != want[c.task.ID] {
+			t.Errorf("task %d answered (%d, %d bytes), want its %d bytes echoed", c.task.ID, c.kind, len(c.data), len(want[c.task.ID]))
+		}
+	}
 }

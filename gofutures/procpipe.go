@@ -89,41 +89,58 @@ func (e *pipeEnd) Read(b []byte) (int, error) {
 	}
 }
 
-// Write writes all of b, waiting while the pipe is full; it fails once the
-// worker has exited (errWorkerGone) or has closed its end (EPIPE).
-func (e *pipeEnd) Write(b []byte) (int, error) {
-	written := 0
+// writev writes all of bufs, in order, waiting while the pipe is full; it
+// fails once the worker has exited (errWorkerGone) or has closed its end
+// (EPIPE).
+func (e *pipeEnd) writev(bufs [][]byte) error {
 	for {
-		n, err := e.tryWrite(b[written:])
-		written += n
+		n, err := e.tryWritev(bufs)
+		bufs = skipWritten(bufs, n)
 		switch {
-		case err != nil || written == len(b):
-			return written, err
+		case err != nil:
+			return err
+		case len(bufs) == 0:
+			return nil
 		case e.dead:
-			return written, errWorkerGone
+			return errWorkerGone
 		}
 		if err := e.wait(unix.POLLOUT); err != nil {
-			return written, err
+			return err
 		}
 	}
 }
 
-// tryWrite writes what the pipe takes of b now, never waiting: how much,
-// or an error as Write's (the worker has exited, or closed its end).
-func (e *pipeEnd) tryWrite(b []byte) (int, error) {
+// Write writes all of b (see writev).
+func (e *pipeEnd) Write(b []byte) (int, error) {
+	if err := e.writev([][]byte{b}); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// maxIOV bounds the buffers of one writev (Linux's IOV_MAX is 1024).
+const maxIOV = 1024
+
+// tryWritev writes what the pipe takes of bufs now, never waiting: how
+// many bytes, or an error as writev's.
+func (e *pipeEnd) tryWritev(bufs [][]byte) (int, error) {
 	written := 0
-	for written < len(b) {
-		n, err := unix.Write(e.fd, b[written:])
+	for len(bufs) > 0 {
+		batch := bufs[:min(len(bufs), maxIOV)]
+		n, err := unix.Writev(e.fd, batch)
 		switch {
 		case n > 0:
 			written += n
+			bufs = skipWritten(bufs, n)
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			return written, nil
 		case err == unix.EBADF:
 			return written, errClosedUnder
 		case err != nil:
-			return written, os.NewSyscallError("write", err)
+			return written, os.NewSyscallError("writev", err)
+		case n == 0:
+			return written, nil // nothing to write (empty buffers)
 		}
 	}
 	return written, nil

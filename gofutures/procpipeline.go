@@ -107,12 +107,17 @@ func (p *ProcessPool) acceptingLocked(w *procWorker) int {
 	return max(n, 0)
 }
 
+// bigPayload: a task payload at least this big is queued as a buffer of
+// its own (written with writev), not copied into the frame buffer.
+const bigPayload = 64 << 10
+
 // feedLocked sends w up to n queued tasks in one write and returns how
 // many it sent. A task whose future was cancelled while queued is not
 // sent: the sink hears of it (outside the lock) so that it releases what
 // it holds.
 func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 	now := time.Now()
+	var bufs [][]byte // small frames packed together; a big payload as its own buffer, not copied
 	var buf []byte
 	sent := 0
 	for sent < n {
@@ -133,15 +138,24 @@ func (p *ProcessPool) feedLocked(w *procWorker, n int) int {
 			}
 			t.started = true
 		}
-		buf = AppendFrame(buf, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload})
+		if len(t.Payload) < bigPayload {
+			buf = AppendFrame(buf, Frame{Kind: FrameTask, ID: t.ID, Data: t.Payload})
+		} else {
+			buf = AppendFrameHeader(buf, FrameTask, t.ID, len(t.Payload))
+			bufs = append(bufs, buf, t.Payload)
+			buf = nil
+		}
 		t.sent = now
 		w.inflight = append(w.inflight, t)
 		sent++
 	}
 	if len(buf) > 0 {
+		bufs = append(bufs, buf)
+	}
+	if len(bufs) > 0 {
 		// A failed write means the worker is dying; its supervisor reports
 		// its unanswered tasks with it.
-		w.in.queue(buf)
+		w.in.queue(bufs...)
 	}
 	if sent > 0 && len(w.inflight) == sent && w.ready {
 		p.armLocked(w, w.inflight[0]) // else once it is ready (FrameReady)

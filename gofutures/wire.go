@@ -69,10 +69,15 @@ func WriteFrame(w io.Writer, f Frame) error {
 // in one Write. f.Data must be shorter than MaxFrame-frameHeader (WriteFrame
 // checks; a task's payload is bounded by the binding's int lengths).
 func AppendFrame(buf []byte, f Frame) []byte {
-	buf = binary.BigEndian.AppendUint32(buf, uint32(frameHeader+len(f.Data)))
-	buf = append(buf, byte(f.Kind))
-	buf = binary.BigEndian.AppendUint64(buf, f.ID)
-	return append(buf, f.Data...)
+	return append(AppendFrameHeader(buf, f.Kind, f.ID, len(f.Data)), f.Data...)
+}
+
+// AppendFrameHeader appends to buf what comes before a frame's data of
+// dataLen bytes, for a writer that sends the data from its own buffer.
+func AppendFrameHeader(buf []byte, kind FrameKind, id uint64, dataLen int) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, uint32(frameHeader+dataLen))
+	buf = append(buf, byte(kind))
+	return binary.BigEndian.AppendUint64(buf, id)
 }
 
 // ReadFrame reads one frame. It returns io.EOF only at a clean frame

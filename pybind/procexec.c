@@ -41,6 +41,11 @@ static PyObject *proc_bind(ProcObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* A payload this big is handed to Go with the GIL released (its copy takes
+ * a while); a small one is not: releasing and taking the GIL back would
+ * cost more than the copy. */
+#define GF_BIG_SUBMIT (1 << 20)
+
 /* Every method below refuses in a forked child (fork.c): the pool is the
  * parent's. */
 #define REFUSE_IN_CHILD() \
@@ -65,8 +70,18 @@ static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long t
     PyObject *fut = gf_future_new(self->future_type);
     if (fut == NULL) return NULL;
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
-    int rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut,
-                          PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), timeout_ns);
+    int rc;
+    Py_ssize_t n = PyBytes_GET_SIZE(payload);
+    if (n < GF_BIG_SUBMIT) {
+        rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut, PyBytes_AS_STRING(payload), n, timeout_ns);
+    } else {
+        /* Go copies the payload: other threads run meanwhile. Safe without
+         * the GIL: payload is immutable and referenced by our caller, and
+         * nobody else knows fut yet. */
+        Py_BEGIN_ALLOW_THREADS
+        rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut, PyBytes_AS_STRING(payload), n, timeout_ns);
+        Py_END_ALLOW_THREADS
+    }
     if (rc == GF_SUBMIT_OK) return fut;
     Py_DECREF(fut);
     Py_DECREF(fut);
