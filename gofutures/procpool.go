@@ -622,70 +622,84 @@ func (p *ProcessPool) reap(w *procWorker) {
 	w.in.abort() // what a retiring worker was still to be sent no longer matters
 	unanswered := w.inflight
 	w.inflight = nil
+	v := p.judgeDeathLocked(w, unanswered)
+	p.sinking += len(v.failures) // for the sink.Failed calls below
+	switch {
+	case v.breakErr != nil:
+		tasks, broke := p.breakLocked(v.breakErr, v.orphans...)
+		p.closeExitedLocked()
+		p.mu.Unlock()
+		if broke {
+			p.sink.Broken(v.breakErr, tasks)
+			p.sunk()
+		}
+	case v.replace && p.broken == nil:
+		p.replaceLocked() // unlocks
+	case w.state == workerRetiring && p.broken == nil:
+		p.unlockAfterDispatch(nil) // its place is free: a lazy pool may start a worker for queued tasks
+	default:
+		p.closeExitedLocked()
+		p.mu.Unlock()
+	}
+	for _, f := range v.failures {
+		p.sink.Failed(f.task, f.err)
+		p.sunk()
+	}
+}
+
+// deathVerdict is what the end of a worker means for the pool
+// (judgeDeathLocked): the pool breaks (breakErr, failing orphans with it),
+// and/or tasks fail alone (failures, in the order the sink hears them)
+// and the worker is replaced (replace).
+type deathVerdict struct {
+	breakErr error
+	orphans  []*ProcTask
+	failures []taskFailure
+	replace  bool
+}
+
+// taskFailure is one task that fails alone (sink.Failed).
+type taskFailure struct {
+	task *ProcTask
+	err  error
+}
+
+// judgeDeathLocked decides what w's end means, given the tasks it left
+// unanswered (the first was running). It requeues the tasks that never
+// started and may go on elsewhere, and counts a task failed by it.
+func (p *ProcessPool) judgeDeathLocked(w *procWorker, unanswered []*ProcTask) (v deathVerdict) {
+	if w.kill != nil { // the task we killed it for
+		v.failures = append(v.failures, taskFailure{w.kill.task, w.kill.why})
+		v.replace = true
+	}
 	expected := (w.state == workerRetiring && len(unanswered) == 0) || w.state == workerKilled ||
 		p.killing || p.broken != nil
-	var died error
-	var failed *ProcTask // the task we killed it for, if any
-	var failErr error
-	if w.kill != nil {
-		failed, failErr = w.kill.task, w.kill.why
-	}
-	var orphan []*ProcTask // tasks the break fails with the pool
-	var running *ProcTask  // a task that fails because its worker was killed for another
-	var runningErr error
 	switch {
 	case !expected:
 		d := p.deathLocked(w, unanswered)
-		if p.surviveLocked(d) {
-			failed, failErr = nil, d // replaced either way
-			if len(unanswered) > 0 {
-				failed = unanswered[0]          // it was running (d.TaskID)
-				p.requeueLocked(unanswered[1:]) // never started
-			}
-		} else {
-			died, orphan = d, unanswered
+		if !p.surviveLocked(d) {
+			v.breakErr, v.orphans = d, unanswered
+			return v
+		}
+		v.replace = true // replaced either way
+		if len(unanswered) > 0 {
+			v.failures = append(v.failures, taskFailure{unanswered[0], d}) // it was running (d.TaskID)
+			p.requeueLocked(unanswered[1:])                                // never started
 		}
 	case w.state == workerKilled && p.broken == nil && !p.killing:
 		// Killed for its head task: the tasks sent after it never started,
 		// unless the killed one had answered before the kill landed (then
 		// the next one was running, and fails as its worker died).
 		if w.kill.answered && len(unanswered) > 0 {
-			running, runningErr = unanswered[0], p.deathLocked(w, unanswered)
+			v.failures = append(v.failures, taskFailure{unanswered[0], p.deathLocked(w, unanswered)})
 			unanswered = unanswered[1:]
 			p.counts.fail(1)
-			p.sinking++
 		}
 		p.requeueLocked(unanswered)
 	case p.killing && len(unanswered) > 0 && p.broken == nil:
-		died, orphan = ErrTerminated, unanswered
+		v.breakErr, v.orphans = ErrTerminated, unanswered
 	}
-	if failed != nil {
-		p.sinking++ // for the sink.Failed below
-	}
-	if died != nil {
-		tasks, broke := p.breakLocked(died, orphan...)
-		p.closeExitedLocked()
-		p.mu.Unlock()
-		if broke {
-			p.sink.Broken(died, tasks)
-			p.sunk()
-		}
-	} else if failErr != nil && p.broken == nil {
-		p.replaceLocked() // unlocks
-	} else if w.state == workerRetiring && p.broken == nil {
-		p.unlockAfterDispatch(nil) // its place is free: a lazy pool may start a worker for queued tasks
-	} else {
-		p.closeExitedLocked()
-		p.mu.Unlock()
-	}
-	if failed != nil {
-		p.sink.Failed(failed, failErr)
-		p.sunk()
-	}
-	if running != nil {
-		p.sink.Failed(running, runningErr)
-		p.sunk()
-	}
+	return v
 }
 
 // deathLocked describes the death of w, whose unanswered tasks were
