@@ -231,8 +231,11 @@ def _as_completed(fs, timeout):
         end_time = timeout + time.monotonic()
     fs = set(fs)
     total = len(fs)
-    finished = [f for f in fs if _settled(f)]
-    pending = [f for f in fs if not _settled(f)]
+    # One look at each future: one that completes between two looks would
+    # be in neither list, and never yielded.
+    finished, pending = [], []
+    for f in fs:
+        (finished if _settled(f) else pending).append(f)
     del fs
     following = _Following(pending)
     del pending  # _Following keeps the only list, which forgets each future it yields
