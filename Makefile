@@ -7,9 +7,14 @@
 #   make test   Go vet/race tests, pytest on 3.11 to 3.15, CPython's suite on 3.13 to 3.15
 #   make bench  gofutures against the stdlib, side by side, on 3.11 and 3.13
 #               (a table each, and bench-results-3.X.json)
-#   make stress pytest (first version) and CPython's suite (STRESS_SUITE_VERSION)
-#               STRESS_ROUNDS times with every core kept busy by a CPU hog,
-#               the last round pinned to one core; one line per run
+#   make stress make debug-test and make sanitize, then pytest (first version)
+#               and CPython's suite (STRESS_SUITE_VERSION) STRESS_ROUNDS times
+#               with every core kept busy by a CPU hog, the last round pinned
+#               to one core; one line per run
+#   make debug-test  pytest under python3.14-dbg (Py_DEBUG) with refcount checks
+#   make sanitize    the thread-pool and Future tests on an ASan+UBSan library
+#   make soak   SOAK_MINUTES (30) of mixed work; RSS, fds, threads, children
+#               sampled each minute, flat after warm-up
 #   make wheels dist/: the sdist and one manylinux wheel per Python of VERSIONS,
 #               each installed and run where no Go is on PATH, twine-checked
 
@@ -167,7 +172,9 @@ test: go-test $(addprefix py-test-,$(VERSIONS)) $(addprefix cpython-suite-,$(SUI
 STRESS_ROUNDS ?= 10
 STRESS_SUITE_VERSION ?= 3.13
 
-stress: install-$(MAIN_VERSION) install-$(STRESS_SUITE_VERSION)
+# debug-test and sanitize (about 9 and 5 minutes on 2 busy cores, mostly
+# their own builds) run here, not in make test.
+stress: debug-test sanitize install-$(MAIN_VERSION) install-$(STRESS_SUITE_VERSION)
 	$(call vpython,$(MAIN_VERSION)) tests/stress.py --rounds $(STRESS_ROUNDS) \
 		--python $(call vpython,$(MAIN_VERSION)) --suite-python $(call vpython,$(STRESS_SUITE_VERSION))
 
