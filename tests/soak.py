@@ -1,6 +1,6 @@
 """make soak: mixed work for a long time, watching the process for growth.
 
-Usage: python tests/soak.py [--minutes 30] [--interval 60] [--warmup 5]
+Usage: python tests/soak.py [--minutes 30] [--interval 60] [--warmup MINUTES]
 
 For --minutes, rounds of mixed work run one after another: a long-lived
 thread pool and a long-lived process pool (survive=True) get small calls,
@@ -190,8 +190,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", 30)))
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
-    parser.add_argument("--warmup", type=float, default=5.0, help="minutes before the baseline sample")
+    parser.add_argument("--warmup", type=float, help="minutes before the baseline sample "
+                        "(default: 5, or a third of a shorter run)")
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = min(5.0, args.minutes / 3)
     workers = 2
     start = time.monotonic()
     end = start + args.minutes * 60
