@@ -10,9 +10,14 @@
 #   make bench  gofutures against the stdlib, side by side, on 3.11, 3.13 and 3.14
 #               (a table each, and bench-results-3.X.json; 3.14 adds the
 #               InterpreterPoolExecutor scenarios)
-#   make stress pytest (first version) and CPython's suite (STRESS_SUITE_VERSION)
-#               STRESS_ROUNDS times with every core kept busy by a CPU hog,
-#               the last round pinned to one core; one line per run
+#   make stress make debug-test and make sanitize, then pytest (first version)
+#               and CPython's suite (STRESS_SUITE_VERSION) STRESS_ROUNDS times
+#               with every core kept busy by a CPU hog, the last round pinned
+#               to one core; one line per run
+#   make debug-test  pytest under python3.14-dbg (Py_DEBUG) with refcount checks
+#   make sanitize    the thread-pool and Future tests on an ASan+UBSan library
+#   make soak   SOAK_MINUTES (30) of mixed work; RSS, fds, threads, children
+#               sampled each minute, flat after warm-up
 #   make wheels dist/: the sdist and one manylinux wheel per Python of VERSIONS,
 #               each installed and run where no Go is on PATH, twine-checked
 
@@ -35,7 +40,7 @@ vpython = $(call venv,$(1))/bin/python
 # 3.14 and 3.15 here).
 in_root = $(if $(call python_for,$(1)),,$(CURDIR)/tools/sidroot.sh )
 
-.PHONY: demo test lint tools-venv bench stress go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv tools clean
+.PHONY: demo test lint tools-venv bench stress debug-test debug-test-inside sanitize soak go-test cpython-suite typecheck wheels sdist wheel-test system-python-venv tools clean
 
 # install-X.Y: a venv for Python X.Y with gofutures built and installed from
 # this tree (pip runs setup.py, which runs pybind/build_native.py: go + gopy);
@@ -204,9 +209,64 @@ test: lint go-test $(addprefix py-test-,$(VERSIONS)) $(addprefix cpython-suite-,
 STRESS_ROUNDS ?= 10
 STRESS_SUITE_VERSION ?= 3.13
 
-stress: install-$(MAIN_VERSION) install-$(STRESS_SUITE_VERSION)
+# debug-test and sanitize (about 9 and 5 minutes on 2 busy cores, mostly
+# their own builds) run here, not in make test.
+stress: debug-test sanitize install-$(MAIN_VERSION) install-$(STRESS_SUITE_VERSION)
 	$(call vpython,$(MAIN_VERSION)) tests/stress.py --rounds $(STRESS_ROUNDS) \
 		--python $(call vpython,$(MAIN_VERSION)) --suite-python $(call vpython,$(STRESS_SUITE_VERSION))
+
+# ---- reliability (make stress is above). Each prints what it checked and fails on a finding.
+#
+# debug-test: the pytest suite under Debian sid's python3.14-dbg (Py_DEBUG:
+# the interpreter's assertions on, sys.gettotalrefcount) in the sid root, in
+# its own venv (.venv-3.14d). test_refleak.py runs apart, with -s, so that its
+# per-operation refcount and block deltas are printed.
+DEBUG_VERSION ?= 3.14
+debug_venv := .venv-$(DEBUG_VERSION)d
+
+debug-test:
+	$(CURDIR)/tools/sidroot.sh $(MAKE) --no-print-directory debug-test-inside
+
+debug-test-inside:
+	if [ ! -x $(debug_venv)/bin/python ]; then python$(DEBUG_VERSION)-dbg -m venv $(debug_venv); fi
+	$(debug_venv)/bin/python -m pip install -q --upgrade pip
+	$(debug_venv)/bin/python -m pip install -v ".[test]" 2>&1 | { grep -E '^ *\+ |native library ready|[Ee]rror' || true; }
+	cd tests && $(CURDIR)/$(debug_venv)/bin/python -m pytest -q -c ../pyproject.toml --rootdir .. --ignore=test_refleak.py .
+	cd tests && $(CURDIR)/$(debug_venv)/bin/python -m pytest -q -s -c ../pyproject.toml --rootdir .. test_refleak.py
+
+# sanitize: the library's C (the hot path, gopy's and cgo's glue) built with
+# -fsanitize=address,undefined (GOFUTURES_CFLAGS, read by build_native.py)
+# into its own venv of the default Python, running the thread-pool, Future
+# and wait tests. The library is linked as always, without the sanitizers'
+# runtimes: the interpreter is not built with them, so they are preloaded
+# (ASan's must be loaded before everything else to intercept malloc; without
+# it the import fails on an undefined __asan_* symbol). detect_leaks=0:
+# LeakSanitizer reports what CPython itself never frees at exit (~300 blocks,
+# none allocated through the library: checked); leaks of the hot path are
+# test_refleak.py's job. PYTHONMALLOC=malloc puts Python objects in ASan's
+# sight (pymalloc's arenas would hide a use after free). UBSan only prints by
+# default: halt_on_error makes a report fail the run.
+SAN_VENV := .build/sanitize-$(MAIN_VERSION)
+SAN_TESTS := test_future.py test_thread_pool.py test_wait.py test_callback_propagation.py test_deadlock.py
+san_runtimes = $(shell gcc -print-file-name=libasan.so):$(shell gcc -print-file-name=libubsan.so)
+
+sanitize:
+	@if [ ! -x $(SAN_VENV)/bin/python ]; then set -x; "$(call python_for,$(MAIN_VERSION))" -m venv $(SAN_VENV); fi
+	GOFUTURES_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+		$(SAN_VENV)/bin/python -m pip install -q ".[test]"
+	@# A build that lost the flags would pass without checking anything.
+	nm -D $(SAN_VENV)/lib/python$(MAIN_VERSION)/site-packages/gofutures/_native/_native*.so | grep -q __asan_report_load
+	nm -D $(SAN_VENV)/lib/python$(MAIN_VERSION)/site-packages/gofutures/_native/_native*.so | grep -q __ubsan_handle
+	cd tests && LD_PRELOAD="$(san_runtimes)" ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(CURDIR)/$(SAN_VENV)/bin/python -m pytest -q -c ../pyproject.toml --rootdir .. $(SAN_TESTS)
+
+# soak: tests/soak.py for SOAK_MINUTES of mixed work on the default Python,
+# a row of RSS, fds, threads and child processes a minute; fails on growth.
+SOAK_MINUTES ?= 30
+
+soak: install-$(MAIN_VERSION)
+	$(call vpython,$(MAIN_VERSION)) tests/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf .build build dist .venv-* python/gofutures/_native stress-logs  # keeps .sidroot (tools/sidroot.sh)

@@ -91,7 +91,8 @@ def build(dest_pkg):
     # gopy runs goimports by name, and its `go build` of the package while
     # generating does not pass the Python include path itself.
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    env["CGO_CFLAGS"] = "-I" + sysconfig.get_paths()["include"] + " -O2"
+    # GOFUTURES_CFLAGS: extra C flags, for checking builds (make sanitize).
+    env["CGO_CFLAGS"] = "-I" + sysconfig.get_paths()["include"] + " -O2 " + os.environ.get("GOFUTURES_CFLAGS", "")
     env.setdefault("GOFLAGS", "-mod=mod")
     run(["go", "build", "-o", os.path.join(bindir, "goimports"), "golang.org/x/tools/cmd/goimports"], env)
     run(["go", "tool", "gopy", "gen", "-vm=" + sys.executable, "-output=" + out,

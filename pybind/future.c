@@ -253,9 +253,23 @@ static int wait_for(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, Py
     return fut_state(f);
 }
 
+/* A future whose _condition someone asked for (the stdlib's wait(), or code
+ * that moves it by hand under that condition, as CPython's tests do: _state,
+ * then _exception) is read as the stdlib's result() reads it, under the
+ * condition: a transition made there in steps is seen whole, not between
+ * them. Its state then, or -1 with an exception set. */
+static int read_under_condition(FutureObject *f, int s) {
+    if (s < 0 || f->condition == NULL) return s;
+    PyObject *held;
+    if (fut_lock(f, &held) < 0) return -1;
+    s = fut_state(f);
+    fut_unlock(held, 0);
+    return s;
+}
+
 static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     GUARD_OR_DETACHED("result", args, nargs, kwnames);
-    int s = wait_for(f, args, nargs, kwnames);
+    int s = read_under_condition(f, wait_for(f, args, nargs, kwnames));
     if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
         PyErr_SetNone(gf_stdlib.CancelledError);
@@ -277,7 +291,7 @@ static PyObject *fut_result(FutureObject *f, PyObject *const *args, Py_ssize_t n
 
 static PyObject *fut_exception(FutureObject *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     GUARD_OR_DETACHED("exception", args, nargs, kwnames);
-    int s = wait_for(f, args, nargs, kwnames);
+    int s = read_under_condition(f, wait_for(f, args, nargs, kwnames));
     if (s < 0) return NULL;
     if (s == ST_CANCELLED || s == ST_CANCELLED_AND_NOTIFIED) {
         PyErr_SetNone(gf_stdlib.CancelledError);

@@ -9,6 +9,7 @@ its outcome."""
 import concurrent.futures
 import logging
 import os
+import threading
 import time
 
 import pytest
@@ -131,7 +132,10 @@ def test_process_results_worker_logs_it_and_goes_on(caplog, tmp_path, exc_type):
 def test_thread_shutdown_cancels_every_queued_task_then_raises(gate):
     ex = gofutures.ThreadPoolExecutor(max_workers=1)
     try:
-        running = ex.submit(gate.wait, TIMEOUT)
+        started = threading.Event()
+        running = ex.submit(lambda: started.set() or gate.wait(TIMEOUT))
+        # Running, not queued, before shutdown: else it is cancelled too.
+        assert started.wait(TIMEOUT)
         seen = []
         first = _with_callbacks(ex.submit(abs, 1), KeyboardInterrupt, seen)
         second = ex.submit(abs, 2)

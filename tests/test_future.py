@@ -222,6 +222,34 @@ def test_exception_wakes_when_set_from_another_thread():
         t.join()
 
 
+def test_a_transition_made_by_hand_under_the_condition_is_seen_whole():
+    # CPython's test_exception_with_success does this: _state, then
+    # _exception, under _condition. The waiter must not read between the
+    # two (it returned None, not the OSError, when it woke at the first).
+    f = gofutures.Future()
+    state_set, waiter_done = threading.Event(), threading.Event()
+
+    def finish_by_hand():
+        with f._condition:
+            f._state = concurrent.futures._base.FINISHED
+            state_set.set()
+            # Gives a waiter that does not wait for the condition time to
+            # read: then it is done before the exception is set.
+            waiter_done.wait(0.5)
+            f._exception = OSError("by hand")
+            f._condition.notify_all()
+
+    t = threading.Thread(target=finish_by_hand)
+    t.start()
+    try:
+        assert state_set.wait(TIMEOUT)
+        err = f.exception(timeout=TIMEOUT)
+        waiter_done.set()
+        assert isinstance(err, OSError)
+    finally:
+        t.join()
+
+
 def test_result_wakes_on_cancel_from_another_thread():
     f = gofutures.Future()
     t = threading.Timer(0.1, f.cancel)

@@ -8,7 +8,10 @@ A leak of one object (or one allocation) per operation grows every count by
 at least the loop's length in every repetition; what the interpreter caches
 or frees in bulk (free lists, arenas, a pool's worker starting) moves them
 now and then, but not in every repetition. So a count that grows by at least
-LEAK_PER_CALL per call in each of REPEATS repetitions is a leak.
+LEAK_PER_CALL per call in each of REPEATS repetitions is a leak. On a
+Py_DEBUG build (make debug-test) a stricter check runs too (DEBUG_FLAT): the
+references and blocks added over several repetitions in a row must settle
+below what a leak once per loop pass would add; it is skipped elsewhere.
 """
 
 import concurrent.futures
@@ -268,6 +271,59 @@ def test_hot_operation_does_not_leak(name, request):
     assert leaks(operation, calls) == {}
 
 
+# ---------------------------------------------------------------- a Py_DEBUG build: exact counts
+
+# On a Py_DEBUG build (make debug-test) the total reference count is exact,
+# so the hot path is held to more than "no leak per call": the references
+# and the blocks that DEBUG_WINDOW repetitions in a row add up to must fall
+# below DEBUG_FLAT within DEBUG_MAX repetitions. Each operation makes at
+# least 100 passes of its loop (or map items) a repetition, so a leak of one
+# reference once a pass, not once a call (a rare path: one wait() of ten
+# futures), adds at least 600 to every window and never settles. What does
+# settle: caches that fill over the first thousand passes or so (measured on
+# 3.14-dbg: wait + as_completed adds ~250 references over its first 1,200
+# passes, 15 sets, 15 builtin functions and 30 weakrefs, which look like
+# the weak-set caches of isinstance checks against abstract classes; then 0
+# +-3 a repetition for as long as it runs).
+DEBUG_WINDOW = 6
+DEBUG_FLAT = 60
+DEBUG_MAX = 30
+
+debug_build = pytest.mark.skipif(
+    not hasattr(sys, "gettotalrefcount"), reason="needs a Py_DEBUG build (sys.gettotalrefcount): make debug-test"
+)
+
+
+def settled_deltas(operation, calls):
+    """The refs and blocks deltas of the first DEBUG_WINDOW repetitions in a
+    row that add less than DEBUG_FLAT to both (or of the last window of
+    DEBUG_MAX), and how many repetitions ran."""
+    for _ in range(3):
+        operation(calls)
+    refs, blocks = [], []
+    before = counts()
+    while len(refs) < DEBUG_MAX:
+        operation(calls)
+        after = counts()
+        refs.append(after["refs"] - before["refs"])
+        blocks.append(after["blocks"] - before["blocks"])
+        before = after
+        if len(refs) >= DEBUG_WINDOW and max(sum(refs[-DEBUG_WINDOW:]), sum(blocks[-DEBUG_WINDOW:])) < DEBUG_FLAT:
+            break
+    return refs[-DEBUG_WINDOW:], blocks[-DEBUG_WINDOW:], len(refs)
+
+
+@debug_build
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_hot_operation_keeps_refs_and_blocks_flat_on_a_debug_build(name, request):
+    operation = OPERATIONS[name](_Pools(request))
+    calls = PROCESS_CALLS if "process" in name else CALLS
+    refs, blocks, ran = settled_deltas(operation, calls)
+    # make debug-test runs this file with -s: these lines are its report.
+    print("\n%-28s refs %-28s blocks %-28s (repetitions: %d)" % (name, refs, blocks, ran))
+    assert sum(refs) < DEBUG_FLAT and sum(blocks) < DEBUG_FLAT, (refs, blocks)
+
+
 # ---------------------------------------------------------------- the check itself
 
 
@@ -305,3 +361,18 @@ def test_the_check_sees_a_c_heap_leak():
         for p in kept:
             libc.free(p)
     assert "malloc bytes" in found
+
+
+@debug_build
+def test_the_debug_check_sees_a_leak_once_a_pass():
+    def leaking(calls):
+        for i in range(calls):
+            f = gofutures.Future()
+            if i % 10 == 0:  # the rarest an operation's loop passes: 100 a repetition
+                _KEPT.append(f)
+
+    try:
+        refs, blocks, ran = settled_deltas(leaking, CALLS)
+    finally:
+        _KEPT.clear()
+    assert sum(refs) >= DEBUG_FLAT and sum(blocks) >= DEBUG_FLAT and ran == DEBUG_MAX

@@ -189,6 +189,30 @@ def test_as_completed_finished_first():
     assert next(it) is pending
 
 
+class _FinishesWhenLookedAt(concurrent.futures.Future):
+    """A future whose call ends just after as_completed first reads its
+    state: the first read says pending, every later one finished."""
+
+    def _get_state(self):
+        state = self.__dict__["_state"]
+        if state == concurrent.futures._base.PENDING and not self.__dict__.get("_looked"):
+            self.__dict__.update(_looked=True, _result="late", _state=concurrent.futures._base.FINISHED)
+        return state
+
+    def _set_state(self, state):
+        self.__dict__["_state"] = state
+
+    _state = property(_get_state, _set_state)
+
+
+def test_as_completed_yields_a_future_that_finishes_while_it_starts():
+    # It finished between as_completed's looks at it: it was missing from
+    # both the finished and the pending futures, and never yielded.
+    late = _FinishesWhenLookedAt()
+    assert list(gofutures.as_completed([late], timeout=TIMEOUT)) == [late]
+    assert late.result() == "late"
+
+
 def test_as_completed_timeout(pool, gate):
     slow = pool.submit(gate.wait, TIMEOUT)
     fast = pool.submit(abs, -1)

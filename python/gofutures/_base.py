@@ -232,8 +232,7 @@ def _as_completed(fs, timeout):
         end_time = timeout + time.monotonic()
     fs = set(fs)
     total = len(fs)
-    finished = [f for f in fs if _settled(f)]
-    pending = [f for f in fs if not _settled(f)]
+    finished, pending = _split_settled(fs)
     del fs
     following = _Following(pending)
     del pending  # _Following keeps the only list, which forgets each future it yields
@@ -256,6 +255,16 @@ def _as_completed(fs, timeout):
                 raise TimeoutError("%d (of %d) futures unfinished" % (left, total))
             left -= 1
             yield _take(futures, tag)
+
+
+def _split_settled(fs):
+    # One look at each future: one that completes between two looks would
+    # be in neither list, and never yielded. A function of its own: a loop
+    # variable in the generator would keep the last future alive.
+    finished, pending = [], []
+    for f in fs:
+        (finished if _settled(f) else pending).append(f)
+    return finished, pending
 
 
 def _take(items, index):

@@ -291,7 +291,13 @@ def _keep_descriptors_private():
 
 def main():
     _keep_descriptors_private()
-    out = os.fdopen(4, "wb")
+    # Closed on the way out, not left to the collector: that is a
+    # ResourceWarning (debug builds, -X dev) in the task's stderr.
+    with os.fdopen(4, "wb") as out:
+        return _serve_pipes(out)
+
+
+def _serve_pipes(out):
     tasks = _TaskPipe(3, out)
     frame = tasks.next()
     if frame is None or frame[0] != INIT:

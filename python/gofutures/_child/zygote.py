@@ -264,6 +264,7 @@ def main(worker):
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+    sock.close()  # not left to the collector: a ResourceWarning (debug builds, -X dev) on stderr
     return 0
 
 
