@@ -34,24 +34,40 @@ static PyObject *build_in_python(int kind, const char *data, Py_ssize_t len, PyO
     return r;
 }
 
+/* Outcomes at least this big are unpickled in place (loads_in_place); a
+ * small one is copied into a bytes object, which costs less than making and
+ * releasing a memoryview. */
+#define GF_UNPICKLE_IN_PLACE (64 << 10)
+
+/* pickle.loads over a memoryview of data: a result of many megabytes is
+ * not copied into a bytes object first. The view is released before the
+ * caller frees data; pickle.loads keeps no reference to its input. */
+static PyObject *loads_in_place(const char *data, Py_ssize_t len) {
+    PyObject *view = PyMemoryView_FromMemory((char *)data, len, PyBUF_READ);
+    if (view == NULL) return NULL;
+    PyObject *value = PyObject_CallOneArg(gf_pickle_loads, view);
+    PyObject *failure = value ? NULL : gf_fetch_exception();
+    PyObject *released = PyObject_CallMethod(view, "release", NULL);
+    if (released == NULL) PyErr_Clear(); /* cannot fail for a view nobody else exported */
+    Py_XDECREF(released);
+    Py_DECREF(view);
+    if (failure != NULL) {
+        gf_raise(failure);
+        Py_DECREF(failure);
+    }
+    return value;
+}
+
 PyObject *gf_outcome_build(int kind, const char *data, Py_ssize_t len, int *is_error) {
     *is_error = kind != GF_FRAME_RESULT;
     if (kind != GF_FRAME_RESULT && kind != GF_FRAME_ERROR) return build_in_python(kind, data, len, NULL);
-    /* Unpickled in place, not copied into a bytes object first: a result
-     * of many megabytes is copied once less. The view is released before
-     * the caller frees data; pickle.loads keeps no reference to its input. */
-    PyObject *view = PyMemoryView_FromMemory((char *)data, len, PyBUF_READ);
-    PyObject *value = view ? PyObject_CallOneArg(gf_pickle_loads, view) : NULL;
-    if (view != NULL) {
-        PyObject *failure = value ? NULL : gf_fetch_exception();
-        PyObject *released = PyObject_CallMethod(view, "release", NULL);
-        if (released == NULL) PyErr_Clear(); /* cannot fail for a view nobody else exported */
-        Py_XDECREF(released);
-        Py_DECREF(view);
-        if (failure != NULL) {
-            gf_raise(failure);
-            Py_DECREF(failure);
-        }
+    PyObject *value;
+    if (len < GF_UNPICKLE_IN_PLACE) {
+        PyObject *bytes = PyBytes_FromStringAndSize(data, len);
+        value = bytes ? PyObject_CallOneArg(gf_pickle_loads, bytes) : NULL;
+        Py_XDECREF(bytes);
+    } else {
+        value = loads_in_place(data, len);
     }
     if (value != NULL || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return value;
     /* Any other failure, SystemExit from a __setstate__ included, is this

@@ -138,18 +138,31 @@ class _TaskPipe:
 
     def _take(self, chunk):
         buf = self._buf
+        if not buf:
+            # The common case, nothing left over: frames are cut from the
+            # chunk itself; only an incomplete last one is kept.
+            start = self._split(chunk, chunk)
+            buf += memoryview(chunk)[start:]
+            return
         buf += chunk
-        size, start = len(buf), 0
-        unpack, append = _HEAD.unpack_from, self._frames.append
         with memoryview(buf) as view:  # released before buf is trimmed
-            while size - start >= 13:  # _HEAD.size
-                length, kind, task_id = unpack(buf, start)
-                end = start + 4 + length
-                if end > size:
-                    break
-                append((kind, task_id, bytes(view[start + 13 : end])))
-                start = end
+            start = self._split(buf, view)
         del buf[:start]
+
+    def _split(self, data, view):
+        """Appends the complete frames at the start of data (view: the same
+        bytes, sliced for each frame's data) to _frames; returns where the
+        first incomplete one starts."""
+        size, start = len(data), 0
+        unpack, append = _HEAD.unpack_from, self._frames.append
+        while size - start >= 13:  # _HEAD.size
+            length, kind, task_id = unpack(data, start)
+            end = start + 4 + length
+            if end > size:
+                break
+            append((kind, task_id, bytes(view[start + 13 : end])))
+            start = end
+        return start
 
     def _watch(self):
         seen = None
