@@ -89,12 +89,17 @@ def _warm_pool(cf):
         ex.shutdown()
 
 
-def process_map(cf, n=20_000):
-    with _warm_pool(cf) as ex:
+def timed_map(warm_pool, fn, items):
+    """Time of a map of fn over items (chunksize=1) on a warmed pool."""
+    with warm_pool as ex:
         t = time.perf_counter()
-        for _ in ex.map(identity, range(n), chunksize=1):
+        for _ in ex.map(fn, items, chunksize=1):
             pass
         return time.perf_counter() - t
+
+
+def process_map(cf, n=20_000):
+    return timed_map(_warm_pool(cf), identity, range(n))
 
 
 def process_as_completed(cf, n=5_000):
@@ -107,10 +112,7 @@ def process_as_completed(cf, n=5_000):
 
 
 def process_cpu_bound(cf, tasks=16):
-    with _warm_pool(cf) as ex:
-        t = time.perf_counter()
-        list(ex.map(spin, [200_000] * tasks))
-        return time.perf_counter() - t
+    return timed_map(_warm_pool(cf), spin, [200_000] * tasks)
 
 
 def serial_cpu_bound(tasks=16):
@@ -148,18 +150,11 @@ def _warm_interpreters(cf):
 
 
 def interpreter_cpu_bound(cf, tasks=16):
-    with _warm_interpreters(cf) as ex:
-        t = time.perf_counter()
-        list(ex.map(spin, [200_000] * tasks))
-        return time.perf_counter() - t
+    return timed_map(_warm_interpreters(cf), spin, [200_000] * tasks)
 
 
 def interpreter_map(cf, n=20_000):
-    with _warm_interpreters(cf) as ex:
-        t = time.perf_counter()
-        for _ in ex.map(identity, range(n), chunksize=1):
-            pass
-        return time.perf_counter() - t
+    return timed_map(_warm_interpreters(cf), identity, range(n))
 
 
 def interpreter_start(cf):

@@ -137,14 +137,7 @@ def test_process_pool_notebook(kernel_env):
     assert [c.id for c in code_cells] == list(EXPECTED)
     assert all(not c.outputs for c in code_cells), "the notebook is committed with outputs"
 
-    client = nbclient.NotebookClient(
-        nb,
-        kernel_name=KERNEL_NAME,
-        timeout=CELL_TIMEOUT,
-        startup_timeout=60,
-        allow_errors=False,
-        resources={"metadata": {"path": str(kernel_env)}},
-    )
+    client = _client(nb, kernel_env)
     started = time.monotonic()
     client.execute()  # raises CellExecutionError if a cell fails; shuts the kernel down
     elapsed = time.monotonic() - started
@@ -190,14 +183,7 @@ def test_progress_bar_is_a_notebook_widget(kernel_env):
         "    print(sum(ex.map(abs, range(-20, 0), progress=True)))\n"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    client = nbclient.NotebookClient(
-        nb,
-        kernel_name=KERNEL_NAME,
-        timeout=CELL_TIMEOUT,
-        startup_timeout=60,
-        allow_errors=False,
-        resources={"metadata": {"path": str(kernel_env)}},
-    )
+    client = _client(nb, kernel_env)
     client.execute()
 
     outputs = nb.cells[0].outputs
@@ -213,3 +199,15 @@ def test_progress_bar_is_a_notebook_widget(kernel_env):
         if m.get("model_name") in ("FloatProgressModel", "IntProgressModel")
     ]
     assert [(b["value"], b["max"]) for b in bars] == [(20, 20)], state
+
+
+def _client(nb, kernel_env):
+    """A client that runs nb in the test kernel, from kernel_env."""
+    return nbclient.NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=60,
+        allow_errors=False,
+        resources={"metadata": {"path": str(kernel_env)}},
+    )
