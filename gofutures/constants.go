@@ -34,6 +34,10 @@ const (
 	// it was never sent: the binding acknowledges the cancel, telling the
 	// stdlib's waiters (ProcessSink.Cancelled).
 	DeliverCancelled
+	// DeliverUnreadable: the task's answer came back in shared memory that
+	// could not be mapped here (*AnswerUnreadable); the data is the reason,
+	// UTF-8. The task failed alone.
+	DeliverUnreadable
 )
 
 // Submit codes: what the binding's submit answers its C caller.

@@ -93,15 +93,18 @@ type ProcTask struct {
 // called from the pool's supervisor goroutines, never with a pool lock held.
 type ProcessSink interface {
 	// Completed: t's worker answered with kind (FrameResult or FrameError)
-	// and data.
-	Completed(t *ProcTask, kind FrameKind, data []byte)
+	// and data. If shared, data is a mapping of the worker's shared memory
+	// (procshared.go), the sink's from now on: it must free it, with
+	// ReleaseShared or munmap, once it no longer needs it.
+	Completed(t *ProcTask, kind FrameKind, data []byte, shared bool)
 	// Broken: the pool broke (err says why, e.g. a *WorkerDied); tasks are
 	// every task accepted and not completed, which will never run. Called
 	// at most once.
 	Broken(err error, tasks []*ProcTask)
 	// Failed: t alone failed with err and the pool goes on: its worker
-	// was killed for it (*TaskTimeout, ErrTaskKilled) or, in Survive mode,
-	// died running it (*WorkerDied). Called once per such task.
+	// was killed for it (*TaskTimeout, ErrTaskKilled), in Survive mode
+	// died running it (*WorkerDied), or answered in shared memory that
+	// could not be read (*AnswerUnreadable). Called once per such task.
 	Failed(t *ProcTask, err error)
 	// Cancelled: t's future was cancelled while queued, so t was never
 	// sent. Its future is still Cancelled: the sink acknowledges the cancel
@@ -451,9 +454,10 @@ func (p *ProcessPool) supervise(w *procWorker) {
 				w.detail = string(f.Data)
 				continue
 			}
+			a := p.takeAnswer(w, f)
 			// Read outside the lock: the worker is between tasks.
 			over := p.cfg.MaxWorkerMemory > 0 && w.memory.residentBytes(w.pid) > p.cfg.MaxWorkerMemory
-			p.finish(w, f, over)
+			p.finish(w, a, over)
 		}
 	}
 	w.out.Close()
@@ -468,9 +472,37 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	w.death.close() // nothing reads or writes w's pipes any more
 }
 
+// answer is a worker's answer to a task: its frame, with the payload
+// mapped from shared memory if it came that way (shared; the mapping is
+// the answer's until handed to the sink), or why that failed (lost).
+type answer struct {
+	Frame
+	shared bool
+	lost   error
+}
+
+// takeAnswer reads what f refers to if its payload is in shared memory
+// (procshared.go), and tells w it may let go of it, whether or not the
+// mapping worked (a failed one is this task's failure, not the pool's).
+func (p *ProcessPool) takeAnswer(w *procWorker, f Frame) answer {
+	ref, ok := parseSharedRef(f.Data)
+	if !ok {
+		return answer{Frame: f}
+	}
+	a := answer{Frame: f}
+	data, err := mapShared(w.pid, ref)
+	w.in.queue(AppendFrame(nil, Frame{Kind: FrameAck, ID: uint64(ref.fd)}))
+	if err != nil {
+		a.lost = &AnswerUnreadable{PID: w.pid, Err: err}
+	} else {
+		a.Data, a.shared = data, true
+	}
+	return a
+}
+
 // finish completes w's head task and gives w new work, or retires it
 // (after MaxTasksPerChild tasks, or when over its memory limit).
-func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
+func (p *ProcessPool) finish(w *procWorker, f answer, over bool) {
 	p.mu.Lock()
 	t := w.head()
 	if t == nil || t.ID != f.ID {
@@ -478,6 +510,9 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 			w.kill.answered = true
 		}
 		p.mu.Unlock()
+		if f.shared {
+			ReleaseShared(f.Data)
+		}
 		return // not ours (a protocol error, or a killed task's); the worker's death will tell
 	}
 	w.popHeadLocked()
@@ -489,7 +524,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	w.answered = now
 	w.done++
 	p.startDeaths = 0
-	if f.Kind == FrameResult {
+	if f.Kind == FrameResult && f.lost == nil {
 		p.counts.done++
 	} else {
 		p.counts.fail(1)
@@ -520,7 +555,11 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	}
 	p.sinking++
 	p.unlockAfterDispatch(err)
-	p.sink.Completed(t, f.Kind, f.Data)
+	if f.lost != nil {
+		p.sink.Failed(t, f.lost)
+	} else {
+		p.sink.Completed(t, f.Kind, f.Data, f.shared)
+	}
 	p.sunk()
 }
 

@@ -61,6 +61,7 @@ func testWorkerMain() int {
 		}
 	}
 	var linger time.Duration // how long FrameExit takes
+	var acked []string       // descriptors the supervisor acknowledged (FrameAck), closed
 	for {
 		f, err := ReadFrame(in)
 		if err != nil {
@@ -80,6 +81,9 @@ func testWorkerMain() int {
 		case FrameExit:
 			time.Sleep(linger)
 			return 0
+		case FrameAck:
+			syscall.Close(int(f.ID))
+			acked = append(acked, strconv.FormatUint(f.ID, 10))
 		case FrameTask:
 			cmd, arg, _ := strings.Cut(string(f.Data), ":")
 			switch cmd {
@@ -105,6 +109,17 @@ func testWorkerMain() int {
 				reply(FrameResult, f.ID, strconv.Itoa(os.Getpid()))
 			case "number":
 				reply(FrameResult, f.ID, os.Getenv(WorkerNumberEnv))
+			case "shared": // arg as an answer in shared memory
+				fd, err := testSharedMemory([]byte(arg))
+				if err != nil {
+					reply(FrameError, f.ID, err.Error())
+				} else {
+					reply(FrameResult, f.ID, string(testSharedRef(os.Getpid(), fd, len(arg))))
+				}
+			case "sharedgone": // a reference to a descriptor that is not open
+				reply(FrameResult, f.ID, string(testSharedRef(os.Getpid(), 1000, 10)))
+			case "acked":
+				reply(FrameResult, f.ID, strings.Join(acked, ","))
 			case "readfd":
 				n, _ := strconv.Atoi(arg)
 				buf := make([]byte, 64)
@@ -187,7 +202,10 @@ type procFailed struct {
 
 func newProcSink() *procSink { return &procSink{changed: make(chan struct{}, 1)} }
 
-func (s *procSink) Completed(t *ProcTask, kind FrameKind, data []byte) {
+func (s *procSink) Completed(t *ProcTask, kind FrameKind, data []byte, shared bool) {
+	if shared { // kept below as a string, a copy
+		defer ReleaseShared(data)
+	}
 	if s.onCompleted != nil {
 		s.onCompleted(t)
 	}

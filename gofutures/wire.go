@@ -32,6 +32,10 @@ const (
 	// holds (8 bytes each, big endian), sent behind the one it runs, were
 	// not started and never will be by this worker (procpipeline.go).
 	FrameHandBack
+	// FrameAck, supervisor -> worker: the answer the worker left in shared
+	// memory under descriptor id is taken over (procshared.go); the worker
+	// closes that descriptor.
+	FrameAck
 )
 
 // frameHeader is the fixed part after the length: kind and id.

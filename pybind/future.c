@@ -188,7 +188,7 @@ static int fut_clear(FutureObject *f) {
 static void fut_dealloc(FutureObject *f) {
     PyObject_GC_UnTrack(f);
     fut_clear(f);
-    free(f->raw);
+    fut_discard_raw(f);
     if (f->h != 0 && !gf_forked) gfFutureFree(f->h); /* in a forked child, the parent's */
     Py_TYPE(f)->tp_free((PyObject *)f);
 }

@@ -11,6 +11,7 @@
 #define GF_FRAME_READY 5
 #define GF_FRAME_EXIT 6
 #define GF_FRAME_HAND_BACK 7
+#define GF_FRAME_ACK 8
 
 /* Delivery kinds of a process-pool outcome besides FRAME_RESULT and FRAME_ERROR (gofutures/constants.go). */
 #define GF_DELIVER_BROKEN 100
@@ -18,6 +19,7 @@
 #define GF_DELIVER_TIMEOUT 102
 #define GF_DELIVER_KILLED 103
 #define GF_DELIVER_CANCELLED 104
+#define GF_DELIVER_UNREADABLE 105
 
 /* Future states (gofutures/state.go), in the stdlib's order. */
 #define GF_STATE_PENDING 0
@@ -43,6 +45,7 @@
 #define GF_ZYGOTE_MAX_FDS 250
 #define GF_HAND_BACK_AFTER_NS 20000000LL
 #define GF_WORKER_NUMBER_ENV "GOFUTURES_WORKER"
+#define GF_SHARED_MAGIC "GFSHM"
 
 /* How long one blocking wait lasts before Ctrl-C is checked (gofutures/constants.go). */
 #define GF_WAIT_SLICE_NS 50000000LL

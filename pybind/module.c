@@ -31,8 +31,9 @@ static int load_stdlib(void) {
 static PyMethodDef hot_functions[] = {
     {"result_or_cancel", (PyCFunction)(void (*)(void))gf_result_or_cancel, METH_FASTCALL,
      "result_or_cancel(future, timeout=None): its result; if that fails, cancel it and re-raise."},
-    {"set_outcome_builder", (PyCFunction)gf_set_outcome_builder, METH_O,
-     "set_outcome_builder(fn): fn(kind, data, cause) words a process call's outcome that is no plain value."},
+    {"set_outcome_builder", (PyCFunction)(void (*)(void))gf_set_outcome_builder, METH_FASTCALL,
+     "set_outcome_builder(build, load_shared): build(kind, data, cause) words a process call's outcome that is "
+     "no plain value; load_shared(region) unpickles one that came in shared memory."},
     {NULL}
 };
 
@@ -49,7 +50,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
     PyObject *m = PyModule_Create(&hot_def);
     if (m == NULL) return NULL;
     if (gf_future_init_type(m) < 0 || gf_executor_init_type(m) < 0 || gf_completions_init_type(m) < 0 ||
-        gf_procexec_init_type(m) < 0 || gf_fork_init(m) < 0 || gf_subinterp_init(m) < 0) {
+        gf_procexec_init_type(m) < 0 || gf_region_init_type() < 0 || gf_fork_init(m) < 0 || gf_subinterp_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -12,12 +12,26 @@
  * never imports a private module of the package. */
 #include "hot.h"
 
-static PyObject *builder; /* strong, set once by set_outcome_builder */
+#include <sys/mman.h>
 
-PyObject *gf_set_outcome_builder(PyObject *Py_UNUSED(module), PyObject *fn) {
-    if (!PyCallable_Check(fn)) return PyErr_Format(PyExc_TypeError, "set_outcome_builder takes a callable");
-    Py_XSETREF(builder, Py_NewRef(fn));
+static PyObject *builder;       /* strong, set once by set_outcome_builder */
+static PyObject *shared_loader; /* strong, likewise */
+
+/* set_outcome_builder(build, load_shared): build(kind, data, cause) words
+ * an outcome that is no plain value; load_shared(region) unpickles an
+ * answer that came in shared memory (gofutures._bigpayload.loads). */
+PyObject *gf_set_outcome_builder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1]))
+        return PyErr_Format(PyExc_TypeError, "set_outcome_builder(build, load_shared) takes two callables");
+    Py_XSETREF(builder, Py_NewRef(args[0]));
+    Py_XSETREF(shared_loader, Py_NewRef(args[1]));
     Py_RETURN_NONE;
+}
+
+void gf_raw_free(char *data, Py_ssize_t len, int mapped, PyObject *region) {
+    if (region != NULL) Py_DECREF(region); /* the mapping is the region's */
+    else if (mapped) munmap(data, (size_t)len);
+    else free(data);
 }
 
 /* builder(kind, data, cause): data the delivery's bytes, cause the
@@ -58,11 +72,16 @@ static PyObject *loads_in_place(const char *data, Py_ssize_t len) {
     return value;
 }
 
-PyObject *gf_outcome_build(int kind, const char *data, Py_ssize_t len, int *is_error) {
+PyObject *gf_outcome_build(int kind, char *data, Py_ssize_t len, int mapped, PyObject **region, int *is_error) {
     *is_error = kind != GF_FRAME_RESULT;
     if (kind != GF_FRAME_RESULT && kind != GF_FRAME_ERROR) return build_in_python(kind, data, len, NULL);
     PyObject *value;
-    if (len < GF_UNPICKLE_IN_PLACE) {
+    if (mapped) {
+        if (*region == NULL && (*region = gf_region_new(data, len)) == NULL) return NULL;
+        value = shared_loader ? PyObject_CallOneArg(shared_loader, *region)
+                              : PyErr_Format(PyExc_RuntimeError, "gofutures: no outcome builder registered");
+        data = NULL, len = 0; /* what build_in_python gets below: the cause says it all */
+    } else if (len < GF_UNPICKLE_IN_PLACE) {
         PyObject *bytes = PyBytes_FromStringAndSize(data, len);
         value = bytes ? PyObject_CallOneArg(gf_pickle_loads, bytes) : NULL;
         Py_XDECREF(bytes);

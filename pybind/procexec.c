@@ -11,6 +11,8 @@
 #include "_cgo_export.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <limits.h>
 
 typedef struct {
     PyObject_HEAD
@@ -61,25 +63,34 @@ static PyObject *proc_broken_message(ProcObject *self, PyObject *Py_UNUSED(unuse
 }
 
 /* submit_limited: _submit_payload's work, with the task's own time limit
- * (0: the pool's). */
-static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long timeout_ns) {
-    REFUSE_IN_CHILD();
-    if (self->pool == 0) return PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
-    if (!PyBytes_Check(payload)) return PyErr_Format(PyExc_TypeError, "payload must be bytes");
+ * (0: the pool's) and the descriptor of the shared memory a big call's
+ * payload refers to (-1: none), which is the Go pool's from here on (closed
+ * here if the call goes no further). */
+static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long timeout_ns, int fd) {
+    PyObject *fut = NULL;
+    if (gf_refuse_in_child("this ProcessPoolExecutor") < 0) goto refused;
+    if (self->pool == 0) {
+        PyErr_Format(PyExc_RuntimeError, "ProcessPoolExecutor.__init__ was not called");
+        goto refused;
+    }
+    if (!PyBytes_Check(payload)) {
+        PyErr_Format(PyExc_TypeError, "payload must be bytes");
+        goto refused;
+    }
     gf_release_drain(); /* a submitter that never reads results must not pile references up */
-    PyObject *fut = gf_future_new(self->future_type);
-    if (fut == NULL) return NULL;
+    fut = gf_future_new(self->future_type);
+    if (fut == NULL) goto refused;
     Py_INCREF(fut); /* the Go pool's reference, returned by a delivery */
     int rc;
     Py_ssize_t n = PyBytes_GET_SIZE(payload);
     if (n < GF_BIG_SUBMIT) {
-        rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut, PyBytes_AS_STRING(payload), n, timeout_ns);
+        rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut, PyBytes_AS_STRING(payload), n, timeout_ns, fd);
     } else {
         /* Go copies the payload: other threads run meanwhile. Safe without
          * the GIL: payload is immutable and referenced by our caller, and
          * nobody else knows fut yet. */
         Py_BEGIN_ALLOW_THREADS
-        rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut, PyBytes_AS_STRING(payload), n, timeout_ns);
+        rc = gfProcSubmit(self->pool, ((FutureObject *)fut)->h, fut, PyBytes_AS_STRING(payload), n, timeout_ns, fd);
         Py_END_ALLOW_THREADS
     }
     if (rc == GF_SUBMIT_OK) return fut;
@@ -87,19 +98,34 @@ static PyObject *submit_limited(ProcObject *self, PyObject *payload, long long t
     Py_DECREF(fut);
     if (rc == GF_SUBMIT_SHUTDOWN) return PyErr_Format(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
     return PyLong_FromLong(rc); /* broken: Python raises with the message */
+refused:
+    if (fd >= 0) close(fd);
+    return NULL;
 }
 
 /* _submit_payload(payload) -> Future, or raises BrokenProcessPool (the
  * message comes from Python's hooks) / RuntimeError after shutdown. */
-static PyObject *proc_submit(ProcObject *self, PyObject *payload) { return submit_limited(self, payload, 0); }
+static PyObject *proc_submit(ProcObject *self, PyObject *payload) { return submit_limited(self, payload, 0, -1); }
 
-/* _submit_payload_limited(payload, timeout_ns): as _submit_payload, with a
- * time limit of this task's own (submit_with_timeout). */
+/* _submit_payload_limited(payload, timeout_ns[, fd]): as _submit_payload,
+ * with a time limit of this task's own (submit_with_timeout; 0: the
+ * pool's), and for a big call the descriptor of the shared memory its
+ * payload refers to (gofutures._bigpayload), which this call takes over. */
 static PyObject *proc_submit_limited(ProcObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "_submit_payload_limited(payload, timeout_ns)");
+    if (nargs != 2 && nargs != 3) return PyErr_Format(PyExc_TypeError, "_submit_payload_limited(payload, timeout_ns[, fd])");
+    int fd = -1;
+    if (nargs == 3) {
+        long v = PyLong_AsLong(args[2]);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        if (v < -1 || v > INT_MAX) return PyErr_Format(PyExc_ValueError, "not a file descriptor: %ld", v);
+        fd = (int)v;
+    }
     long long timeout_ns = PyLong_AsLongLong(args[1]);
-    if (timeout_ns == -1 && PyErr_Occurred()) return NULL;
-    return submit_limited(self, args[0], timeout_ns);
+    if (timeout_ns == -1 && PyErr_Occurred()) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    return submit_limited(self, args[0], timeout_ns, fd);
 }
 
 /* _kill_task(future) -> bool: if future's task is running in a worker,
@@ -196,7 +222,7 @@ static PyMethodDef proc_methods[] = {
     {"_bind", (PyCFunction)(void (*)(void))proc_bind, METH_FASTCALL, "_bind(pool_id, future_type, hooks)"},
     {"_submit_payload", (PyCFunction)proc_submit, METH_O, "_submit_payload(pickled call) -> Future"},
     {"_submit_payload_limited", (PyCFunction)(void (*)(void))proc_submit_limited, METH_FASTCALL,
-     "_submit_payload_limited(pickled call, timeout_ns) -> Future"},
+     "_submit_payload_limited(pickled call, timeout_ns[, shared memory fd]) -> Future"},
     {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
     {"_kill_task", (PyCFunction)proc_kill_task, METH_O, "_kill_task(future) -> whether its running task was killed"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},

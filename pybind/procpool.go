@@ -52,6 +52,11 @@ type processPool struct {
 
 	mu      sync.Mutex             // protects the fields below
 	futures map[uint64]*C.PyObject // strong refs of accepted tasks' futures, by task id
+	// shared: the descriptor of the shared memory that holds a big call's
+	// pickle (python/gofutures/_bigpayload.py), by task id, owned: the
+	// worker opens its own through /proc while it runs the call, so it is
+	// closed only when the task's outcome is known (take).
+	shared map[uint64]int
 	nextID  uint64
 	dropped []*C.PyObject // futures of tasks cancelled by shutdown, for C to cancel
 }
@@ -67,12 +72,18 @@ func lookupProc(id C.longlong) *processPool {
 	return procs[int64(id)]
 }
 
-// take removes and returns the future reference of task id.
+// take removes and returns the future reference of task id, and closes
+// the descriptor of its big call, if any: every end of a task (its
+// outcome's delivery, its cancel at shutdown, a refused submit) comes here.
 func (p *processPool) take(id uint64) *C.PyObject {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f := p.futures[id]
 	delete(p.futures, id)
+	if fd, ok := p.shared[id]; ok {
+		delete(p.shared, id)
+		syscall.Close(fd)
+	}
 	return f
 }
 
@@ -84,21 +95,26 @@ func (p *processPool) take(id uint64) *C.PyObject {
 // without the GIL (park); the reader builds it when asked. Any other goes
 // to the results worker, which builds it and completes the future with the
 // GIL, telling its waiters and running its callbacks.
-func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte) {
+//
+// A shared outcome (mapped: data maps a worker's shared memory, see
+// gofutures/procshared.go) is handed on as it is, never copied: C unpickles
+// it in place and unmaps it when done (outcome.c, region.c).
+func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte, mapped bool) {
 	fut := p.take(t.ID)
 	if fut == nil {
+		if mapped {
+			core.ReleaseShared(data)
+		}
 		return
 	}
-	if parkable(kind) && p.park(t, fut, kind, data) {
+	if parkable(kind) && p.park(t, fut, kind, data, mapped) {
 		return
 	}
 	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
 	job.what = C.GF_JOB_DELIVER
 	job.future = fut // the job takes over the reference
 	job.kind = kind
-	if len(data) > 0 {
-		job.data = (*C.char)(C.CBytes(data))
-	}
+	job.data, job.mapped = outcomeBytes(data, mapped)
 	job.len = C.Py_ssize_t(len(data))
 	// The results pool is shut down only after this pool has joined, so the
 	// submit cannot fail.
@@ -112,13 +128,25 @@ func parkable(kind C.int) bool {
 	return kind != C.GF_DELIVER_CANCELLED && kind != C.GF_DELIVER_KILLED
 }
 
+// outcomeBytes: data as C keeps it, with its mapped flag: a mapping as it
+// is, anything else copied to malloc'd memory (NULL if empty).
+func outcomeBytes(data []byte, mapped bool) (*C.char, C.int) {
+	switch {
+	case mapped:
+		return (*C.char)(unsafe.Pointer(unsafe.SliceData(data))), 1
+	case len(data) > 0:
+		return (*C.char)(C.CBytes(data)), 0
+	}
+	return nil, 0
+}
+
 // Completed implements core.ProcessSink.
-func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []byte) {
-	p.deliver(t, C.int(kind), data) // FrameResult and FrameError are GF_FRAME_RESULT and _ERROR
+func (p *processPool) Completed(t *core.ProcTask, kind core.FrameKind, data []byte, shared bool) {
+	p.deliver(t, C.int(kind), data, shared) // FrameResult and FrameError are GF_FRAME_RESULT and _ERROR
 }
 
 // Cancelled implements core.ProcessSink.
-func (p *processPool) Cancelled(t *core.ProcTask) { p.deliver(t, C.GF_DELIVER_CANCELLED, nil) }
+func (p *processPool) Cancelled(t *core.ProcTask) { p.deliver(t, C.GF_DELIVER_CANCELLED, nil, false) }
 
 // drainEvery bounds how many parked futures' references wait for a drain:
 // Python threads drain as they read results, submit or shut down, and the
@@ -130,15 +158,19 @@ const drainEvery = 512
 // on demand, unless the future is observed (or already done); it reports
 // whether it did. On success the reference fut is C's (gf_future_park);
 // otherwise the caller still owns it.
-func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte) bool {
-	raw := C.malloc(C.size_t(len(data) + 1)) // +1: never malloc(0)
-	copy(unsafe.Slice((*byte)(raw), len(data)), data)
+func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte, mapped bool) bool {
+	raw, isMapped := outcomeBytes(data, mapped)
+	if raw == nil {
+		raw = (*C.char)(C.malloc(1)) // a parked outcome is never NULL: NULL means none
+	}
 	var parked C.long
 	if !t.Future.FinishUnobserved(kind != C.GF_FRAME_RESULT, func() {
-		parked = C.gf_future_park(fut, (*C.char)(raw), C.Py_ssize_t(len(data)), kind)
+		parked = C.gf_future_park(fut, raw, C.Py_ssize_t(len(data)), kind, isMapped)
 	}) {
-		C.free(raw)
-		return false
+		if isMapped == 0 {
+			C.free(unsafe.Pointer(raw))
+		}
+		return false // the mapping stays the caller's
 	}
 	p.undrained.Store(true)
 	if parked%drainEvery == 0 {
@@ -181,7 +213,11 @@ func (p *processPool) Failed(t *core.ProcTask, err error) {
 	var kind C.int = C.GF_DELIVER_KILLED
 	var died *core.WorkerDied
 	var timeout *core.TaskTimeout
+	var unreadable *core.AnswerUnreadable
 	switch {
+	case errors.As(err, &unreadable):
+		p.deliver(t, C.GF_DELIVER_UNREADABLE, []byte(err.Error()), false)
+		return
 	case errors.As(err, &died):
 		kind = C.GF_DELIVER_DIED
 		h.PID, h.ExitCode, h.Starting = died.PID, died.ExitCode, died.Starting
@@ -194,13 +230,13 @@ func (p *processPool) Failed(t *core.ProcTask, err error) {
 	}
 	header, _ := json.Marshal(h) // cannot fail: plain fields
 	data := append(append(header, '\n'), t.Payload...)
-	p.deliver(t, kind, data)
+	p.deliver(t, kind, data, false)
 }
 
 // Broken implements core.ProcessSink.
 func (p *processPool) Broken(err error, tasks []*core.ProcTask) {
 	for _, t := range tasks {
-		p.deliver(t, C.GF_DELIVER_BROKEN, []byte(err.Error()))
+		p.deliver(t, C.GF_DELIVER_BROKEN, []byte(err.Error()), false)
 	}
 }
 
@@ -218,7 +254,7 @@ func newProcessPool(cfg ProcessPoolConfig) (*processPool, error) {
 		}
 		return nil, err
 	}
-	p := &processPool{futures: map[uint64]*C.PyObject{}}
+	p := &processPool{futures: map[uint64]*C.PyObject{}, shared: map[uint64]int{}}
 	results, err := newThreadPool(1, core.ThreadPoolOptions{Name: "ProcessPoolResults"})
 	if err != nil {
 		return fail(err)
@@ -276,10 +312,16 @@ func gfProcBind(id C.longlong, hooks *C.PyObject) C.int {
 }
 
 //export gfProcSubmit
+//
+// sharedFd: the descriptor of the shared memory data refers to (a big
+// call), which the pool owns from here on whatever the answer, or -1.
 func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t,
-	timeoutNs C.longlong) C.int {
+	timeoutNs C.longlong, sharedFd C.int) C.int {
 	p := lookupProc(id)
 	if p == nil {
+		if sharedFd >= 0 {
+			syscall.Close(int(sharedFd))
+		}
 		return submitUnknown
 	}
 	p.mu.Lock()
@@ -287,6 +329,9 @@ func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, 
 	t := &core.ProcTask{ID: p.nextID, Future: future(fh), Payload: C.GoBytes(unsafe.Pointer(data), C.int(n)),
 		Timeout: time.Duration(timeoutNs)}
 	p.futures[t.ID] = fut
+	if sharedFd >= 0 {
+		p.shared[t.ID] = int(sharedFd)
+	}
 	p.mu.Unlock()
 	err := p.core.Submit(t)
 	if err == nil {

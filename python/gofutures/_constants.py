@@ -11,6 +11,7 @@ FRAME_ERROR = 4
 FRAME_READY = 5
 FRAME_EXIT = 6
 FRAME_HAND_BACK = 7
+FRAME_ACK = 8
 
 # Delivery kinds of a process-pool outcome besides FRAME_RESULT and FRAME_ERROR (gofutures/constants.go).
 DELIVER_BROKEN = 100
@@ -18,6 +19,7 @@ DELIVER_DIED = 101
 DELIVER_TIMEOUT = 102
 DELIVER_KILLED = 103
 DELIVER_CANCELLED = 104
+DELIVER_UNREADABLE = 105
 
 # Future states (gofutures/state.go), in the stdlib's order.
 STATE_PENDING = 0
@@ -43,6 +45,7 @@ FIRST_FD = 5
 ZYGOTE_MAX_FDS = 250
 HAND_BACK_AFTER = 0.02  # seconds
 WORKER_NUMBER_ENV = "GOFUTURES_WORKER"
+SHARED_MAGIC = "GFSHM"
 
 # How long one blocking wait lasts before Ctrl-C is checked (gofutures/constants.go).
 WAIT_SLICE = 0.05  # seconds

@@ -16,7 +16,8 @@ import reprlib
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool
 
-from ._constants import DELIVER_BROKEN, DELIVER_DIED, DELIVER_TIMEOUT
+from . import _bigpayload
+from ._constants import DELIVER_BROKEN, DELIVER_DIED, DELIVER_TIMEOUT, DELIVER_UNREADABLE
 from ._procerrors import TaskTimeoutError, WorkerDiedError
 
 
@@ -29,13 +30,18 @@ def build(kind, data, cause):
         return broken(data.decode("utf-8", "replace"))
     if kind in (DELIVER_DIED, DELIVER_TIMEOUT):
         return failed_alone(kind, data)
+    if kind == DELIVER_UNREADABLE:
+        return BrokenProcessPool(data.decode("utf-8", "replace") + " (only this call failed; the pool goes on)")
     raise ValueError("gofutures: no outcome of kind %r to build" % (kind,))
 
 
 def unpicklable(exc):
     """The BrokenProcessPool a call fails with when its outcome came back
     from its worker but unpickling it here raised exc: only that call
-    fails, where the stdlib's pool breaks."""
+    fails, where the stdlib's pool breaks. A MemoryError is the call's
+    exception itself (an outcome too big for this process)."""
+    if isinstance(exc, MemoryError):
+        return exc
     error = BrokenProcessPool(
         "the outcome of this call came back from its worker but could not be "
         "unpickled here: %s: %s" % (type(exc).__name__, exc)
@@ -97,6 +103,8 @@ def failed_alone(kind, data):
 
 def _describe(call):
     """fn(args...) of a pickled call, shortened; only read when it failed."""
+    if _bigpayload.is_reference(call):  # its pickle was in shared memory, gone by now
+        return "%s(<a big call's arguments>)" % _bigpayload.describe(call)
     try:
         fn, args, kwargs, chunked = pickle.loads(call)
     except BaseException as exc:

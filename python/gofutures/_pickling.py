@@ -12,6 +12,8 @@ by reference.
 import pickle
 import sys
 
+from . import _bigpayload
+
 try:
     import cloudpickle
 except ImportError:  # pragma: no cover - cloudpickle is a dependency
@@ -34,13 +36,15 @@ def needs_value(obj):
 
 
 def dumps(obj, fn=None):
-    """Pickle obj; fn (the called function) decides up front whether plain
-    pickle can be trusted. Falls back to cloudpickle when plain pickle fails."""
+    """Pickle obj (protocol 5) into a _bigpayload.Pickled, for
+    _bigpayload.encode; fn (the called function) decides up front whether
+    plain pickle can be trusted. Falls back to cloudpickle when plain
+    pickle fails."""
     if cloudpickle is not None and fn is not None and needs_value(fn):
-        return cloudpickle.dumps(obj)
+        return _bigpayload.dump(obj, cloudpickle.Pickler)
     try:
-        return pickle.dumps(obj)
+        return _bigpayload.dump(obj)
     except (pickle.PicklingError, AttributeError, TypeError):
         if cloudpickle is None:
             raise
-        return cloudpickle.dumps(obj)
+        return _bigpayload.dump(obj, cloudpickle.Pickler)

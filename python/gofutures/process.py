@@ -64,7 +64,7 @@ import time
 from concurrent.futures import process as _std_process
 from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback  # noqa: F401
 
-from . import _base, _childstart, _fork, _outcome, _pickling, _progress, _spawning
+from . import _base, _bigpayload, _childstart, _fork, _outcome, _pickling, _progress, _spawning
 from ._child import worker as _worker
 from ._core import cold, go, hot
 from ._fork import forked_child as _forked_child
@@ -73,7 +73,7 @@ from .thread import _join
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
-hot.set_outcome_builder(_outcome.build)
+hot.set_outcome_builder(_outcome.build, _bigpayload.loads)
 
 
 def _python_exit():
@@ -311,7 +311,10 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
                 raise self._broken_error()
             raise RuntimeError("cannot schedule new futures after shutdown")
         try:
-            payload = _pickling.dumps((fn, args, kwargs, chunked), fn)
+            # A big call's payload is a reference to the shared memory
+            # behind fd (_bigpayload), which the Go pool owns once given.
+            pickled = _pickling.dumps((fn, args, kwargs, chunked), fn)
+            payload, fd = _bigpayload.encode(pickled, fn) if pickled.big() else (pickled.joined(), -1)
         except Exception as exc:
             # Only this call fails, with the pickling error.
             self._forked_at_first_submit()
@@ -319,7 +322,9 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
             future.set_running_or_notify_cancel()
             future.set_exception(exc)
             return future
-        if timeout_ns:
+        if fd >= 0:
+            future = self._submit_payload_limited(payload, timeout_ns, fd)
+        elif timeout_ns:
             future = self._submit_payload_limited(payload, timeout_ns)
         else:
             future = self._submit_payload(payload)

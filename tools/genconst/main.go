@@ -54,6 +54,7 @@ func groups() []group {
 			{"FRAME_READY", core.FrameReady},
 			{"FRAME_EXIT", core.FrameExit},
 			{"FRAME_HAND_BACK", core.FrameHandBack},
+			{"FRAME_ACK", core.FrameAck},
 		}},
 		{"Delivery kinds of a process-pool outcome besides FRAME_RESULT and FRAME_ERROR (gofutures/constants.go).", []constant{
 			{"DELIVER_BROKEN", core.DeliverBroken},
@@ -61,6 +62,7 @@ func groups() []group {
 			{"DELIVER_TIMEOUT", core.DeliverTimeout},
 			{"DELIVER_KILLED", core.DeliverKilled},
 			{"DELIVER_CANCELLED", core.DeliverCancelled},
+			{"DELIVER_UNREADABLE", core.DeliverUnreadable},
 		}},
 		states,
 		{"Wait modes (gofutures/completions.go), the stdlib's return_when.", []constant{
@@ -80,6 +82,7 @@ func groups() []group {
 			{"ZYGOTE_MAX_FDS", core.ZygoteMaxFDs},
 			{"HAND_BACK_AFTER", core.HandBackAfter},
 			{"WORKER_NUMBER_ENV", core.WorkerNumberEnv},
+			{"SHARED_MAGIC", core.SharedMagic},
 		}},
 		{"How long one blocking wait lasts before Ctrl-C is checked (gofutures/constants.go).", []constant{
 			{"WAIT_SLICE", core.WaitSlice},

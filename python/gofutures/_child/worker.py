@@ -30,20 +30,24 @@ import time
 import traceback
 
 
-def _load_constants():
+def _load_sibling(name):
+    """The package's module name (a plain-Python one that imports nothing of
+    the package), loaded by path."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # _child's parent
-    path = os.path.join(package, "_constants.py")
-    spec = importlib.util.spec_from_file_location("gofutures_constants", path)
+    path = os.path.join(package, name + ".py")
+    spec = importlib.util.spec_from_file_location("gofutures_child" + name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_constants = _load_constants()
+_constants = _load_sibling("_constants")
+# Big calls and answers travel in shared memory (gofutures/_bigpayload.py).
+_big = _load_sibling("_bigpayload")
 # Frame kinds (gofutures/wire.go).
 INIT, TASK, RESULT = _constants.FRAME_INIT, _constants.FRAME_TASK, _constants.FRAME_RESULT
 ERROR, READY = _constants.FRAME_ERROR, _constants.FRAME_READY
-EXIT, HANDBACK = _constants.FRAME_EXIT, _constants.FRAME_HAND_BACK
+EXIT, HANDBACK, ACK = _constants.FRAME_EXIT, _constants.FRAME_HAND_BACK, _constants.FRAME_ACK
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
 _ID = struct.Struct(">Q")
 
@@ -152,7 +156,8 @@ class _TaskPipe:
     def _split(self, data, view):
         """Appends the complete frames at the start of data (view: the same
         bytes, sliced for each frame's data) to _frames; returns where the
-        first incomplete one starts."""
+        first incomplete one starts. An ACK is done at once, not queued
+        (the supervisor mapped an answer: its descriptor can go)."""
         size, start = len(data), 0
         unpack, append = _HEAD.unpack_from, self._frames.append
         while size - start >= 13:  # _HEAD.size
@@ -160,7 +165,10 @@ class _TaskPipe:
             end = start + 4 + length
             if end > size:
                 break
-            append((kind, task_id, bytes(view[start + 13 : end])))
+            if kind == ACK:
+                _big.release(task_id)
+            else:
+                append((kind, task_id, bytes(view[start + 13 : end])))
             start = end
         return start
 
@@ -198,20 +206,26 @@ class _TaskPipe:
 
 
 def _dumps(obj):
-    """Pickle a result or an exception for the parent. Plain pickle sends
-    classes by name; a class that came here by value (defined in a notebook
-    or a function) has no name to import, so cloudpickle sends it back by
-    value, and the parent gets its own class again (cloudpickle tracks
-    classes it sent by an id)."""
+    """Pickle a result or an exception for the parent: the payload of its
+    frame, the pickle itself or, for a big one, a reference to the shared
+    memory that holds it (kept open until the supervisor's ACK). Plain
+    pickle sends classes by name; a class that came here by value (defined
+    in a notebook or a function) has no name to import, so cloudpickle
+    sends it back by value, and the parent gets its own class again
+    (cloudpickle tracks classes it sent by an id)."""
     try:
-        return pickle.dumps(obj)
+        pickled = _big.dump(obj)
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         try:
             import cloudpickle
 
-            return cloudpickle.dumps(obj)
+            pickled = _big.dump(obj, cloudpickle.Pickler)
         except Exception:
             raise exc from None
+    data, fd = _big.encode(pickled)
+    if fd >= 0:
+        _big.answered(fd)
+    return data
 
 
 def _error(exc):
@@ -423,7 +437,12 @@ def _serve(tasks, out, initializer, initargs):
 def _run(task_id, data):
     """Runs the task data; returns its answer (kind, task_id, payload)."""
     try:
-        fn, args, kwargs, chunked = pickle.loads(data)
+        if _big.is_reference(data):  # mapped as long as the arguments live
+            fn, args, kwargs, chunked = _big.loads(_big.open_reference(data))
+        else:
+            fn, args, kwargs, chunked = pickle.loads(data)
+    except MemoryError as exc:  # this call's, not the pool's
+        return ERROR, task_id, _error(exc)
     except BaseException as exc:
         return ERROR, task_id, _error(_unpickling_failed(exc))
     try:
