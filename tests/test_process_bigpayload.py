@@ -36,17 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
 
 import gofutures
-
-try:
-    from gofutures._bigpayload import THRESHOLD
-except ImportError:  # before the memfd transport exists: its documented value
-    THRESHOLD = 256 << 10
+from gofutures._bigpayload import THRESHOLD
 
 TIMEOUT = 120
 MIB = 1 << 20
@@ -510,7 +507,8 @@ def child_killed_holding(context, survive, flag_dir):
 
 def child_unread_result_released(context):
     """A 64 MiB result never read, read, or observed by a callback, then its
-    future dropped: counts before, while held, and after, for each."""
+    future dropped (the pool idle, nothing else submitted): counts before,
+    while held, and after, for each, and whether the future was freed."""
     ctx = multiprocessing.get_context(context)
     _warm_up(ctx)
     report = {}
@@ -525,8 +523,10 @@ def child_unread_result_released(context):
             if how == "read":
                 f.result(timeout=TIMEOUT).sum()  # touch every page
             held = _counts()
+            alive = weakref.ref(f)
             del f
-            report[how] = {"before": before, "held": held, "after": _settled_counts()}
+            after = _settled_counts()
+            report[how] = {"before": before, "held": held, "after": after, "freed": alive() is None}
     return report
 
 
@@ -604,9 +604,10 @@ def test_worker_killed_holding_big_buffers_leaks_nothing(subprocess_env, context
 def test_dropped_future_releases_its_big_result(subprocess_env, context):
     report = _in_child(subprocess_env, "child_unread_result_released", context)
     for how, r in report.items():
+        assert r["freed"], ("nothing of the user's holds the future, yet it lives on", how, report)
         _assert_came_back(r["before"], r["after"])
         # 64 MiB held, then given back (16 MiB of slack for the allocator).
-        assert r["after"]["rss_kib"] <= r["before"]["rss_kib"] + 16 * 1024, (how, r)
+        assert r["after"]["rss_kib"] <= r["before"]["rss_kib"] + 16 * 1024, (how, report)
 
 
 @pytest.mark.parametrize("context", ["spawn", "fork"])
