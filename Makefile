@@ -90,7 +90,15 @@ cpython-suite-%: install-%
 
 bench: $(addprefix bench-,$(BENCH_VERSIONS))
 
+# bench_extra(X.Y): the requirements of pyproject.toml's bench extra (numpy,
+# loky, Pebble), installed one at a time: a comparison library that does not
+# install on a version only loses its rows (pip install '.[bench]' would also
+# rebuild the package).
+bench_extra = $(call vpython,$(1)) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench'])"
+
 bench-%: install-%
+	for req in $$($(call in_root,$*)$(call bench_extra,$*)); do \
+		$(call in_root,$*)$(call vpython,$*) -m pip install -q "$$req" || echo "bench: $$req does not install on $*"; done
 	$(call in_root,$*)$(call vpython,$*) bench/bench.py --json bench-results-$*.json
 
 # The typed API (python/gofutures/*.pyi): a typed user's program passes

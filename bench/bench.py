@@ -5,7 +5,11 @@ Usage: python bench/bench.py [--rounds N] [--json FILE] [--only 1,2,...]
 Each scenario runs for the stdlib and for gofutures alternately, --rounds
 times; the table shows both medians and the ratio gofutures / stdlib (below
 1 is faster). Scenario 9 measures peak memory in child processes instead;
-scenarios 10-12 (Python 3.14+) run InterpreterPoolExecutor.
+scenarios 10-12 (Python 3.14+) run InterpreterPoolExecutor. Scenarios 13-17
+send big payloads (16 MiB = 16 << 20 bytes each; GB/s counts 10**9 bytes)
+and add rows for loky and Pebble where they are installed (make bench
+installs them: pyproject.toml's bench extra); 17 compares the cost per MB of
+a 64 MiB call with a 1 MiB call's, and a 1 GB result's peak memory.
 This is a benchmark: it asserts nothing.
 """
 import argparse
@@ -21,6 +25,11 @@ import sys
 import time
 
 import gofutures
+
+try:
+    import numpy as np
+except ImportError:  # the bench extra has it; without it 15-17 are skipped
+    np = None
 
 LIBS = {"stdlib": concurrent.futures, "gofutures": gofutures}
 
@@ -79,14 +88,26 @@ def thread_as_completed(cf, n=50_000):
 
 
 @contextlib.contextmanager
-def _warm_pool(cf):
-    """A 2-worker process pool with both workers up before the clock starts."""
-    ex = cf.ProcessPoolExecutor(2)
+def _warm_pool(cf, make_pool=None, warm_item=None):
+    """A 2-worker process pool (cf's, or make_pool(2)) with both workers up
+    before the clock starts; warm_item, if given, is what each worker gets
+    first (so that it imports what the timed calls need)."""
+    ex = (make_pool or cf.ProcessPoolExecutor)(2)
     try:
-        list(ex.map(identity, range(4)))
+        if make_pool is None:
+            list(ex.map(identity, range(4)))
+        else:
+            for f in [ex.submit(_sleep_then, warm_item) for _ in range(4)]:
+                f.result()
         yield ex
     finally:
         ex.shutdown()
+
+
+def _sleep_then(x, seconds=0.05):
+    # Long enough that the 4 warm-up calls reach both workers.
+    time.sleep(seconds)
+    return x
 
 
 def timed_map(warm_pool, fn, items):
@@ -161,6 +182,123 @@ def interpreter_start(cf):
     return pool_start(cf.InterpreterPoolExecutor)
 
 
+# ------------------------------------------------------------ scenarios 13-17: big payloads
+# Each takes a pool maker (make(2) -> an executor with submit() and
+# shutdown()), so that loky's and Pebble's pools run them too.
+
+BIG = 16 << 20
+BIG_CALLS = 32
+
+
+class PebblePool:
+    """pebble.ProcessPool behind the executor methods the scenarios use."""
+
+    def __init__(self, workers):
+        import pebble
+
+        self._pool = pebble.ProcessPool(max_workers=workers)
+
+    def submit(self, fn, *args):
+        return self._pool.schedule(fn, args=args)
+
+    def shutdown(self):
+        self._pool.close()
+        self._pool.join()
+
+
+def _pool_makers():
+    """{name: make(workers)} of the process pools this Python can run."""
+    makers = {"stdlib": concurrent.futures.ProcessPoolExecutor, "gofutures": gofutures.ProcessPoolExecutor}
+    try:
+        import loky
+
+        makers["loky"] = loky.ProcessPoolExecutor
+    except ImportError:
+        pass
+    try:
+        import pebble  # noqa: F401
+
+        makers["pebble"] = PebblePool
+    except ImportError:
+        pass
+    return makers
+
+
+def length(data):
+    return len(data)
+
+
+def make_bytes(n):
+    return b"\x01" * n
+
+
+def make_array(n):
+    return np.full(n // 8, 1.5)
+
+
+def first_item(array):
+    return float(array[0])
+
+
+def timed_calls(make_pool, fn, items, warm_item=None):
+    """Time of submitting fn over items, then reading every result, on a
+    warmed pool."""
+    with _warm_pool(None, make_pool, warm_item) as ex:
+        t = time.perf_counter()
+        for f in [ex.submit(fn, item) for item in items]:
+            f.result()
+        return time.perf_counter() - t
+
+
+def big_arguments(make_pool):
+    return timed_calls(make_pool, length, [make_bytes(BIG)] * BIG_CALLS)
+
+
+def big_results(make_pool):
+    return timed_calls(make_pool, make_bytes, [BIG] * BIG_CALLS)
+
+
+def big_array_results(make_pool):
+    return timed_calls(make_pool, make_array, [BIG] * BIG_CALLS, warm_item=make_array(8))
+
+
+def big_array_arguments(make_pool):
+    return timed_calls(make_pool, first_item, [make_array(BIG)] * BIG_CALLS, warm_item=make_array(8))
+
+
+def linearity(make_pool, small=1 << 20, large=64 << 20, small_calls=16, rounds=3):
+    """Cost per byte of one large call over that of one small call, for
+    bytes arguments and bytes results (1.0: linear; more: the large call
+    costs more per byte). Each cost is the best of rounds."""
+    with _warm_pool(None, make_pool) as ex:
+
+        def per_byte(fn, item, size, calls):
+            best = float("inf")
+            for _ in range(rounds):
+                t = time.perf_counter()
+                for _ in range(calls):
+                    ex.submit(fn, item).result()
+                best = min(best, (time.perf_counter() - t) / calls / size)
+            return best
+
+        big_arg, small_arg = make_bytes(large), make_bytes(small)
+        return {
+            "arguments": per_byte(length, big_arg, large, 1) / per_byte(length, small_arg, small, small_calls),
+            "results": per_byte(make_bytes, large, large, 1) / per_byte(make_bytes, small, small, small_calls),
+        }
+
+
+BIG_SCENARIOS = [
+    (13, "processes: 32 x 16 MiB bytes arguments", big_arguments, BIG * BIG_CALLS),
+    (14, "processes: 32 x 16 MiB bytes results", big_results, BIG * BIG_CALLS),
+]
+if np is not None:
+    BIG_SCENARIOS += [
+        (15, "processes: 32 x 16 MiB numpy results", big_array_results, BIG * BIG_CALLS),
+        (16, "processes: 32 x 16 MiB numpy arguments", big_array_arguments, BIG * BIG_CALLS),
+    ]
+
+
 SCENARIOS = [
     (1, "Future round trip x100k", future_round_trip),
     (2, "threads: submit+result x50k, 4 workers", thread_submit_result),
@@ -212,10 +350,31 @@ def _peak_kib():
 
 
 def peak_rss(lib, n, buffersize):
-    out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--rss-child", lib, str(n), str(buffersize)],
-        capture_output=True, text=True, check=True, timeout=1800).stdout
-    return json.loads(out.strip().splitlines()[-1])["peak_mib"]
+    return _child_figures("--rss-child", lib, str(n), str(buffersize))["peak_mib"]
+
+
+def _child_figures(*args):
+    """What this script prints last (JSON) when run with args."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
+                         capture_output=True, text=True, check=True, timeout=1800).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def big_result_child(lib, size=1 << 30):
+    """Runs in a child process: one numpy result of size bytes from a warm
+    2-worker pool of lib, every page of it read; report RSS before the call
+    and the peak."""
+    with _warm_pool(None, _pool_makers()[lib], make_array(8)) as ex:
+        base = _rss_kib()
+        result = ex.submit(make_array, size).result()
+        result.sum()
+        del result
+    print(json.dumps({"base_mib": base / 1024, "peak_mib": _peak_kib() / 1024}))
+
+
+def _rss_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 # ------------------------------------------------------------ the run
@@ -253,8 +412,82 @@ def run(rounds, only):
         results.append({"scenario": 9, "name": "lazy map peak RSS", "gofutures_10M_buffersize_1000_mib": go,
                         "stdlib_eager_1M_mib": std})
         print("%-48s %10.0fM %10.0fM" % ("map peak RSS: stdlib eager 1M | ours 10M lazy", std, go))
+    makers = _pool_makers()
+    for number, name, fn, nbytes in BIG_SCENARIOS:
+        if not only or number in only:
+            results.append(_run_big(number, name, fn, nbytes, makers, rounds))
+    if np is not None and (not only or 17 in only):
+        results += _run_linearity(makers, rounds)
     print("(ratio = gofutures / stdlib; below 1 is faster)")
     return results
+
+
+def _run_samples(makers, fn, rounds):
+    """{lib: [fn(make) per round]}, the libraries alternating; a comparison
+    library that fails (loky or Pebble on a Python they do not support) is
+    left out with a note."""
+    samples = {lib: [] for lib in makers}
+    for _ in range(rounds):
+        for lib in list(samples):
+            try:
+                samples[lib].append(fn(makers[lib]))
+            except Exception as exc:
+                if lib in LIBS:
+                    raise
+                print("  (%s left out: %s: %s)" % (lib, type(exc).__name__, exc))
+                del samples[lib]
+    return samples
+
+
+def _run_big(number, name, fn, nbytes, makers, rounds):
+    """One of scenarios 13-16: seconds, ratio and GB/s for each library."""
+    seconds = {lib: statistics.median(s) for lib, s in _run_samples(makers, fn, rounds).items()}
+    std, ours = seconds["stdlib"], seconds["gofutures"]
+    row = {"scenario": number, "name": name, "stdlib_s": std, "gofutures_s": ours, "ratio": ours / std,
+           "rounds": rounds, "payload_bytes": nbytes}
+    for lib, sec in seconds.items():
+        row["%s_s" % lib] = sec
+        row["%s_gbps" % lib] = nbytes / sec / 1e9
+    print("%-48s %10.4fs %10.4fs %7.3f  %5.2f | %5.2f GB/s" % (
+        name[:48], std, ours, row["ratio"], row["stdlib_gbps"], row["gofutures_gbps"]))
+    for lib in [lib for lib in seconds if lib not in LIBS]:
+        row["%s_ratio" % lib] = seconds[lib] / std
+        print("%-48s %11s %10.4fs %7.3f  %13.2f GB/s" % ("  " + lib, "", seconds[lib], seconds[lib] / std,
+                                                          row["%s_gbps" % lib]))
+    return row
+
+
+def _run_linearity(makers, rounds):
+    """Scenario 17: the cost-per-byte factors of each library (median of
+    rounds), and the peak RSS of one 1 GB numpy result, measured in a child."""
+    samples = _run_samples(makers, linearity, rounds)
+    rows = []
+    for direction in ("arguments", "results"):
+        factors = {lib: statistics.median(s[direction] for s in runs) for lib, runs in samples.items()}
+        rows.append({"scenario": 17, "name": "linearity, %s: per-MB cost 64 MiB / 1 MiB" % direction,
+                     **{"%s_factor" % lib: f for lib, f in factors.items()}})
+        _print_per_lib("linearity %s: per MB 64 MiB / 1 MiB" % direction, factors, "%10.2fx")
+    peaks = {}
+    for lib in samples:
+        try:
+            peaks[lib] = _child_figures("--big-result-child", lib)
+        except subprocess.CalledProcessError as exc:
+            if lib in LIBS:
+                raise
+            print("  (%s left out: %s)" % (lib, exc.stderr.strip().splitlines()[-1:]))
+    rows.append({"scenario": 17, "name": "1 GB numpy result: parent peak RSS",
+                 **{"%s_peak_mib" % lib: p["peak_mib"] for lib, p in peaks.items()},
+                 **{"%s_base_mib" % lib: p["base_mib"] for lib, p in peaks.items()}})
+    _print_per_lib("1 GB numpy result: parent peak RSS", {lib: p["peak_mib"] for lib, p in peaks.items()},
+                   "%10.0fM")
+    return rows
+
+
+def _print_per_lib(name, figures, fmt):
+    """stdlib's and gofutures' figures on the row, then one row per other library."""
+    print("%-48s %s %s" % (name[:48], fmt % figures["stdlib"], fmt % figures["gofutures"]))
+    for lib in [lib for lib in figures if lib not in LIBS]:
+        print("%-48s %11s %s" % ("  " + lib, "", fmt % figures[lib]))
 
 
 def _medians(samples):
@@ -272,10 +505,14 @@ def main():
     parser.add_argument("--json", help="also write the table here")
     parser.add_argument("--only", help="comma-separated scenario numbers")
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--big-result-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         lib, n, buffersize = args.rss_child
         lazy_map_child(lib, int(n), int(buffersize))
+        return
+    if args.big_result_child:
+        big_result_child(args.big_result_child)
         return
     only = {int(x) for x in args.only.split(",")} if args.only else set()
     results = run(args.rounds, only)
