@@ -215,6 +215,32 @@ def _ones(megabytes):
     return np.ones(megabytes * MIB // 8)
 
 
+def _refuse_load(payload):
+    raise RuntimeError("refusing to be unpickled (%d bytes)" % len(payload))
+
+
+class Refusing:
+    """Pickles with a big payload, but cannot be unpickled anywhere."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __reduce__(self):
+        return _refuse_load, (self.payload,)
+
+
+def _make_refusing(size):
+    return Refusing(_pattern(size))
+
+
+def _wait_for_file(path):
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.01)
+
+
 def _hold(value, flag_path):
     """Keep value (a big argument) until killed; flag_path says who holds it."""
     with open(flag_path + ".tmp", "w") as f:
@@ -465,13 +491,23 @@ def child_many_calls(context, calls):
     }
 
 
-def child_killed_holding(context, survive, flag_dir):
-    """A worker SIGKILLed while it holds a big argument; then one killed after
-    returning a big result the parent has not read yet, while it runs the
-    next call. Counts before and after."""
+def child_counted(scenario, context, *args):
+    """scenario(ctx, *args) run twice, counted around the second run: what
+    the first made once (threads, allocator arenas) is no leak; a leak per
+    call or per worker shows again. Its outcome and the counts."""
     ctx = multiprocessing.get_context(context)
     _warm_up(ctx)
+    globals()[scenario](ctx, *args)
     before = _settled_counts()
+    outcome = globals()[scenario](ctx, *args)
+    return {"before": before, "after": _settled_counts(), "outcome": outcome}
+
+
+def killed_holding(ctx, survive, flag_dir):
+    """A worker SIGKILLed while it holds a big argument; then one killed after
+    returning a big result the parent has not read yet, while it runs the
+    next call. The calls' exceptions."""
+    flag_dir = tempfile.mkdtemp(dir=flag_dir)
     errors = []
 
     def kill_holder(ex, value, name):
@@ -501,8 +537,37 @@ def child_killed_holding(context, survive, flag_dir):
     if survive:
         assert ex.submit(_length, _pattern(THRESHOLD)).result(timeout=TIMEOUT) == THRESHOLD
     ex.shutdown()
-    del read_later, never_read, ex
-    return {"before": before, "after": _settled_counts(), "errors": errors}
+    return errors
+
+
+def failed_and_cancelled(ctx, flag_dir):
+    """Big calls that end without a normal result: an argument or a result
+    that cannot be unpickled, calls cancelled while queued, a shutdown that
+    cancels queued big calls. Their outcomes."""
+    flag_dir = tempfile.mkdtemp(dir=flag_dir)
+    outcomes = {}
+
+    def queue_behind_a_blocked_worker(ex, name):
+        flag = os.path.join(flag_dir, name)
+        blocker = ex.submit(_wait_for_file, flag)
+        return flag, blocker, [ex.submit(_length, _pattern(MIB)) for _ in range(20)]
+
+    with gofutures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        exc = ex.submit(_echo, Refusing(_pattern(4 * MIB))).exception(timeout=TIMEOUT)
+        outcomes["argument refused"] = type(exc).__name__
+        outcomes["result refused"] = type(ex.submit(_make_refusing, 4 * MIB).exception(timeout=TIMEOUT)).__name__
+        flag, blocker, queued = queue_behind_a_blocked_worker(ex, "cancel")
+        outcomes["cancelled"] = sum(f.cancel() for f in queued)
+        open(flag, "w").close()
+        blocker.result(timeout=TIMEOUT)
+        outcomes["after"] = ex.submit(_length, _pattern(THRESHOLD)).result(timeout=TIMEOUT)
+    ex = gofutures.ProcessPoolExecutor(1, mp_context=ctx)
+    flag, blocker, queued = queue_behind_a_blocked_worker(ex, "shutdown")
+    ex.shutdown(wait=False, cancel_futures=True)
+    open(flag, "w").close()
+    ex.shutdown(wait=True)
+    outcomes["shutdown cancelled"] = sum(f.cancelled() for f in queued)
+    return outcomes
 
 
 def child_unread_result_released(context):
@@ -594,9 +659,20 @@ def test_many_big_calls_leak_nothing(subprocess_env, context):
 @pytest.mark.parametrize("context", ["spawn", "fork"])
 def test_worker_killed_holding_big_buffers_leaks_nothing(subprocess_env, context, survive):
     with tempfile.TemporaryDirectory() as flags:
-        report = _in_child(subprocess_env, "child_killed_holding", context, survive, flags)
+        report = _in_child(subprocess_env, "child_counted", "killed_holding", context, survive, flags)
     expected = "WorkerDiedError" if survive else "BrokenProcessPool"
-    assert report["errors"] == [expected, expected]
+    assert report["outcome"] == [expected, expected]
+    _assert_came_back(report["before"], report["after"])
+
+
+@pytest.mark.parametrize("context", ["spawn", "fork"])
+def test_big_calls_that_fail_or_are_cancelled_leak_nothing(subprocess_env, context):
+    with tempfile.TemporaryDirectory() as flags:
+        report = _in_child(subprocess_env, "child_counted", "failed_and_cancelled", context, flags)
+    outcomes = report["outcome"]
+    # Only the call whose pickle cannot be loaded fails, as gofutures documents.
+    assert outcomes["argument refused"] == outcomes["result refused"] == "BrokenProcessPool", outcomes
+    assert outcomes["after"] == THRESHOLD
     _assert_came_back(report["before"], report["after"])
 
 
