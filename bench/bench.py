@@ -266,7 +266,7 @@ def big_array_arguments(make_pool):
     return timed_calls(make_pool, first_item, [make_array(BIG)] * BIG_CALLS, warm_item=make_array(8))
 
 
-def linearity(make_pool, small=1 << 20, large=64 << 20, small_calls=16, rounds=3):
+def linearity(make_pool, small=1 << 20, large=64 << 20, small_calls=16, rounds=5):
     """Cost per byte of one large call over that of one small call, for
     bytes arguments and bytes results (1.0: linear; more: the large call
     costs more per byte). Each cost is the best of rounds."""
