@@ -262,9 +262,11 @@ sanitize:
 	@if [ ! -x $(SAN_VENV)/bin/python ]; then set -x; "$(call python_for,$(MAIN_VERSION))" -m venv $(SAN_VENV); fi
 	GOFUTURES_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 		$(SAN_VENV)/bin/python -m pip install -q ".[test]"
-	@# A build that lost the flags would pass without checking anything.
-	nm -D $(SAN_VENV)/lib/python$(MAIN_VERSION)/site-packages/gofutures/_native/_native*.so | grep -q __asan_report_load
-	nm -D $(SAN_VENV)/lib/python$(MAIN_VERSION)/site-packages/gofutures/_native/_native*.so | grep -q __ubsan_handle
+	@# A build that lost the flags would pass without checking anything. grep -c
+	@# reads all of nm's output: grep -q can leave nm writing to a closed pipe
+	@# (SIGPIPE, exit 141, which pipefail makes a failure).
+	nm -D $(SAN_VENV)/lib/python$(MAIN_VERSION)/site-packages/gofutures/_native/_native*.so | grep -c __asan_report_load >/dev/null
+	nm -D $(SAN_VENV)/lib/python$(MAIN_VERSION)/site-packages/gofutures/_native/_native*.so | grep -c __ubsan_handle >/dev/null
 	cd tests && LD_PRELOAD="$(san_runtimes)" ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(CURDIR)/$(SAN_VENV)/bin/python -m pytest -q -c ../pyproject.toml --rootdir .. $(SAN_TESTS)
