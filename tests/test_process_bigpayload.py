@@ -568,6 +568,24 @@ def failed_and_cancelled(ctx, flag_dir):
     return outcomes
 
 
+def result_unmappable(ctx):
+    """Big results (numpy, bytes) that this process has no address space
+    left to map, then a small call: what each call ended with."""
+    outcomes = []
+    with gofutures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        ex.submit(_length, b"warm").result(timeout=TIMEOUT)
+        limit = resource.getrlimit(resource.RLIMIT_AS)
+        _limit_address_space(128 * MIB)
+        try:
+            for kind in ("np_f64", "bytes"):
+                exc = ex.submit(_make, kind, 256 * MIB).exception(timeout=TIMEOUT)
+                outcomes.append(repr(exc) if not isinstance(exc, MemoryError) else "MemoryError")
+            outcomes.append(ex.submit(_length, b"after").result(timeout=TIMEOUT))
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, limit)
+    return outcomes
+
+
 def child_unread_result_released(context):
     """A 64 MiB result never read, read, or observed by a callback, then its
     future dropped (the pool idle, nothing else submitted): counts before,
@@ -671,6 +689,13 @@ def test_big_calls_that_fail_or_are_cancelled_leak_nothing(subprocess_env, conte
     # Only the call whose pickle cannot be loaded fails, as gofutures documents.
     assert outcomes["argument refused"] == outcomes["result refused"] == "BrokenProcessPool", outcomes
     assert outcomes["after"] == THRESHOLD
+    _assert_came_back(report["before"], report["after"])
+
+
+@pytest.mark.parametrize("context", ["spawn", "fork"])
+def test_result_too_big_to_map_here_fails_its_call_with_memory_error(subprocess_env, context):
+    report = _in_child(subprocess_env, "child_counted", "result_unmappable", context)
+    assert report["outcome"] == ["MemoryError", "MemoryError", 5]
     _assert_came_back(report["before"], report["after"])
 
 
