@@ -62,24 +62,42 @@ _ZEROS = memoryview(bytes(_PAGE))
 _IOV_MAX = 1024  # Linux's writev limit on buffers per call
 
 
+_SCALARS = frozenset((int, float, bool, complex, type(None)))
+
+
+def scalars(values):
+    """Whether values are all scalars or short strings, in which no big
+    buffer can hide: plain pickle.dumps is then faster than dump()."""
+    for value in values:
+        kind = type(value)
+        if kind not in _SCALARS and not (kind is str and len(value) < THRESHOLD // 4):
+            return False
+    return True
+
+
 class Pickled:
     """A Pickler's file: the stream's parts, big ones kept by reference, and
-    the buffers it sent out-of-band. Reusable (clear)."""
+    the buffers it sent out-of-band; with its own Pickler (of class cls,
+    protocol 5), reused for one thread's calls (dump): making a Pickler
+    costs about as much as pickling a small call. write is the parts
+    list's own append, so a small call's pickle (one write) runs no Python
+    code here."""
 
-    __slots__ = ("buffers", "nbytes", "parts", "size")
+    __slots__ = ("buffers", "busy", "nbytes", "parts", "pickler", "write")
 
-    def __init__(self):
-        self.clear()
-
-    def clear(self):
+    def __init__(self, cls):
         self.parts = []
-        self.size = 0
+        self.write = self.parts.append
         self.buffers = []
         self.nbytes = 0
+        self.busy = False  # a dump is under way (a nested one gets its own)
+        self.pickler = cls(self, 5, buffer_callback=self.buffer_callback)
 
-    def write(self, data):
-        self.parts.append(data)
-        self.size += len(data) if type(data) is bytes else memoryview(data).nbytes
+    def clear(self):
+        self.parts.clear()
+        if self.buffers:
+            self.buffers.clear()
+            self.nbytes = 0
 
     def buffer_callback(self, buffer):
         raw = buffer.raw()  # contiguous bytes, whatever the array's order
@@ -89,49 +107,49 @@ class Pickled:
         self.nbytes += raw.nbytes
         return False
 
+    def size(self):
+        """The stream's length."""
+        return sum(len(p) if type(p) is bytes else memoryview(p).nbytes for p in self.parts)
+
     def big(self):
-        return self.size + self.nbytes >= THRESHOLD
+        parts = self.parts
+        if self.buffers:  # each one is THRESHOLD or more
+            return True
+        if len(parts) == 1 and type(parts[0]) is bytes:  # a small call's
+            return len(parts[0]) >= THRESHOLD
+        return self.size() >= THRESHOLD
 
     def joined(self):
-        """The stream as one bytes object (not big(): no out-of-band buffer)."""
+        """The stream as one bytes object (not big(): no out-of-band buffer);
+        clears."""
         parts = self.parts
-        if len(parts) == 1 and type(parts[0]) is bytes:
-            return parts[0]
-        return b"".join(parts)
+        data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        parts.clear()
+        return data
 
 
-class Picklers(threading.local):
-    """One reusable Pickler per thread and pickler class: making one costs
-    about as much as pickling a small call with it."""
-
-    def get(self, cls):
-        cached = self.__dict__.get(cls)
-        if cached is None or cached[2]:  # none yet, or in use by an enclosing dump
-            out = Pickled()
-            cached = [cls(out, 5, buffer_callback=out.buffer_callback), out, False]
-            self.__dict__[cls] = cached
-        return cached
-
-
-_picklers = Picklers()
+_local = threading.local()
 
 
 def dump(obj, cls=pickle.Pickler):
-    """Pickles obj with a Pickler of class cls (protocol 5); returns the
-    Pickled it wrote to, which the caller must encode() before it pickles
-    anything else on this thread."""
-    cached = _picklers.get(cls)
-    pickler, out = cached[0], cached[1]
-    out.clear()
-    cached[2] = True
+    """Pickles obj with this thread's Pickler of class cls (protocol 5);
+    returns the Pickled it wrote to, which the caller must encode() (or
+    joined()) before it pickles anything else on this thread."""
+    cache = _local.__dict__
+    out = cache.get(cls)
+    if out is None or out.busy:
+        out = cache[cls] = Pickled(cls)
+    elif out.parts:  # left by a caller that did not encode
+        out.clear()
+    out.busy = True
     try:
-        pickler.dump(obj)
+        out.pickler.dump(obj)
     except BaseException:
         out.clear()
         raise
     finally:
-        pickler.clear_memo()  # the memo would keep obj alive
-        cached[2] = False
+        out.pickler.clear_memo()  # the memo would keep obj alive
+        out.busy = False
     return out
 
 
@@ -145,7 +163,6 @@ def encode(pickled, about=None, reuse=-1):
     times its copy); closed here if not used or if writing fails."""
     if not pickled.big():
         data = pickled.joined()
-        pickled.clear()
         if reuse >= 0:
             os.close(reuse)
         return data, -1
@@ -158,7 +175,7 @@ def encode(pickled, about=None, reuse=-1):
 
 
 def _write(pickled, fd):
-    stream = pickled.size
+    stream = pickled.size()
     header = _HEADER.size + _SPAN.size * len(pickled.buffers)
     segments = [None]  # the header, once the offsets are known
     segments += pickled.parts

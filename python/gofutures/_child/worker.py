@@ -224,6 +224,8 @@ def _dumps(obj):
     in a notebook or a function) has no name to import, so cloudpickle
     sends it back by value, and the parent gets its own class again
     (cloudpickle tracks classes it sent by an id)."""
+    if _big.scalars((obj,)):  # a plain number or short string: the fast way
+        return pickle.dumps(obj, 5)
     try:
         pickled = _big.dump(obj)
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
