@@ -35,7 +35,7 @@ const (
 	// stdlib's waiters (ProcessSink.Cancelled).
 	DeliverCancelled
 	// DeliverUnreadable: the task's answer came back in shared memory that
-	// could not be mapped here (*AnswerUnreadable); the data is the reason,
+	// could not be read here (*AnswerUnreadable); the data is the reason,
 	// UTF-8. The task failed alone.
 	DeliverUnreadable
 )

@@ -72,6 +72,9 @@ type ProcessConfig struct {
 	// compile). Per pool, since pools of one program may differ (another
 	// main script); the helper is shared. nil or invalid JSON: nothing.
 	ZygotePrepare []byte
+	// AnswerMemory holds the big answers read from workers' shared memory
+	// (procshared.go); nil: Go's heap.
+	AnswerMemory AnswerMemory
 }
 
 // ProcTask is one call to run in a worker process.
@@ -93,9 +96,10 @@ type ProcTask struct {
 // called from the pool's supervisor goroutines, never with a pool lock held.
 type ProcessSink interface {
 	// Completed: t's worker answered with kind (FrameResult or FrameError)
-	// and data. If shared, data is a mapping of the worker's shared memory
-	// (procshared.go), the sink's from now on: it must free it, with
-	// ReleaseShared or munmap, once it no longer needs it.
+	// and data. If shared, data is a big answer read from the worker's
+	// shared memory (procshared.go) into memory from the pool's
+	// AnswerMemory, the sink's from now on: it frees it there once it no
+	// longer needs it.
 	Completed(t *ProcTask, kind FrameKind, data []byte, shared bool)
 	// Broken: the pool broke (err says why, e.g. a *WorkerDied); tasks are
 	// every task accepted and not completed, which will never run. Called
@@ -246,6 +250,9 @@ func NewProcessPool(cfg ProcessConfig, sink ProcessSink) (*ProcessPool, error) {
 	}
 	if len(cfg.Command) == 0 && cfg.Fork == nil {
 		return nil, errors.New("no worker command")
+	}
+	if cfg.AnswerMemory == nil {
+		cfg.AnswerMemory = goMemory{}
 	}
 	p := &ProcessPool{cfg: cfg, sink: sink, workers: map[*procWorker]struct{}{}, exited: make(chan struct{})}
 	for _, f := range cfg.Files {
@@ -472,9 +479,9 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	w.death.close() // nothing reads or writes w's pipes any more
 }
 
-// answer is a worker's answer to a task: its frame, with the payload
-// mapped from shared memory if it came that way (shared; the mapping is
-// the answer's until handed to the sink), or why that failed (lost).
+// answer is a worker's answer to a task: its frame, with the payload read
+// from shared memory if it came that way (shared: from AnswerMemory, the
+// answer's until handed to the sink), or why that failed (lost).
 type answer struct {
 	Frame
 	shared bool
@@ -482,18 +489,20 @@ type answer struct {
 }
 
 // takeAnswer reads what f refers to if its payload is in shared memory
-// (procshared.go), and tells w it may let go of it, whether or not the
-// mapping worked (a failed one is this task's failure, not the pool's).
+// (procshared.go), and tells w that the memory is free again, whether or
+// not the read worked (a failed one is this task's failure, not the
+// pool's).
 func (p *ProcessPool) takeAnswer(w *procWorker, f Frame) answer {
 	ref, ok := parseSharedRef(f.Data)
 	if !ok {
 		return answer{Frame: f}
 	}
 	a := answer{Frame: f}
-	data, err := mapShared(w.pid, ref)
+	data, err := readShared(w.pid, ref, p.cfg.AnswerMemory)
 	w.in.queue(AppendFrame(nil, Frame{Kind: FrameAck, ID: uint64(ref.fd)}))
 	if err != nil {
-		a.lost = &AnswerUnreadable{PID: w.pid, Err: err}
+		var nomem *noMemory
+		a.lost = &AnswerUnreadable{PID: w.pid, Err: err, NoMemory: errors.As(err, &nomem)}
 	} else {
 		a.Data, a.shared = data, true
 	}
@@ -511,7 +520,7 @@ func (p *ProcessPool) finish(w *procWorker, f answer, over bool) {
 		}
 		p.mu.Unlock()
 		if f.shared {
-			ReleaseShared(f.Data)
+			p.cfg.AnswerMemory.Free(f.Data)
 		}
 		return // not ours (a protocol error, or a killed task's); the worker's death will tell
 	}

@@ -202,10 +202,7 @@ type procFailed struct {
 
 func newProcSink() *procSink { return &procSink{changed: make(chan struct{}, 1)} }
 
-func (s *procSink) Completed(t *ProcTask, kind FrameKind, data []byte, shared bool) {
-	if shared { // kept below as a string, a copy
-		defer ReleaseShared(data)
-	}
+func (s *procSink) Completed(t *ProcTask, kind FrameKind, data []byte, _ bool) { // Go's heap: nothing to free
 	if s.onCompleted != nil {
 		s.onCompleted(t)
 	}

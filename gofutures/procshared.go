@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,19 +12,18 @@ import (
 // in an anonymous memfd (shared memory with no name) and its frame carries
 // a reference (SharedMagic, then the worker's pid, its descriptor number
 // and the payload's size; python/gofutures/_bigpayload.py writes and reads
-// both directions). The supervisor takes the memory over as it reads the
-// frame (mapShared): it opens /proc/<pid>/fd/<n>, which gives this process
-// its own descriptor of the same memory, maps it and closes that
-// descriptor, then tells the worker (FrameAck, with the descriptor number
-// as id) that it may close its own. From then on the mapping is the only
-// thing that keeps the memory, and whoever holds the mapping frees it
-// (ReleaseShared, or the binding's munmap): nothing has a name to leak, and
-// a worker that dies before the ack loses nothing the pool still needs
-// (its descriptors close with it; the mapping stays valid).
+// both directions). The supervisor reads it as it reads the frame
+// (readShared): it opens /proc/<pid>/fd/<n>, which gives this process its
+// own descriptor of the same memory, copies the payload out and closes
+// that descriptor, then tells the worker (FrameAck, with the descriptor
+// number as id) that the memory is free again: the worker writes its next
+// big answer there. Nothing has a name to leak: a worker's descriptors
+// close with it, and the copy is freed by whoever holds it (AnswerMemory).
 //
 // Big calls go the other way the same: the binding keeps the parent's
-// descriptor open until the call's outcome is delivered, so the worker can
-// always open it while it runs the call.
+// descriptor open until the call's outcome is known, so the worker can
+// always open it while it runs the call, and reuses it for a later call
+// once the worker has answered (it has read the call by then).
 
 // SharedMagic begins the data of a frame whose payload is in shared memory.
 // It cannot begin a pickle (protocol 2 and later begin with 0x80), which is
@@ -57,12 +55,15 @@ func parseSharedRef(data []byte) (sharedRef, bool) {
 }
 
 // AnswerUnreadable is the failure of a task whose worker answered in
-// shared memory that this process could not map (the worker died before
-// its answer was taken over, /proc is not mounted or not ours to read, or
-// the memory could not be mapped).
+// shared memory that this process could not read (the worker died before
+// its answer was read, /proc is not mounted or not ours to read, or
+// there was no memory for its copy).
 type AnswerUnreadable struct {
 	PID int
 	Err error
+	// NoMemory: the answer did not fit in this process's memory (the
+	// call's outcome is then a MemoryError, as unpickling it would be).
+	NoMemory bool
 }
 
 func (e *AnswerUnreadable) Error() string {
@@ -72,44 +73,61 @@ func (e *AnswerUnreadable) Error() string {
 
 func (e *AnswerUnreadable) Unwrap() error { return e.Err }
 
-// mapShared maps the payload that the worker pid left in its descriptor
-// ref.fd, readable and writable: out-of-band buffers become arrays over it,
-// writable as they would be unpickled from a copy. Shared, not private:
-// the memory is this process's alone once the worker is told to close its
-// descriptor, and a private writable mapping could not be populated without
-// copying every page.
-// pid is the worker's as the pool knows it, not the one the frame claims.
-// The mapping is the caller's, to free with ReleaseShared.
-func mapShared(pid int, ref sharedRef) ([]byte, error) {
+// AnswerMemory allocates the memory that big answers are read into, and
+// frees what the pool does not hand on. The binding's is C's malloc, so
+// that an answer goes to C as it is; a malloc also reuses the memory of
+// the answer before, where fresh pages would cost a fault each (several
+// times the copy on a virtual machine). Called from supervisor goroutines,
+// concurrently.
+type AnswerMemory interface {
+	Alloc(n int) ([]byte, error)
+	Free(b []byte)
+}
+
+// goMemory is the AnswerMemory of Go's heap (the garbage collector frees).
+type goMemory struct{}
+
+func (goMemory) Alloc(n int) ([]byte, error) { return make([]byte, n), nil }
+func (goMemory) Free([]byte)                 {}
+
+// noMemory is readShared's failure to allocate.
+type noMemory struct{ error }
+
+func (e *noMemory) Unwrap() error { return e.error }
+
+// readShared reads the payload that the worker pid left in its descriptor
+// ref.fd into memory from mem (the one copy on this side, made here, off
+// the GIL). A copy, not a mapping of the worker's memory: the worker can
+// then write its next big answer into the same memory, whose pages are
+// already there (a memfd's first write of a page costs several times its
+// copy). pid is the worker's as the pool knows it, not the one the frame
+// claims. The memory is the caller's, to free with mem.Free.
+func readShared(pid int, ref sharedRef, mem AnswerMemory) ([]byte, error) {
 	if ref.size <= 0 || ref.fd < 0 {
 		return nil, fmt.Errorf("bad shared-memory reference (descriptor %d, %d bytes)", ref.fd, ref.size)
 	}
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, ref.fd), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, ref.fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /proc/%d/fd/%d: %w", pid, ref.fd, err)
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, err
-	}
-	if st.Size < int64(ref.size) {
-		return nil, fmt.Errorf("shared memory of %d bytes holds less than the %d announced", st.Size, ref.size)
-	}
-	// MAP_POPULATE: the pages are found here, off the GIL, not one fault at
-	// a time by the thread that unpickles.
-	ptr, err := unix.MmapPtr(fd, 0, nil, uintptr(ref.size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_SHARED|unix.MAP_POPULATE)
+	data, err := mem.Alloc(ref.size)
 	if err != nil {
-		return nil, fmt.Errorf("mmap of %d bytes: %w", ref.size, err)
+		return nil, &noMemory{fmt.Errorf("no memory for an answer of %d bytes: %w", ref.size, err)}
 	}
-	return unsafe.Slice((*byte)(ptr), ref.size), nil
-}
-
-// ReleaseShared unmaps a payload mapped by the pool (a shared answer that
-// ProcessSink.Completed received and will not hand on).
-func ReleaseShared(data []byte) {
-	if len(data) > 0 {
-		_ = unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(data)), uintptr(len(data)))
+	for done := 0; done < len(data); {
+		n, err := unix.Pread(fd, data[done:], int64(done))
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && n == 0 {
+			err = fmt.Errorf("shared memory holds %d of the %d bytes announced", done, len(data))
+		}
+		if err != nil {
+			mem.Free(data)
+			return nil, err
+		}
+		done += n
 	}
+	return data, nil
 }

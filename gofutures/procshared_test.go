@@ -47,25 +47,27 @@ func TestSharedRefParses(t *testing.T) {
 	}
 }
 
-func TestMapSharedTakesTheMemoryOver(t *testing.T) {
+func TestReadSharedCopiesThePayload(t *testing.T) {
 	want := []byte(strings.Repeat("shared memory ", 5000))
 	fd, err := testSharedMemory(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := mapShared(os.Getpid(), sharedRef{pid: -1, fd: fd, size: len(want)})
-	unix.Close(fd) // the mapping alone keeps the memory from here on
+	data, err := readShared(os.Getpid(), sharedRef{pid: -1, fd: fd, size: len(want)}, goMemory{})
 	if err != nil {
-		t.Fatalf("mapShared: %v", err)
+		t.Fatalf("readShared: %v", err)
 	}
-	defer ReleaseShared(data)
+	if _, err := unix.Pwrite(fd, []byte("reused"), 0); err != nil { // the worker's next answer
+		t.Fatal(err)
+	}
+	unix.Close(fd)
 	if string(data) != string(want) {
-		t.Fatalf("mapped %d bytes that differ from the %d written", len(data), len(want))
+		t.Fatalf("read %d bytes that differ from the %d written", len(data), len(want))
 	}
 	data[0] = 'S' // writable, as unpickled out-of-band buffers must be
 }
 
-func TestMapSharedRefusesWhatIsNotThere(t *testing.T) {
+func TestReadSharedRefusesWhatIsNotThere(t *testing.T) {
 	fd, err := testSharedMemory([]byte("short"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,14 +78,13 @@ func TestMapSharedRefusesWhatIsNotThere(t *testing.T) {
 		"closed descriptor":      {fd: 999, size: 5},
 		"empty":                  {fd: fd, size: 0},
 	} {
-		if data, err := mapShared(os.Getpid(), ref); err == nil {
-			ReleaseShared(data)
-			t.Errorf("%s: mapShared succeeded", name)
+		if _, err := readShared(os.Getpid(), ref, goMemory{}); err == nil {
+			t.Errorf("%s: readShared succeeded", name)
 		}
 	}
 }
 
-func TestProcessPoolSharedAnswerIsMappedAndAcknowledged(t *testing.T) {
+func TestProcessPoolSharedAnswerIsReadAndAcknowledged(t *testing.T) {
 	p, sink := newTestPool(t, testWorkerConfig(1))
 	submit(t, p, 1, "shared:a big answer")
 	c := sink.waitCompleted(t, 1)

@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int kind, int mapped) {
+long gf_future_park(PyObject *o, char *raw, Py_ssize_t len, int kind, int shared) {
     FutureObject *f = (FutureObject *)o;
     f->raw = raw;
     f->raw_len = len;
     f->raw_kind = kind;
-    f->raw_mapped = mapped;
+    f->raw_shared = shared;
     /* Released before Go finishes the future, so that a reader woken by the
      * finish finds the reference already releasable by its own drain (a
      * future must not outlive its last user's reference for long: the
@@ -54,7 +54,7 @@ int fut_materialize(FutureObject *f) {
     f->loading = 1;
     f->loading_tid = me;
     int is_error;
-    PyObject *value = gf_outcome_build(f->raw_kind, f->raw, f->raw_len, f->raw_mapped, &f->raw_region, &is_error);
+    PyObject *value = gf_outcome_build(f->raw_kind, f->raw, f->raw_len, f->raw_shared, &f->raw_region, &is_error);
     if (value == NULL) {
         f->loading = 0;
         return -1;
@@ -86,6 +86,6 @@ void fut_discard_raw(FutureObject *f) {
     PyObject *region = f->raw_region;
     char *raw = f->raw;
     f->raw = NULL, f->raw_region = NULL;
-    if (raw != NULL || region != NULL) gf_raw_free(raw, f->raw_len, f->raw_mapped, region);
+    if (raw != NULL || region != NULL) gf_raw_free(raw, f->raw_len, f->raw_shared, region);
 }
 

@@ -32,9 +32,9 @@ typedef struct gf_job {
     PyObject *args;    /* call: tuple, strong */
     PyObject *kwargs;  /* call: dict or NULL, strong */
     int kind;          /* delivery: a GF_DELIVER_* or GF_FRAME_* kind */
-    char *data;        /* delivery: payload (malloc'd, or a mapping if mapped), or NULL */
+    char *data;        /* delivery: payload (malloc'd), or NULL */
     Py_ssize_t len;
-    int mapped;        /* delivery: data maps a worker's shared memory (gofutures/procshared.go) */
+    int shared;        /* delivery: data is a big answer laid out by gofutures._bigpayload */
 } gf_job;
 
 /* How a process call's outcome comes back (outcome.c builds it; pybind's
@@ -44,11 +44,11 @@ typedef struct gf_job {
 
 /* future.c, called by Go WITHOUT the GIL, with the Go future's lock held,
  * just before Go finishes the future (core.Future.FinishUnobserved): parks
- * the outcome (kind, raw) (raw malloc'd, or a mapping of shared memory if
- * mapped; ownership passes to the future, which frees it) in the future for the first reader to build, and takes
+ * the outcome (kind, raw) (raw malloc'd; shared: a big answer read from shared
+ * memory; ownership passes to the future, which frees it) in the future for the first reader to build, and takes
  * over Go's strong reference to the future (gf_release_later). Touches no
  * Python state. Returns gf_release_later's count. */
-long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int kind, int mapped);
+long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int kind, int shared);
 /* release.c: hands over a strong reference that Go (without the GIL) must
  * drop; the next gf_release_drain drops it. Returns how many were handed
  * over since the last drain (0 if it could not be queued: it then leaks). */

@@ -26,8 +26,8 @@ typedef struct {
     char *raw;
     Py_ssize_t raw_len;
     int raw_kind;               /* GF_DELIVER_* or GF_FRAME_* */
-    int raw_mapped;             /* raw is a mapping of shared memory (munmap), not malloc'd */
-    PyObject *raw_region;       /* strong: the SharedRegion a first build made of a mapped raw, which owns it */
+    int raw_shared;             /* raw is a big answer laid out by gofutures._bigpayload */
+    PyObject *raw_region;       /* strong: the SharedRegion a first build made of a shared raw, which owns it */
     int loading;                /* a thread is unpickling raw (the GIL may be released meanwhile) */
     unsigned long loading_tid;  /* that thread */
 } FutureObject;
@@ -77,18 +77,18 @@ PyObject *gf_future_new(PyTypeObject *type);
  * for (new reference); *is_error says whether it is the exception. NULL with
  * an exception set if it could not be built: only KeyboardInterrupt while
  * unpickling, or the builder's own failure (a value that cannot be
- * unpickled is an outcome: BrokenProcessPool). A mapped outcome (an answer
+ * unpickled is an outcome: BrokenProcessPool). A shared outcome (an answer
  * in shared memory) is first made into a SharedRegion kept in *region
- * (NULL at first), which owns the mapping from then on, whatever happens:
- * free the raw outcome with gf_raw_free(data, len, mapped, *region). */
-PyObject *gf_outcome_build(int kind, char *data, Py_ssize_t len, int mapped, PyObject **region, int *is_error);
+ * (NULL at first), which owns the memory from then on, whatever happens:
+ * free the raw outcome with gf_raw_free(data, len, shared, *region). */
+PyObject *gf_outcome_build(int kind, char *data, Py_ssize_t len, int shared, PyObject **region, int *is_error);
 /* outcome.c: the module function set_outcome_builder(build, load_shared). */
 PyObject *gf_set_outcome_builder(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* outcome.c: frees a delivery's raw outcome (with the GIL if region is set):
- * the region made from it, else the mapping (mapped) or the malloc'd bytes. */
-void gf_raw_free(char *data, Py_ssize_t len, int mapped, PyObject *region);
+ * the region made from it, else the malloc'd bytes. */
+void gf_raw_free(char *data, Py_ssize_t len, int shared, PyObject *region);
 /* region.c: readies the SharedRegion type (module init), and makes one
- * that takes over the mapping (data, len), unmapping it if that fails. */
+ * that takes over the malloc'd (data, len), freeing it if that fails. */
 int gf_region_init_type(void);
 PyObject *gf_region_new(char *data, Py_ssize_t len);
 /* worker.c: pickle.loads (strong, for the module's lifetime). */

@@ -12,8 +12,6 @@
  * never imports a private module of the package. */
 #include "hot.h"
 
-#include <sys/mman.h>
-
 static PyObject *builder;       /* strong, set once by set_outcome_builder */
 static PyObject *shared_loader; /* strong, likewise */
 
@@ -28,9 +26,9 @@ PyObject *gf_set_outcome_builder(PyObject *Py_UNUSED(module), PyObject *const *a
     Py_RETURN_NONE;
 }
 
-void gf_raw_free(char *data, Py_ssize_t len, int mapped, PyObject *region) {
-    if (region != NULL) Py_DECREF(region); /* the mapping is the region's */
-    else if (mapped) munmap(data, (size_t)len);
+void gf_raw_free(char *data, Py_ssize_t len, int shared, PyObject *region) {
+    (void)len, (void)shared;
+    if (region != NULL) Py_DECREF(region); /* the memory is the region's */
     else free(data);
 }
 
@@ -72,11 +70,11 @@ static PyObject *loads_in_place(const char *data, Py_ssize_t len) {
     return value;
 }
 
-PyObject *gf_outcome_build(int kind, char *data, Py_ssize_t len, int mapped, PyObject **region, int *is_error) {
+PyObject *gf_outcome_build(int kind, char *data, Py_ssize_t len, int shared, PyObject **region, int *is_error) {
     *is_error = kind != GF_FRAME_RESULT;
     if (kind != GF_FRAME_RESULT && kind != GF_FRAME_ERROR) return build_in_python(kind, data, len, NULL);
     PyObject *value;
-    if (mapped) {
+    if (shared) {
         if (*region == NULL && (*region = gf_region_new(data, len)) == NULL) return NULL;
         value = shared_loader ? PyObject_CallOneArg(shared_loader, *region)
                               : PyErr_Format(PyExc_RuntimeError, "gofutures: no outcome builder registered");

@@ -199,6 +199,14 @@ static PyObject *proc_start_workers(ProcObject *self, PyObject *Py_UNUSED(unused
     Py_RETURN_NONE;
 }
 
+/* _spare_memfd() -> a descriptor of shared memory that a big call may
+ * write its payload into (the caller's, until passed to
+ * _submit_payload_limited), or -1: see gofutures._bigpayload. */
+static PyObject *proc_spare_memfd(ProcObject *self, PyObject *Py_UNUSED(unused)) {
+    REFUSE_IN_CHILD();
+    return PyLong_FromLong(self->pool == 0 ? -1 : gfProcSpareFd(self->pool));
+}
+
 static PyObject *proc_id(ProcObject *self, void *Py_UNUSED(c)) { return PyLong_FromLongLong(self->pool); }
 
 static int proc_traverse(ProcObject *self, visitproc visit, void *arg) {
@@ -225,6 +233,7 @@ static PyMethodDef proc_methods[] = {
      "_submit_payload_limited(pickled call, timeout_ns[, shared memory fd]) -> Future"},
     {"_close", (PyCFunction)(void (*)(void))proc_close, METH_FASTCALL, "_close(cancel_futures, signal)"},
     {"_kill_task", (PyCFunction)proc_kill_task, METH_O, "_kill_task(future) -> whether its running task was killed"},
+    {"_spare_memfd", (PyCFunction)proc_spare_memfd, METH_NOARGS, "a shared-memory descriptor to reuse, or -1"},
     {"_broken_message", (PyCFunction)proc_broken_message, METH_NOARGS, "why the pool broke, or None"},
     {"_await_forks", (PyCFunction)proc_await_forks, METH_NOARGS, "wait for the workers being forked"},
     {"_start_workers", (PyCFunction)proc_start_workers, METH_NOARGS, "start an eager pool's workers now"},

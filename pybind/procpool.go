@@ -55,8 +55,12 @@ type processPool struct {
 	// shared: the descriptor of the shared memory that holds a big call's
 	// pickle (python/gofutures/_bigpayload.py), by task id, owned: the
 	// worker opens its own through /proc while it runs the call, so it is
-	// closed only when the task's outcome is known (take).
-	shared map[uint64]int
+	// let go only when the task's outcome is known (take). spare: such
+	// descriptors whose worker answered (and so has read them), for later
+	// big calls to write into (their pages are there already), owned;
+	// closed when the pool is released.
+	shared  map[uint64]int
+	spare   []int
 	nextID  uint64
 	dropped []*C.PyObject // futures of tasks cancelled by shutdown, for C to cancel
 }
@@ -72,19 +76,52 @@ func lookupProc(id C.longlong) *processPool {
 	return procs[int64(id)]
 }
 
-// take removes and returns the future reference of task id, and closes
-// the descriptor of its big call, if any: every end of a task (its
-// outcome's delivery, its cancel at shutdown, a refused submit) comes here.
-func (p *processPool) take(id uint64) *C.PyObject {
+// maxSpare bounds the spare descriptors a pool keeps (and the memory
+// behind them): enough for each of a few workers' next big call.
+const maxSpare = 4
+
+// take removes and returns the future reference of task id, and lets go
+// of the descriptor of its big call, if any: every end of a task (its
+// outcome's delivery, its cancel at shutdown, a refused submit) comes
+// here. answered: the task's worker answered it, so it is done reading
+// the call, whose memory may then serve again (spare); after any other end
+// (a worker killed or dead, a pool broken) it is closed.
+func (p *processPool) take(id uint64, answered bool) *C.PyObject {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f := p.futures[id]
 	delete(p.futures, id)
 	if fd, ok := p.shared[id]; ok {
 		delete(p.shared, id)
-		syscall.Close(fd)
+		if answered && len(p.spare) < maxSpare {
+			p.spare = append(p.spare, fd)
+		} else {
+			syscall.Close(fd)
+		}
 	}
 	return f
+}
+
+// takeSpare returns a spare descriptor for a big call to write into, or -1.
+func (p *processPool) takeSpare() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.spare) == 0 {
+		return -1
+	}
+	fd := p.spare[len(p.spare)-1]
+	p.spare = p.spare[:len(p.spare)-1]
+	return fd
+}
+
+// closeSpare closes the spare descriptors (the pool is done).
+func (p *processPool) closeSpare() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fd := range p.spare {
+		syscall.Close(fd)
+	}
+	p.spare = nil
 }
 
 // deliver is the one way back for every outcome of a task, whatever
@@ -96,25 +133,26 @@ func (p *processPool) take(id uint64) *C.PyObject {
 // to the results worker, which builds it and completes the future with the
 // GIL, telling its waiters and running its callbacks.
 //
-// A shared outcome (mapped: data maps a worker's shared memory, see
-// gofutures/procshared.go) is handed on as it is, never copied: C unpickles
-// it in place and unmaps it when done (outcome.c, region.c).
-func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte, mapped bool) {
-	fut := p.take(t.ID)
+// A big answer (shared: data is the malloc'd memory the core read it into
+// from the worker's shared memory, see answerMemory) is handed on as it
+// is, never copied: C unpickles it in place and frees it when done
+// (outcome.c, region.c).
+func (p *processPool) deliver(t *core.ProcTask, kind C.int, data []byte, shared bool) {
+	fut := p.take(t.ID, kind == C.GF_FRAME_RESULT || kind == C.GF_FRAME_ERROR || kind == C.GF_DELIVER_UNREADABLE)
 	if fut == nil {
-		if mapped {
-			core.ReleaseShared(data)
+		if shared {
+			answerMemory{}.Free(data)
 		}
 		return
 	}
-	if parkable(kind) && p.park(t, fut, kind, data, mapped) {
+	if parkable(kind) && p.park(t, fut, kind, data, shared) {
 		return
 	}
 	job := (*C.gf_job)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gf_job{}))))
 	job.what = C.GF_JOB_DELIVER
 	job.future = fut // the job takes over the reference
 	job.kind = kind
-	job.data, job.mapped = outcomeBytes(data, mapped)
+	job.data, job.shared = outcomeBytes(data, shared)
 	job.len = C.Py_ssize_t(len(data))
 	// The results pool is shut down only after this pool has joined, so the
 	// submit cannot fail.
@@ -128,11 +166,25 @@ func parkable(kind C.int) bool {
 	return kind != C.GF_DELIVER_CANCELLED && kind != C.GF_DELIVER_KILLED
 }
 
-// outcomeBytes: data as C keeps it, with its mapped flag: a mapping as it
+// answerMemory is the core's AnswerMemory for big answers: C's malloc, so
+// that C takes an answer over as it is (and frees it: outcome.c, region.c).
+type answerMemory struct{}
+
+func (answerMemory) Alloc(n int) ([]byte, error) {
+	p := C.malloc(C.size_t(n))
+	if p == nil {
+		return nil, fmt.Errorf("malloc(%d) failed", n)
+	}
+	return unsafe.Slice((*byte)(p), n), nil
+}
+
+func (answerMemory) Free(b []byte) { C.free(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// outcomeBytes: data as C keeps it, with its shared flag: a big answer as it
 // is, anything else copied to malloc'd memory (NULL if empty).
-func outcomeBytes(data []byte, mapped bool) (*C.char, C.int) {
+func outcomeBytes(data []byte, shared bool) (*C.char, C.int) {
 	switch {
-	case mapped:
+	case shared:
 		return (*C.char)(unsafe.Pointer(unsafe.SliceData(data))), 1
 	case len(data) > 0:
 		return (*C.char)(C.CBytes(data)), 0
@@ -158,19 +210,19 @@ const drainEvery = 512
 // on demand, unless the future is observed (or already done); it reports
 // whether it did. On success the reference fut is C's (gf_future_park);
 // otherwise the caller still owns it.
-func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte, mapped bool) bool {
-	raw, isMapped := outcomeBytes(data, mapped)
+func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data []byte, shared bool) bool {
+	raw, isShared := outcomeBytes(data, shared)
 	if raw == nil {
 		raw = (*C.char)(C.malloc(1)) // a parked outcome is never NULL: NULL means none
 	}
 	var parked C.long
 	if !t.Future.FinishUnobserved(kind != C.GF_FRAME_RESULT, func() {
-		parked = C.gf_future_park(fut, raw, C.Py_ssize_t(len(data)), kind, isMapped)
+		parked = C.gf_future_park(fut, raw, C.Py_ssize_t(len(data)), kind, isShared)
 	}) {
-		if isMapped == 0 {
+		if isShared == 0 {
 			C.free(unsafe.Pointer(raw))
 		}
-		return false // the mapping stays the caller's
+		return false // a big answer stays the caller's
 	}
 	p.undrained.Store(true)
 	if parked%drainEvery == 0 {
@@ -205,6 +257,7 @@ type failure struct {
 	TaskID   uint64  `json:"task_id"`
 	Starting bool    `json:"starting"`
 	Limit    float64 `json:"limit"` // seconds, for a timeout
+	NoMemory bool    `json:"no_memory"` // an unreadable answer: too big for this process
 }
 
 // Failed implements core.ProcessSink.
@@ -216,8 +269,8 @@ func (p *processPool) Failed(t *core.ProcTask, err error) {
 	var unreadable *core.AnswerUnreadable
 	switch {
 	case errors.As(err, &unreadable):
-		p.deliver(t, C.GF_DELIVER_UNREADABLE, []byte(err.Error()), false)
-		return
+		kind = C.GF_DELIVER_UNREADABLE
+		h.PID, h.NoMemory = unreadable.PID, unreadable.NoMemory
 	case errors.As(err, &died):
 		kind = C.GF_DELIVER_DIED
 		h.PID, h.ExitCode, h.Starting = died.PID, died.ExitCode, died.Starting
@@ -277,6 +330,7 @@ func newProcessPool(cfg ProcessPoolConfig) (*processPool, error) {
 		MaxWorkerMemory:  cfg.MaxWorkerMemory,
 		Zygote:           sharedZygote(cfg.ZygoteCommand),
 		ZygotePrepare:    []byte(cfg.ZygotePrepare),
+		AnswerMemory:     answerMemory{},
 	}
 	if cfg.Fork {
 		core_.Fork = p.fork
@@ -311,10 +365,10 @@ func gfProcBind(id C.longlong, hooks *C.PyObject) C.int {
 	return 0
 }
 
-//export gfProcSubmit
-//
 // sharedFd: the descriptor of the shared memory data refers to (a big
 // call), which the pool owns from here on whatever the answer, or -1.
+//
+//export gfProcSubmit
 func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, n C.Py_ssize_t,
 	timeoutNs C.longlong, sharedFd C.int) C.int {
 	p := lookupProc(id)
@@ -337,7 +391,7 @@ func gfProcSubmit(id C.longlong, fh C.uintptr_t, fut *C.PyObject, data *C.char, 
 	if err == nil {
 		return submitOK
 	}
-	p.take(t.ID) // the caller keeps its reference
+	p.take(t.ID, false) // the caller keeps its reference
 	if errors.Is(err, core.ErrShutdown) {
 		return submitShutdown
 	}
@@ -355,6 +409,17 @@ func gfProcKillTask(id C.longlong, fh C.uintptr_t) C.int {
 		return 0
 	}
 	return 1
+}
+
+// gfProcSpareFd returns a descriptor of shared memory that a big call may
+// write into and pass to gfProcSubmit (the caller's until then), or -1.
+//
+//export gfProcSpareFd
+func gfProcSpareFd(id C.longlong) C.int {
+	if p := lookupProc(id); p != nil {
+		return C.int(p.takeSpare())
+	}
+	return -1
 }
 
 //export gfProcBrokenMessage
@@ -383,7 +448,7 @@ func gfProcShutdown(id C.longlong, cancel C.int, sig C.int) {
 		tasks = p.core.Shutdown(cancel != 0)
 	}
 	for _, t := range tasks {
-		if f := p.take(t.ID); f != nil {
+		if f := p.take(t.ID, false); f != nil {
 			p.mu.Lock()
 			p.dropped = append(p.dropped, f)
 			p.mu.Unlock()
@@ -419,6 +484,7 @@ func gfProcRelease(id C.longlong) {
 	p.core.Shutdown(false)
 	go func() {
 		p.core.Join(time.Time{})
+		p.closeSpare()
 		p.drain()
 		if hooks := gfPoolRelease(C.longlong(p.results.id)); hooks != nil {
 			C.gf_release_later(hooks) // its worker never started, or has stopped
@@ -435,6 +501,7 @@ func joinProcessPool(p *processPool, deadline time.Time) bool {
 	if !p.core.Join(deadline) {
 		return false
 	}
+	p.closeSpare() // every task has ended: none is needed any more
 	p.drain()
 	p.results.core.Shutdown(false)
 	return p.results.core.Join(deadline)

@@ -87,7 +87,7 @@ static void free_job(gf_job *job) {
     Py_XDECREF(job->fn);
     Py_XDECREF(job->args);
     Py_XDECREF(job->kwargs);
-    gf_raw_free(job->data, job->len, job->mapped, NULL);
+    gf_raw_free(job->data, job->len, job->shared, NULL);
     free(job);
 }
 
@@ -104,8 +104,8 @@ static void deliver(gf_job *job) {
     } else if (!gf_future_done(f)) {
         int is_error;
         PyObject *region = NULL;
-        PyObject *value = gf_outcome_build(job->kind, job->data, job->len, job->mapped, &region, &is_error);
-        if (region != NULL) job->data = NULL, job->mapped = 0; /* the region's now */
+        PyObject *value = gf_outcome_build(job->kind, job->data, job->len, job->shared, &region, &is_error);
+        if (region != NULL) job->data = NULL, job->shared = 0; /* the region's now */
         Py_XDECREF(region);
         rc = value == NULL ? -1 : gf_future_complete(f, is_error ? NULL : value, is_error ? value : NULL);
         Py_XDECREF(value);

@@ -9,28 +9,31 @@ to the file directly), and a buffer that pickles out-of-band (a numpy array,
 a pickle.PickleBuffer) reaches buffer_callback. What pickles to less than
 THRESHOLD goes through the pipe as before, joined into one bytes object.
 
-What reaches THRESHOLD is written, in one writev (the only copy on this
-side, made by the kernel with the GIL released), into an anonymous memfd:
-shared memory with no name, so nothing can be left behind in /dev/shm. Its
-layout: a header (the stream's length and, for each out-of-band buffer,
-its offset and length), the pickle stream, then each out-of-band buffer at
-a page boundary. The frame carries only a reference: the magic, the
-writer's pid, its descriptor's number and the size (reference()).
+What reaches THRESHOLD is written, by pwritev (the one copy on this side,
+made by the kernel with the GIL released), into an anonymous memfd: shared
+memory with no name, so nothing can be left behind in /dev/shm. Its layout:
+a header (the stream's length and, for each out-of-band buffer, its offset
+and length), the pickle stream, then each out-of-band buffer at a page
+boundary. The frame carries only a reference: the magic, the writer's pid,
+its descriptor's number and the size (encode).
 
 The reader opens /proc/<pid>/fd/<n>, which gives it a descriptor of its own
-of the same memory, maps it and unpickles from the mapping (loads): bytes
-values are copied out of it (the one copy on this side); out-of-band
-buffers are not: a numpy array arrives as a writable view of the mapping,
-which lives as long as the array does (a memoryview holds the mapping;
-nothing can unmap it under the array).
+of the same memory, and copies the payload out (the one copy on its side):
+a worker straight into the objects it unpickles (read); the supervisor
+(gofutures/procshared.go) into memory of its own, which the binding then
+unpickles in place (loads): numpy arrays sent out-of-band become views of
+that memory, which they keep alive.
 
-Lifetime of the writer's descriptor: it must stay open until the reader has
-its own. A call's: the Go pool owns it from submit on and closes it once
-the call's outcome is known (pybind/procpool.go's take). A result's: the
-worker keeps it (answered) until the supervisor says it has mapped it
-(FRAME_ACK, release()). A process that dies loses nothing to leak: the
-kernel closes its descriptors and unmaps its mappings, and memory with
-neither is freed.
+Lifetime of the writer's descriptor: it must stay open until the reader is
+done. A call's: the Go pool owns it from submit on and, once the worker
+has answered the call, keeps it for a later big call to write into
+(pybind/procpool.go's take and spare; closed when the pool is done, or at
+once if the worker died). A result's: the worker keeps it (answered) until
+the supervisor says it has read it (FRAME_ACK, release()), then writes its
+next big answer there (spare). Writing into a memfd whose pages exist
+already costs a third of a first write. A process that dies leaves nothing
+behind: the kernel closes its descriptors, and memory no descriptor holds
+is freed.
 
 Both the package (the parent) and the worker (gofutures/_child/worker.py,
 which loads this file by path, without the package) use this module: it
@@ -38,6 +41,7 @@ imports nothing but the standard library.
 """
 
 import errno
+import io
 import mmap
 import os
 import pickle
@@ -58,24 +62,42 @@ _ZEROS = memoryview(bytes(_PAGE))
 _IOV_MAX = 1024  # Linux's writev limit on buffers per call
 
 
+_SCALARS = frozenset((int, float, bool, complex, type(None)))
+
+
+def scalars(values):
+    """Whether values are all scalars or short strings, in which no big
+    buffer can hide: plain pickle.dumps is then faster than dump()."""
+    for value in values:
+        kind = type(value)
+        if kind not in _SCALARS and not (kind is str and len(value) < THRESHOLD // 4):
+            return False
+    return True
+
+
 class Pickled:
     """A Pickler's file: the stream's parts, big ones kept by reference, and
-    the buffers it sent out-of-band. Reusable (clear)."""
+    the buffers it sent out-of-band; with its own Pickler (of class cls,
+    protocol 5), reused for one thread's calls (dump): making a Pickler
+    costs about as much as pickling a small call. write is the parts
+    list's own append, so a small call's pickle (one write) runs no Python
+    code here."""
 
-    __slots__ = ("buffers", "nbytes", "parts", "size")
+    __slots__ = ("buffers", "busy", "nbytes", "parts", "pickler", "write")
 
-    def __init__(self):
-        self.clear()
-
-    def clear(self):
+    def __init__(self, cls):
         self.parts = []
-        self.size = 0
+        self.write = self.parts.append
         self.buffers = []
         self.nbytes = 0
+        self.busy = False  # a dump is under way (a nested one gets its own)
+        self.pickler = cls(self, 5, buffer_callback=self.buffer_callback)
 
-    def write(self, data):
-        self.parts.append(data)
-        self.size += len(data) if type(data) is bytes else memoryview(data).nbytes
+    def clear(self):
+        self.parts.clear()
+        if self.buffers:
+            self.buffers.clear()
+            self.nbytes = 0
 
     def buffer_callback(self, buffer):
         raw = buffer.raw()  # contiguous bytes, whatever the array's order
@@ -85,71 +107,75 @@ class Pickled:
         self.nbytes += raw.nbytes
         return False
 
+    def size(self):
+        """The stream's length."""
+        return sum(len(p) if type(p) is bytes else memoryview(p).nbytes for p in self.parts)
+
     def big(self):
-        return self.size + self.nbytes >= THRESHOLD
+        parts = self.parts
+        if self.buffers:  # each one is THRESHOLD or more
+            return True
+        if len(parts) == 1 and type(parts[0]) is bytes:  # a small call's
+            return len(parts[0]) >= THRESHOLD
+        return self.size() >= THRESHOLD
 
     def joined(self):
-        """The stream as one bytes object (not big(): no out-of-band buffer)."""
+        """The stream as one bytes object (not big(): no out-of-band buffer);
+        clears."""
         parts = self.parts
-        if len(parts) == 1 and type(parts[0]) is bytes:
-            return parts[0]
-        return b"".join(parts)
+        data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        parts.clear()
+        return data
 
 
-class Picklers(threading.local):
-    """One reusable Pickler per thread and pickler class: making one costs
-    about as much as pickling a small call with it."""
-
-    def get(self, cls):
-        cached = self.__dict__.get(cls)
-        if cached is None or cached[2]:  # none yet, or in use by an enclosing dump
-            out = Pickled()
-            cached = [cls(out, 5, buffer_callback=out.buffer_callback), out, False]
-            self.__dict__[cls] = cached
-        return cached
-
-
-_picklers = Picklers()
+_local = threading.local()
 
 
 def dump(obj, cls=pickle.Pickler):
-    """Pickles obj with a Pickler of class cls (protocol 5); returns the
-    Pickled it wrote to, which the caller must encode() before it pickles
-    anything else on this thread."""
-    cached = _picklers.get(cls)
-    pickler, out = cached[0], cached[1]
-    out.clear()
-    cached[2] = True
+    """Pickles obj with this thread's Pickler of class cls (protocol 5);
+    returns the Pickled it wrote to, which the caller must encode() (or
+    joined()) before it pickles anything else on this thread."""
+    cache = _local.__dict__
+    out = cache.get(cls)
+    if out is None or out.busy:
+        out = cache[cls] = Pickled(cls)
+    elif out.parts:  # left by a caller that did not encode
+        out.clear()
+    out.busy = True
     try:
-        pickler.dump(obj)
+        out.pickler.dump(obj)
     except BaseException:
         out.clear()
         raise
     finally:
-        pickler.clear_memo()  # the memo would keep obj alive
-        cached[2] = False
+        out.pickler.clear_memo()  # the memo would keep obj alive
+        out.busy = False
     return out
 
 
-def encode(pickled, about=None):
+def encode(pickled, about=None, reuse=-1):
     """What the frame carries for pickled, and the memfd's descriptor the
     writer must keep open as the module's docstring says (-1: none, the
     pickle itself travels). about: the called function, named in the
-    reference (a failure's message says which call it was)."""
+    reference (a failure's message says which call it was). reuse: a memfd
+    of an earlier payload that no reader uses any more, to write into (its
+    pages are there already: a memfd's first write of a page costs several
+    times its copy); closed here if not used or if writing fails."""
     if not pickled.big():
         data = pickled.joined()
-        pickled.clear()
+        if reuse >= 0:
+            os.close(reuse)
         return data, -1
     try:
-        fd, size = _write(pickled)
+        fd, size = _write(pickled, reuse)
     finally:
         pickled.clear()
     name = "" if about is None else getattr(about, "__qualname__", None) or repr(about)
     return MAGIC + _REF.pack(os.getpid(), fd, size) + name[:200].encode("utf-8", "replace"), fd
 
 
-def _write(pickled):
-    stream = pickled.size
+def _write(pickled, fd):
+    stream = pickled.size()
     header = _HEADER.size + _SPAN.size * len(pickled.buffers)
     segments = [None]  # the header, once the offsets are known
     segments += pickled.parts
@@ -163,24 +189,26 @@ def _write(pickled):
         segments.append(buffer)
         offset += buffer.nbytes
     segments[0] = _HEADER.pack(stream, len(spans)) + b"".join(spans)
-    fd = os.memfd_create("gofutures", os.MFD_CLOEXEC)
     try:
-        _writev_all(fd, segments, offset)
+        if fd < 0:
+            fd = os.memfd_create("gofutures", os.MFD_CLOEXEC)
+        _pwritev_all(fd, segments)
+        os.ftruncate(fd, offset)  # a reused one may have been bigger
     except BaseException as exc:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOMEM, errno.ENOSPC, errno.EFBIG):
             raise MemoryError("no memory for a payload of %d bytes in shared memory: %s" % (offset, exc)) from exc
         raise
     return fd, offset
 
 
-def _writev_all(fd, segments, total):
-    written = 0
+def _pwritev_all(fd, segments):
+    """Writes segments one after the other from the start of fd."""
+    position = 0
     while segments:
-        n = os.writev(fd, segments[:_IOV_MAX])
-        written += n
-        if written >= total:
-            return
+        n = os.pwritev(fd, segments[:_IOV_MAX], position)
+        position += n
         # Drop what was written; a partial last buffer goes on as a view.
         while segments:
             size = memoryview(segments[0]).nbytes
@@ -200,14 +228,17 @@ def describe(data):
     return bytes(data[len(MAGIC) + _REF.size :]).decode("utf-8", "replace")
 
 
-def open_reference(data):
-    """Maps the shared memory a frame's reference names (its writer's
-    descriptor, through /proc); the mapping closes when the last object
-    using it goes."""
-    pid, fd, size = _REF.unpack_from(data, len(MAGIC))
+def read(data):
+    """Unpickles the payload a frame's reference names, from the writer's
+    memfd (its own descriptor of it, through /proc), copying it out: the
+    one copy on this side, made by the kernel straight into the objects
+    unpickled (a bytes value's own memory, a bytearray for each
+    out-of-band buffer). Nothing of the memfd is kept, so once this
+    returns the writer may write into it again."""
+    pid, fd, _size = _REF.unpack_from(data, len(MAGIC))
     path = "/proc/%d/fd/%d" % (pid, fd)
     try:
-        own = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        own = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise OSError(
             exc.errno,
@@ -215,19 +246,34 @@ def open_reference(data):
             "read the other's descriptors (same user, not made undumpable)?" % (path, exc.strerror),
         ) from exc
     try:
-        return mmap.mmap(own, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-    except OSError as exc:
-        if exc.errno == errno.ENOMEM:
-            raise MemoryError("could not map a payload of %d bytes: %s" % (size, exc)) from exc
-        raise
+        with io.FileIO(own, closefd=False) as file:
+            _stream, count = _HEADER.unpack(_read_exactly(file, _HEADER.size))
+            spans = [_SPAN.unpack(_read_exactly(file, _SPAN.size)) for _ in range(count)]
+            buffers = []
+            for offset, length in spans:
+                buffer = bytearray(length)
+                if os.preadv(own, [buffer], offset) != length:
+                    raise EOFError("shared memory ends within a buffer of the payload")
+                buffers.append(buffer)
+            # The stream follows the header; the unpickler reads a big
+            # bytes value into its own memory (readinto).
+            return pickle.Unpickler(file, buffers=buffers).load()
     finally:
         os.close(own)
 
 
+def _read_exactly(file, n):
+    data = file.read(n)
+    if len(data) != n:
+        raise EOFError("shared memory ends within the header of a payload")
+    return data
+
+
 def loads(region):
-    """Unpickles what _write laid out in region (an mmap, or the SharedRegion
-    the binding makes of an answer Go mapped). Out-of-band buffers become
-    views of region; the stream's view is released before returning."""
+    """Unpickles what _write laid out, from region: the memory the binding
+    read a big answer into (a SharedRegion). Out-of-band buffers become
+    views of region, which they keep alive; the stream's view is released
+    before returning."""
     with memoryview(region) as whole:
         stream, count = _HEADER.unpack_from(whole, 0)
         start = _HEADER.size + _SPAN.size * count
@@ -239,9 +285,12 @@ def loads(region):
             return pickle.loads(view, buffers=buffers)
 
 
-# The worker's side of a result's descriptor: those sent and not yet
-# acknowledged (FRAME_ACK), closed by release().
+# The worker's side of its answers' memfds: those sent and not yet
+# acknowledged (FRAME_ACK: the supervisor has read them), and those
+# acknowledged, kept for the next big answers (at most _MAX_SPARE).
 _answered = set()
+_spare = []
+_MAX_SPARE = 2
 _answered_lock = threading.Lock()
 
 
@@ -251,9 +300,18 @@ def answered(fd):
 
 
 def release(fd):
-    """The supervisor mapped the answer in fd: close it (if it is one)."""
+    """The supervisor has read the answer in fd: it may serve again."""
     with _answered_lock:
         if fd not in _answered:
             return
         _answered.discard(fd)
+        if len(_spare) < _MAX_SPARE:
+            _spare.append(fd)
+            return
     os.close(fd)
+
+
+def spare():
+    """A memfd for encode(reuse=) to write an answer into, or -1."""
+    with _answered_lock:
+        return _spare.pop() if _spare else -1

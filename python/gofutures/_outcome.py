@@ -31,7 +31,11 @@ def build(kind, data, cause):
     if kind in (DELIVER_DIED, DELIVER_TIMEOUT):
         return failed_alone(kind, data)
     if kind == DELIVER_UNREADABLE:
-        return BrokenProcessPool(data.decode("utf-8", "replace") + " (only this call failed; the pool goes on)")
+        header, _, _ = data.partition(b"\n")
+        h = json.loads(header)
+        if h["no_memory"]:
+            return MemoryError(h["message"])
+        return BrokenProcessPool(h["message"] + " (only this call failed; the pool goes on)")
     raise ValueError("gofutures: no outcome of kind %r to build" % (kind,))
 
 

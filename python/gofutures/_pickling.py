@@ -35,16 +35,42 @@ def needs_value(obj):
     return module == "__main__" and main_path() is None
 
 
-def dumps(obj, fn=None):
-    """Pickle obj (protocol 5) into a _bigpayload.Pickled, for
-    _bigpayload.encode; fn (the called function) decides up front whether
-    plain pickle can be trusted. Falls back to cloudpickle when plain
-    pickle fails."""
+def payload(call, spare_memfd):
+    """What the frame of call (fn, args, kwargs, chunked) carries, and the
+    descriptor of the shared memory a big one is in (-1: none), which the
+    caller hands to the Go pool (see _bigpayload). spare_memfd() gives a
+    memfd to reuse for a big one, or -1."""
+    fn, args, kwargs, chunked = call
+    if not chunked and not kwargs and _bigpayload.scalars(args):
+        # No big buffer can hide in these: plain pickle.dumps is the
+        # fastest way, and the common small call's.
+        return _pickle(call, fn, _plain_dumps, _cloud_dumps), -1
+    pickled = _pickle(call, fn, _bigpayload.dump, _cloud_dump)
+    if not pickled.big():
+        return pickled.joined(), -1
+    return _bigpayload.encode(pickled, fn, spare_memfd())
+
+
+def _pickle(obj, fn, plain, by_value):
+    """plain(obj), or by_value(obj) (cloudpickle) if fn (the called
+    function) cannot go by name or plain pickle fails."""
     if cloudpickle is not None and fn is not None and needs_value(fn):
-        return _bigpayload.dump(obj, cloudpickle.Pickler)
+        return by_value(obj)
     try:
-        return _bigpayload.dump(obj)
+        return plain(obj)
     except (pickle.PicklingError, AttributeError, TypeError):
         if cloudpickle is None:
             raise
-        return _bigpayload.dump(obj, cloudpickle.Pickler)
+        return by_value(obj)
+
+
+def _plain_dumps(obj):
+    return pickle.dumps(obj, 5)
+
+
+def _cloud_dumps(obj):
+    return cloudpickle.dumps(obj, 5)
+
+
+def _cloud_dump(obj):
+    return _bigpayload.dump(obj, cloudpickle.Pickler)

@@ -313,8 +313,7 @@ class ProcessPoolExecutor(hot.ProcessPoolBase, _std_process.ProcessPoolExecutor)
         try:
             # A big call's payload is a reference to the shared memory
             # behind fd (_bigpayload), which the Go pool owns once given.
-            pickled = _pickling.dumps((fn, args, kwargs, chunked), fn)
-            payload, fd = _bigpayload.encode(pickled, fn) if pickled.big() else (pickled.joined(), -1)
+            payload, fd = _pickling.payload((fn, args, kwargs, chunked), self._spare_memfd)
         except Exception as exc:
             # Only this call fails, with the pickling error.
             self._forked_at_first_submit()

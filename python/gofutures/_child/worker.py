@@ -126,6 +126,21 @@ class _TaskPipe:
                     self._watchdog.start()
             return frame
 
+    def take_acks(self):
+        """Reads what the supervisor sent meanwhile, without waiting, so
+        that its ACKs of earlier answers are seen (their memory can then
+        take the next big one, _big.spare). Tasks read are kept for next()."""
+        if not self.read_lock.acquire(blocking=False):
+            return  # the watchdog reads: it takes them
+        try:
+            while select.select([self._fd], [], [], 0)[0]:
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    break
+                self._take(chunk)
+        finally:
+            self.read_lock.release()
+
     def answer(self, kind, task_id, data):
         self._running = False
         write_frame(self._out, kind, task_id, data)
@@ -181,15 +196,7 @@ class _TaskPipe:
                 seen = now
                 continue
             # The same task has run for HAND_BACK_AFTER / 2 at least.
-            if self.read_lock.acquire(blocking=False):
-                try:  # whatever else was sent: waiting too
-                    while select.select([self._fd], [], [], 0)[0]:
-                        chunk = os.read(self._fd, 1 << 16)
-                        if not chunk:
-                            break
-                        self._take(chunk)
-                finally:
-                    self.read_lock.release()
+            self.take_acks()  # and whatever else was sent: waiting too
             ids = []
             while True:
                 try:
@@ -205,6 +212,10 @@ class _TaskPipe:
                 write_frame(self._out, HANDBACK, 0, b"".join(_ID.pack(i) for i in ids))
 
 
+# The task pipe's take_acks, once the worker serves (_serve).
+_TAKE_ACKS = None
+
+
 def _dumps(obj):
     """Pickle a result or an exception for the parent: the payload of its
     frame, the pickle itself or, for a big one, a reference to the shared
@@ -213,6 +224,8 @@ def _dumps(obj):
     in a notebook or a function) has no name to import, so cloudpickle
     sends it back by value, and the parent gets its own class again
     (cloudpickle tracks classes it sent by an id)."""
+    if _big.scalars((obj,)):  # a plain number or short string: the fast way
+        return pickle.dumps(obj, 5)
     try:
         pickled = _big.dump(obj)
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
@@ -222,7 +235,12 @@ def _dumps(obj):
             pickled = _big.dump(obj, cloudpickle.Pickler)
         except Exception:
             raise exc from None
-    data, fd = _big.encode(pickled)
+    reuse = -1
+    if pickled.big():
+        if _TAKE_ACKS is not None:
+            _TAKE_ACKS()
+        reuse = _big.spare()
+    data, fd = _big.encode(pickled, reuse=reuse)
     if fd >= 0:
         _big.answered(fd)
     return data
@@ -426,6 +444,8 @@ def _serve(tasks, out, initializer, initargs):
         write_frame(out, ERROR, 0, ("initializer failed: " + text).encode())
         return 1
     write_frame(out, READY, 0)
+    global _TAKE_ACKS
+    _TAKE_ACKS = tasks.take_acks
     while True:
         frame = tasks.next()
         if frame is None or frame[0] == EXIT:
@@ -437,8 +457,8 @@ def _serve(tasks, out, initializer, initargs):
 def _run(task_id, data):
     """Runs the task data; returns its answer (kind, task_id, payload)."""
     try:
-        if _big.is_reference(data):  # mapped as long as the arguments live
-            fn, args, kwargs, chunked = _big.loads(_big.open_reference(data))
+        if _big.is_reference(data):  # a big call, in the parent's shared memory
+            fn, args, kwargs, chunked = _big.read(data)
         else:
             fn, args, kwargs, chunked = pickle.loads(data)
     except MemoryError as exc:  # this call's, not the pool's
