@@ -211,6 +211,17 @@ def _limit_address_space(headroom):
     resource.setrlimit(resource.RLIMIT_AS, (vmsize * 1024 + headroom, hard))
 
 
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _peak_with(array):
+    """This worker's peak resident KiB, array (an argument) received and read."""
+    array.sum()
+    return _status_kib("VmHWM")
+
+
 def _ones(megabytes):
     return np.ones(megabytes * MIB // 8)
 
@@ -361,29 +372,34 @@ def test_survive_pool_chunked_map(survive_pool):
 
 @pytest.mark.parametrize("size", [THRESHOLD, 16 * MIB], ids=str)
 @pytest.mark.parametrize("kind", VIEW_KINDS)
-def test_numpy_argument_arrives_as_writable_view_of_shared_pages(pool, kind, size):
-    writable, mapping = pool.submit(_where, _make(kind, size)).result(timeout=TIMEOUT)
+def test_numpy_argument_arrives_writable(pool, kind, size):
+    writable, _ = pool.submit(_where, _make(kind, size)).result(timeout=TIMEOUT)
     assert writable
-    assert mapping is not None and mapping.startswith("/memfd:"), mapping
 
 
 @pytest.mark.parametrize("size", [THRESHOLD, 16 * MIB], ids=str)
 @pytest.mark.parametrize("kind", VIEW_KINDS)
-def test_numpy_result_is_a_writable_view_of_shared_pages(pool, kind, size):
+def test_numpy_result_is_writable_and_one_object(pool, kind, size):
     f = pool.submit(_make, kind, size)
     result = f.result(timeout=TIMEOUT)
     assert f.result() is result
-    writable, mapping = _where(result)
-    assert writable
-    assert mapping is not None and mapping.startswith("/memfd:"), mapping
-    result.reshape(-1)[:1] = result.reshape(-1)[-1:]  # the pages are ours to write
+    assert _where(result)[0]
+    result.reshape(-1)[:1] = result.reshape(-1)[-1:]  # the memory is ours to write
     assert f.result() is result
 
 
-def test_numpy_in_exception_is_a_view_of_shared_pages(pool):
-    exc = pool.submit(_raise_big, "np_f64", 16 * MIB).exception(timeout=TIMEOUT)
-    assert isinstance(exc, BigError), repr(exc)
-    mapping = _where(exc.payload)[1]
+@pytest.mark.parametrize("direction", ["argument", "result", "exception"])
+def test_numpy_arrives_as_a_view_of_the_shared_pages(pool, direction):
+    """An out-of-band array is not copied out of the memfd: it is a view of
+    its pages (/proc/self/maps names them /memfd:...)."""
+    if direction == "argument":
+        mapping = pool.submit(_where, _make("np_f64", 16 * MIB)).result(timeout=TIMEOUT)[1]
+    elif direction == "result":
+        mapping = _where(pool.submit(_make, "np_f64", 16 * MIB).result(timeout=TIMEOUT))[1]
+    else:
+        exc = pool.submit(_raise_big, "np_f64", 16 * MIB).exception(timeout=TIMEOUT)
+        assert isinstance(exc, BigError), repr(exc)
+        mapping = _where(exc.payload)[1]
     assert mapping is not None and mapping.startswith("/memfd:"), mapping
 
 
@@ -586,6 +602,25 @@ def result_unmappable(ctx):
     return outcomes
 
 
+def child_peaks_of_a_big_array(context, size):
+    """KiB each side's resident set grew by, at its peak, for one numpy array
+    of size bytes: an argument in a fresh worker, a result here (every page
+    of each read)."""
+    ctx = multiprocessing.get_context(context)
+    with gofutures.ProcessPoolExecutor(1, mp_context=ctx) as ex:  # the result first: VmHWM only grows
+        ex.submit(_make, "np_f64", MIB).result(timeout=TIMEOUT)
+        gc.collect()
+        base = _status_kib("VmRSS")
+        if _status_kib("VmHWM") > base + size // 4096:
+            return {"error": "this process peaked before the call: %d KiB" % _status_kib("VmHWM")}
+        ex.submit(_make, "np_f64", size).result(timeout=TIMEOUT).sum()
+        parent = _status_kib("VmHWM") - base
+    with gofutures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        base = ex.submit(_status_kib, "VmRSS").result(timeout=TIMEOUT)
+        worker = ex.submit(_peak_with, _make("np_f64", size)).result(timeout=TIMEOUT) - base
+    return {"worker": worker, "parent": parent}
+
+
 def child_unread_result_released(context):
     """A 64 MiB result never read, read, or observed by a callback, then its
     future dropped (the pool idle, nothing else submitted): counts before,
@@ -697,6 +732,16 @@ def test_result_too_big_to_map_here_fails_its_call_with_memory_error(subprocess_
     report = _in_child(subprocess_env, "child_counted", "result_unmappable", context)
     assert report["outcome"] == ["MemoryError", "MemoryError", 5]
     _assert_came_back(report["before"], report["after"])
+
+
+@pytest.mark.parametrize("context", ["spawn", "fork"])
+def test_a_big_array_costs_each_side_about_its_size_once(subprocess_env, context):
+    # The stdlib's pool holds the pickle and the array together: twice.
+    size = 256 * MIB
+    peaks = _in_child(subprocess_env, "child_peaks_of_a_big_array", context, size)
+    assert "error" not in peaks, peaks
+    assert peaks["worker"] < 1.4 * size // 1024, peaks
+    assert peaks["parent"] < 1.4 * size // 1024, peaks
 
 
 @pytest.mark.parametrize("context", ["spawn", "fork"])
