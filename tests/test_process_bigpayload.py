@@ -584,9 +584,9 @@ def failed_and_cancelled(ctx, flag_dir):
     return outcomes
 
 
-def result_unmappable(ctx):
+def result_too_big_here(ctx):
     """Big results (numpy, bytes) that this process has no address space
-    left to map, then a small call: what each call ended with."""
+    left to hold, then a small call: what each call ended with."""
     outcomes = []
     with gofutures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
         ex.submit(_length, b"warm").result(timeout=TIMEOUT)
@@ -728,8 +728,8 @@ def test_big_calls_that_fail_or_are_cancelled_leak_nothing(subprocess_env, conte
 
 
 @pytest.mark.parametrize("context", ["spawn", "fork"])
-def test_result_too_big_to_map_here_fails_its_call_with_memory_error(subprocess_env, context):
-    report = _in_child(subprocess_env, "child_counted", "result_unmappable", context)
+def test_result_too_big_for_this_process_fails_its_call_with_memory_error(subprocess_env, context):
+    report = _in_child(subprocess_env, "child_counted", "result_too_big_here", context)
     assert report["outcome"] == ["MemoryError", "MemoryError", 5]
     _assert_came_back(report["before"], report["after"])
 
