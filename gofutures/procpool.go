@@ -461,10 +461,9 @@ func (p *ProcessPool) supervise(w *procWorker) {
 				w.detail = string(f.Data)
 				continue
 			}
-			a := p.takeAnswer(w, f)
 			// Read outside the lock: the worker is between tasks.
 			over := p.cfg.MaxWorkerMemory > 0 && w.memory.residentBytes(w.pid) > p.cfg.MaxWorkerMemory
-			p.finish(w, a, over)
+			p.finish(w, f, over)
 		}
 	}
 	w.out.Close()
@@ -491,7 +490,7 @@ type answer struct {
 // takeAnswer reads what f refers to if its payload is in shared memory
 // (procshared.go), and tells w that the memory is free again, whether or
 // not the read worked (a failed one is this task's failure, not the
-// pool's).
+// pool's). With no lock held: reading a big answer takes a while.
 func (p *ProcessPool) takeAnswer(w *procWorker, f Frame) answer {
 	ref, ok := parseSharedRef(f.Data)
 	if !ok {
@@ -499,7 +498,7 @@ func (p *ProcessPool) takeAnswer(w *procWorker, f Frame) answer {
 	}
 	a := answer{Frame: f}
 	data, err := readShared(w.pid, ref, p.cfg.AnswerMemory)
-	w.in.queue(AppendFrame(nil, Frame{Kind: FrameAck, ID: uint64(ref.fd)}))
+	ackShared(w, ref)
 	if err != nil {
 		var nomem *noMemory
 		a.lost = &AnswerUnreadable{PID: w.pid, Err: err, NoMemory: errors.As(err, &nomem)}
@@ -509,9 +508,15 @@ func (p *ProcessPool) takeAnswer(w *procWorker, f Frame) answer {
 	return a
 }
 
+// ackShared tells w that the memory of its answer ref is free again.
+func ackShared(w *procWorker, ref sharedRef) {
+	w.in.queue(AppendFrame(nil, Frame{Kind: FrameAck, ID: uint64(ref.fd)}))
+}
+
 // finish completes w's head task and gives w new work, or retires it
-// (after MaxTasksPerChild tasks, or when over its memory limit).
-func (p *ProcessPool) finish(w *procWorker, f answer, over bool) {
+// (after MaxTasksPerChild tasks, or when over its memory limit). A big
+// answer is read only once w has its next task (takeAnswer).
+func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	p.mu.Lock()
 	t := w.head()
 	if t == nil || t.ID != f.ID {
@@ -519,8 +524,8 @@ func (p *ProcessPool) finish(w *procWorker, f answer, over bool) {
 			w.kill.answered = true
 		}
 		p.mu.Unlock()
-		if f.shared {
-			p.cfg.AnswerMemory.Free(f.Data)
+		if ref, ok := parseSharedRef(f.Data); ok {
+			ackShared(w, ref) // unread: nobody wants it
 		}
 		return // not ours (a protocol error, or a killed task's); the worker's death will tell
 	}
@@ -533,7 +538,7 @@ func (p *ProcessPool) finish(w *procWorker, f answer, over bool) {
 	w.answered = now
 	w.done++
 	p.startDeaths = 0
-	if f.Kind == FrameResult && f.lost == nil {
+	if f.Kind == FrameResult {
 		p.counts.done++
 	} else {
 		p.counts.fail(1)
@@ -564,10 +569,16 @@ func (p *ProcessPool) finish(w *procWorker, f answer, over bool) {
 	}
 	p.sinking++
 	p.unlockAfterDispatch(err)
-	if f.lost != nil {
-		p.sink.Failed(t, f.lost)
+	if a := p.takeAnswer(w, f); a.lost != nil {
+		if f.Kind == FrameResult { // counted done above
+			p.mu.Lock()
+			p.counts.done--
+			p.counts.fail(1)
+			p.mu.Unlock()
+		}
+		p.sink.Failed(t, a.lost)
 	} else {
-		p.sink.Completed(t, f.Kind, f.Data, f.shared)
+		p.sink.Completed(t, f.Kind, a.Data, a.shared)
 	}
 	p.sunk()
 }
