@@ -252,6 +252,10 @@ def _wait_for_file(path):
         time.sleep(0.01)
 
 
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _hold(value, flag_path):
     """Keep value (a big argument) until killed; flag_path says who holds it."""
     with open(flag_path + ".tmp", "w") as f:
@@ -401,6 +405,20 @@ def test_numpy_arrives_as_a_view_of_the_shared_pages(pool, direction):
         assert isinstance(exc, BigError), repr(exc)
         mapping = _where(exc.payload)[1]
     assert mapping is not None and mapping.startswith("/memfd:"), mapping
+
+
+@pytest.mark.parametrize("survive", [False, True], ids=["default", "survive"])
+@pytest.mark.parametrize("context", ["spawn", "fork"])
+def test_big_result_outlives_its_worker_dying_at_the_next_call(context, survive):
+    # The worker answers, then takes the next call at once and dies in it:
+    # the answer it gave is the caller's all the same, as with the stdlib.
+    ctx = multiprocessing.get_context(context)
+    for _ in range(8 if survive else 2):
+        with gofutures.ProcessPoolExecutor(1, mp_context=ctx, survive=survive) as ex:
+            answered = ex.submit(_make, "np_f64", 16 * MIB)
+            dying = ex.submit(_die)
+            assert isinstance(dying.exception(timeout=TIMEOUT), BrokenProcessPool)
+            assert _describe(answered.result(timeout=TIMEOUT)) == _expected("np_f64", 16 * MIB)
 
 
 # ---------------------------------------------------------------- memory that cannot be had
