@@ -146,7 +146,7 @@ if __name__ == "__main__":
         if pid == 0:
             with ThreadPoolExecutor(4) as ex, ProcessPoolExecutor(2) as px:
                 total = sum(ex.map(square, range(100))) + sum(px.map(square, range(20)))
-            os.write(1, b"worker %d %d\n" % (n, total))  # one write: whole, whatever the buffering
+            os.write(1, b"worker %d %d\\n" % (n, total))  # one write: whole, whatever the buffering
             sys.exit(0)
         children.append(pid)
     for pid in children:
