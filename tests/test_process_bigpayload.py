@@ -9,11 +9,13 @@ anonymous memfd instead of the worker's pipe. What a user relies on:
   chunked map), with 'spawn' and 'fork' workers and with survive=True;
 - a contiguous numpy array arrives as a writable view of the shared pages,
   a result read twice is the same object, and it stays valid after its pool
-  shut down;
+  shut down; a big array costs each side about its size once (the stdlib's
+  pool holds its pickle too);
 - nothing leaks: fds, mappings and /dev/shm entries of the parent come back
   after many calls, after a worker was killed holding big buffers, and when
   a future whose result was never read is dropped;
-- a payload that cannot be allocated fails its call alone, with MemoryError.
+- a payload that cannot be allocated fails its call alone, with MemoryError;
+  a worker that dies fails only what it had not answered.
 
 The leak and lifetime checks run in a child interpreter of their own: its
 counts are not disturbed by this process's pools, and a view that outlived
@@ -203,17 +205,16 @@ def _where(array):
     return array.flags.writeable, _mapping_of(array.__array_interface__["data"][0])
 
 
-def _limit_address_space(headroom):
-    """Initializer: this worker may map only headroom bytes more than it has."""
-    with open("/proc/self/status") as f:
-        vmsize = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (vmsize * 1024 + headroom, hard))
-
-
 def _status_kib(field):
+    """A figure of /proc/self/status in KiB: VmRSS, VmHWM (peak), VmSize."""
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _limit_address_space(headroom):
+    """Initializer: this process may map only headroom bytes more than it has."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (_status_kib("VmSize") * 1024 + headroom, hard))
 
 
 def _peak_with(array):
@@ -460,10 +461,8 @@ def _counts():
     (multiprocessing's semaphores, sem.*, come and go with any process)."""
     with open("/proc/self/maps") as f:
         maps = sum(1 for _ in f)
-    with open("/proc/self/status") as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     shm = sorted(n for n in os.listdir("/dev/shm") if not n.startswith("sem."))
-    return {"fds": len(os.listdir("/proc/self/fd")), "maps": maps, "rss_kib": rss, "shm": shm}
+    return {"fds": len(os.listdir("/proc/self/fd")), "maps": maps, "rss_kib": _status_kib("VmRSS"), "shm": shm}
 
 
 def _settled_counts():
