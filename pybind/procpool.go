@@ -205,8 +205,9 @@ func (p *processPool) Cancelled(t *core.ProcTask) { p.deliver(t, C.GF_DELIVER_CA
 
 // drainEvery bounds how many parked futures' references wait for a drain:
 // Python threads drain as they read results, submit or shut down, and the
-// results worker drains every drainEvery parks and after the pool joins,
-// for programs that do none of these for a while.
+// results worker drains every drainEvery parks (and after each big
+// answer's) and after the pool joins, for programs that do none of these
+// for a while.
 const drainEvery = 512
 
 // park finishes t's future fut with its outcome left for Python to build
@@ -228,7 +229,9 @@ func (p *processPool) park(t *core.ProcTask, fut *C.PyObject, kind C.int, data [
 		return false // a big answer stays the caller's
 	}
 	p.undrained.Store(true)
-	if parked%drainEvery == 0 {
+	// A big answer's future is released at once: an unread one that its
+	// user dropped would otherwise hold its memory until a later drain.
+	if parked%drainEvery == 0 || shared {
 		p.drain()
 	}
 	return true
