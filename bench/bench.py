@@ -12,9 +12,11 @@ installs them: pyproject.toml's bench extra); 17 compares the cost per MB of
 a 64 MiB call with a 1 MiB call's, and a 1 GB result's peak memory.
 This is a benchmark: it asserts nothing.
 """
+
 import argparse
 import concurrent.futures
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -26,10 +28,11 @@ import time
 
 import gofutures
 
-try:
-    import numpy as np
-except ImportError:  # the bench extra has it; without it 15-17 are skipped
-    np = None
+# numpy (the bench extra has it; without it 15-17 are skipped) is imported
+# only by the scenarios that use it: workers re-import this script, and a
+# numpy import starts OpenBLAS threads in each worker that slow the other
+# scenarios' CPU-bound calls (7: 1.27x over serial instead of 1.67x, 3.14).
+HAS_NUMPY = importlib.util.find_spec("numpy") is not None
 
 LIBS = {"stdlib": concurrent.futures, "gofutures": gofutures}
 
@@ -233,6 +236,8 @@ def make_bytes(n):
 
 
 def make_array(n):
+    import numpy as np
+
     return np.full(n // 8, 1.5)
 
 
@@ -292,7 +297,7 @@ BIG_SCENARIOS = [
     (13, "processes: 32 x 16 MiB bytes arguments", big_arguments, BIG * BIG_CALLS),
     (14, "processes: 32 x 16 MiB bytes results", big_results, BIG * BIG_CALLS),
 ]
-if np is not None:
+if HAS_NUMPY:
     BIG_SCENARIOS += [
         (15, "processes: 32 x 16 MiB numpy results", big_array_results, BIG * BIG_CALLS),
         (16, "processes: 32 x 16 MiB numpy arguments", big_array_arguments, BIG * BIG_CALLS),
@@ -355,8 +360,9 @@ def peak_rss(lib, n, buffersize):
 
 def _child_figures(*args):
     """What this script prints last (JSON) when run with args."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
-                         capture_output=True, text=True, check=True, timeout=1800).stdout
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *args], capture_output=True, text=True, check=True, timeout=1800
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -382,9 +388,16 @@ def _rss_kib():
 
 def run(rounds, only):
     results = []
-    print("gofutures %s, Python %s, %s, %d cores, %s" % (
-        gofutures.__version__, platform.python_version(), platform.machine(), os.cpu_count(),
-        time.strftime("%Y-%m-%d")))
+    print(
+        "gofutures %s, Python %s, %s, %d cores, %s"
+        % (
+            gofutures.__version__,
+            platform.python_version(),
+            platform.machine(),
+            os.cpu_count(),
+            time.strftime("%Y-%m-%d"),
+        )
+    )
     print("%-48s %11s %11s %7s" % ("scenario (median of %d)" % rounds, "stdlib", "gofutures", "ratio"))
     for number, name, fn in SCENARIOS:
         if only and number not in only:
@@ -395,28 +408,48 @@ def run(rounds, only):
             for lib in ("stdlib", "gofutures"):  # alternate, so drift hits both
                 samples[lib].append(fn(LIBS[lib]))
         for label, std, ours in _medians(samples):
-            row = {"scenario": number, "name": name + (" (%s)" % label if label else ""),
-                   "stdlib_s": std, "gofutures_s": ours, "ratio": ours / std, "rounds": n}
+            row = {
+                "scenario": number,
+                "name": name + (" (%s)" % label if label else ""),
+                "stdlib_s": std,
+                "gofutures_s": ours,
+                "ratio": ours / std,
+                "rounds": n,
+            }
             results.append(row)
-            print("%-48s %10.4fs %10.4fs %7.3f%s" % (row["name"][:48], std, ours, row["ratio"],
-                                                     "  (median of %d)" % n if n != rounds else ""))
+            print(
+                "%-48s %10.4fs %10.4fs %7.3f%s"
+                % (row["name"][:48], std, ours, row["ratio"], "  (median of %d)" % n if n != rounds else "")
+            )
         if number in CPU_BOUND_SCENARIOS:
             serial = statistics.median(serial_cpu_bound() for _ in range(n))
             speedup = serial / statistics.median(samples["gofutures"])
-            results.append({"scenario": number, "name": "serial loop, same work", "serial_s": serial,
-                            "gofutures_speedup_over_serial": speedup})
+            results.append(
+                {
+                    "scenario": number,
+                    "name": "serial loop, same work",
+                    "serial_s": serial,
+                    "gofutures_speedup_over_serial": speedup,
+                }
+            )
             print("%-48s %10.4fs %11s %6.2fx" % ("  serial loop (speed-up of gofutures)", serial, "", speedup))
     if not only or 9 in only:
         go = peak_rss("gofutures", 10_000_000, 1000)
         std = peak_rss("stdlib", 1_000_000, 0)
-        results.append({"scenario": 9, "name": "lazy map peak RSS", "gofutures_10M_buffersize_1000_mib": go,
-                        "stdlib_eager_1M_mib": std})
+        results.append(
+            {
+                "scenario": 9,
+                "name": "lazy map peak RSS",
+                "gofutures_10M_buffersize_1000_mib": go,
+                "stdlib_eager_1M_mib": std,
+            }
+        )
         print("%-48s %10.0fM %10.0fM" % ("map peak RSS: stdlib eager 1M | ours 10M lazy", std, go))
     makers = _pool_makers()
     for number, name, fn, nbytes in BIG_SCENARIOS:
         if not only or number in only:
             results.append(_run_big(number, name, fn, nbytes, makers, rounds))
-    if np is not None and (not only or 17 in only):
+    if HAS_NUMPY and (not only or 17 in only):
         results += _run_linearity(makers, rounds)
     print("(ratio = gofutures / stdlib; below 1 is faster)")
     return results
@@ -443,17 +476,28 @@ def _run_big(number, name, fn, nbytes, makers, rounds):
     """One of scenarios 13-16: seconds, ratio and GB/s for each library."""
     seconds = {lib: statistics.median(s) for lib, s in _run_samples(makers, fn, rounds).items()}
     std, ours = seconds["stdlib"], seconds["gofutures"]
-    row = {"scenario": number, "name": name, "stdlib_s": std, "gofutures_s": ours, "ratio": ours / std,
-           "rounds": rounds, "payload_bytes": nbytes}
+    row = {
+        "scenario": number,
+        "name": name,
+        "stdlib_s": std,
+        "gofutures_s": ours,
+        "ratio": ours / std,
+        "rounds": rounds,
+        "payload_bytes": nbytes,
+    }
     for lib, sec in seconds.items():
         row["%s_s" % lib] = sec
         row["%s_gbps" % lib] = nbytes / sec / 1e9
-    print("%-48s %10.4fs %10.4fs %7.3f  %5.2f | %5.2f GB/s" % (
-        name[:48], std, ours, row["ratio"], row["stdlib_gbps"], row["gofutures_gbps"]))
+    print(
+        "%-48s %10.4fs %10.4fs %7.3f  %5.2f | %5.2f GB/s"
+        % (name[:48], std, ours, row["ratio"], row["stdlib_gbps"], row["gofutures_gbps"])
+    )
     for lib in [lib for lib in seconds if lib not in LIBS]:
         row["%s_ratio" % lib] = seconds[lib] / std
-        print("%-48s %11s %10.4fs %7.3f  %13.2f GB/s" % ("  " + lib, "", seconds[lib], seconds[lib] / std,
-                                                          row["%s_gbps" % lib]))
+        print(
+            "%-48s %11s %10.4fs %7.3f  %13.2f GB/s"
+            % ("  " + lib, "", seconds[lib], seconds[lib] / std, row["%s_gbps" % lib])
+        )
     return row
 
 
@@ -464,8 +508,13 @@ def _run_linearity(makers, rounds):
     rows = []
     for direction in ("arguments", "results"):
         factors = {lib: statistics.median(s[direction] for s in runs) for lib, runs in samples.items()}
-        rows.append({"scenario": 17, "name": "linearity, %s: per-MB cost 64 MiB / 1 MiB" % direction,
-                     **{"%s_factor" % lib: f for lib, f in factors.items()}})
+        rows.append(
+            {
+                "scenario": 17,
+                "name": "linearity, %s: per-MB cost 64 MiB / 1 MiB" % direction,
+                **{"%s_factor" % lib: f for lib, f in factors.items()},
+            }
+        )
         _print_per_lib("linearity %s: per MB 64 MiB / 1 MiB" % direction, factors, "%10.2fx")
     peaks = {}
     for lib in samples:
@@ -475,11 +524,15 @@ def _run_linearity(makers, rounds):
             if lib in LIBS:
                 raise
             print("  (%s left out: %s)" % (lib, exc.stderr.strip().splitlines()[-1:]))
-    rows.append({"scenario": 17, "name": "1 GB numpy result: parent peak RSS",
-                 **{"%s_peak_mib" % lib: p["peak_mib"] for lib, p in peaks.items()},
-                 **{"%s_base_mib" % lib: p["base_mib"] for lib, p in peaks.items()}})
-    _print_per_lib("1 GB numpy result: parent peak RSS", {lib: p["peak_mib"] for lib, p in peaks.items()},
-                   "%10.0fM")
+    rows.append(
+        {
+            "scenario": 17,
+            "name": "1 GB numpy result: parent peak RSS",
+            **{"%s_peak_mib" % lib: p["peak_mib"] for lib, p in peaks.items()},
+            **{"%s_base_mib" % lib: p["base_mib"] for lib, p in peaks.items()},
+        }
+    )
+    _print_per_lib("1 GB numpy result: parent peak RSS", {lib: p["peak_mib"] for lib, p in peaks.items()}, "%10.0fM")
     return rows
 
 
@@ -518,8 +571,16 @@ def main():
     results = run(args.rounds, only)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-                       "cores": os.cpu_count(), "results": results}, f, indent=1)
+            json.dump(
+                {
+                    "python": platform.python_version(),
+                    "date": time.strftime("%Y-%m-%d"),
+                    "cores": os.cpu_count(),
+                    "results": results,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":
