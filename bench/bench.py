@@ -164,10 +164,14 @@ def process_start(cf):
 def _warm_interpreters(cf):
     """A 2-worker interpreter pool (3.14+) with both workers up, and this
     script loaded in each (what sends spin: it has a default, so it goes by
-    name), before the clock starts."""
+    name), before the clock starts. The warm-up calls take a few ms each,
+    so that both workers run spin several times: each interpreter
+    specializes its own copy of the code, and a worker that ran it once
+    (short warm-up calls all went to the other) ran its first timed calls
+    half again as slow, whichever the library."""
     ex = cf.InterpreterPoolExecutor(2)
     try:
-        list(ex.map(spin, [20_000] * 8))
+        list(ex.map(spin, [100_000] * 8))
         yield ex
     finally:
         ex.shutdown()

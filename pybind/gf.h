@@ -49,6 +49,10 @@ typedef struct gf_job {
  * over Go's strong reference to the future (gf_release_later). Touches no
  * Python state. Returns gf_release_later's count. */
 long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int kind, int shared);
+/* region.c, called by Go without the GIL: memory for a big answer (freed
+ * with free(), by whoever ends up owning it), or NULL when there is none:
+ * unlike cgo's C.malloc, which kills the process then. */
+void *gf_answer_alloc(size_t n);
 /* release.c: hands over a strong reference that Go (without the GIL) must
  * drop; the next gf_release_drain drops it. Returns how many were handed
  * over since the last drain (0 if it could not be queued: it then leaks). */

@@ -18,9 +18,6 @@ package pybind
 /*
 #include <stdlib.h>
 #include "gf.h"
-
-// cgo's own C.malloc never returns NULL: it kills the process instead.
-static void *gf_try_malloc(size_t n) { return malloc(n); }
 */
 import "C"
 
@@ -174,7 +171,7 @@ func parkable(kind C.int) bool {
 type answerMemory struct{}
 
 func (answerMemory) Alloc(n int) ([]byte, error) {
-	p := C.gf_try_malloc(C.size_t(n)) // a big answer may not fit: that call's MemoryError
+	p := C.gf_answer_alloc(C.size_t(n)) // a big answer may not fit: that call's MemoryError
 	if p == nil {
 		return nil, fmt.Errorf("malloc(%d) failed", n)
 	}

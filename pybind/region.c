@@ -43,6 +43,8 @@ static PyTypeObject RegionType = {
 
 int gf_region_init_type(void) { return PyType_Ready(&RegionType); }
 
+void *gf_answer_alloc(size_t n) { return malloc(n); }
+
 PyObject *gf_region_new(char *data, Py_ssize_t len) {
     RegionObject *r = PyObject_New(RegionObject, &RegionType);
     if (r == NULL) {
