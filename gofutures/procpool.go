@@ -461,9 +461,10 @@ func (p *ProcessPool) supervise(w *procWorker) {
 				w.detail = string(f.Data)
 				continue
 			}
+			held := p.holdAnswer(w, f)
 			// Read outside the lock: the worker is between tasks.
 			over := p.cfg.MaxWorkerMemory > 0 && w.memory.residentBytes(w.pid) > p.cfg.MaxWorkerMemory
-			p.finish(w, f, over)
+			p.finish(w, f, held, over)
 		}
 	}
 	w.out.Close()
@@ -487,18 +488,53 @@ type answer struct {
 	lost   error
 }
 
-// takeAnswer reads what f refers to if its payload is in shared memory
-// (procshared.go), and tells w that the memory is free again, whether or
-// not the read worked (a failed one is this task's failure, not the
-// pool's). With no lock held: reading a big answer takes a while.
-func (p *ProcessPool) takeAnswer(w *procWorker, f Frame) answer {
+// heldAnswer is what holds a big answer (f's payload in the worker's
+// shared memory) from the moment its frame is read until it is read:
+// this process's own descriptor of that memory (fd, -1 if none), or why
+// it could not be had (err).
+type heldAnswer struct {
+	shared bool
+	ref    sharedRef
+	fd     int
+	err    error
+}
+
+// holdAnswer opens the memory of f's answer if it is in shared memory
+// (procshared.go), before anything can make w exit.
+func (p *ProcessPool) holdAnswer(w *procWorker, f Frame) heldAnswer {
 	ref, ok := parseSharedRef(f.Data)
 	if !ok {
+		return heldAnswer{fd: -1}
+	}
+	fd, err := openShared(w.pid, ref)
+	return heldAnswer{shared: true, ref: ref, fd: fd, err: err}
+}
+
+// drop lets go of an answer nobody will read (its task is not w's any more).
+func (h heldAnswer) drop(w *procWorker) {
+	if h.fd >= 0 {
+		syscall.Close(h.fd)
+	}
+	if h.shared {
+		ackShared(w, h.ref)
+	}
+}
+
+// takeAnswer reads the answer h holds, if any, and tells w that its memory
+// is free again, whether or not the read worked (a failed one is this
+// task's failure, not the pool's). With no lock held: reading a big answer
+// takes a while.
+func (p *ProcessPool) takeAnswer(w *procWorker, f Frame, h heldAnswer) answer {
+	if !h.shared {
 		return answer{Frame: f}
 	}
 	a := answer{Frame: f}
-	data, err := readShared(w.pid, ref, p.cfg.AnswerMemory)
-	ackShared(w, ref)
+	var data []byte
+	err := h.err
+	if err == nil {
+		data, err = readShared(h.fd, h.ref, p.cfg.AnswerMemory)
+	}
+	ackShared(w, h.ref)
 	if err != nil {
 		var nomem *noMemory
 		a.lost = &AnswerUnreadable{PID: w.pid, Err: err, NoMemory: errors.As(err, &nomem)}
@@ -516,7 +552,7 @@ func ackShared(w *procWorker, ref sharedRef) {
 // finish completes w's head task and gives w new work, or retires it
 // (after MaxTasksPerChild tasks, or when over its memory limit). A big
 // answer is read only once w has its next task (takeAnswer).
-func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
+func (p *ProcessPool) finish(w *procWorker, f Frame, held heldAnswer, over bool) {
 	p.mu.Lock()
 	t := w.head()
 	if t == nil || t.ID != f.ID {
@@ -524,9 +560,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 			w.kill.answered = true
 		}
 		p.mu.Unlock()
-		if ref, ok := parseSharedRef(f.Data); ok {
-			ackShared(w, ref) // unread: nobody wants it
-		}
+		held.drop(w)
 		return // not ours (a protocol error, or a killed task's); the worker's death will tell
 	}
 	w.popHeadLocked()
@@ -569,7 +603,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, over bool) {
 	}
 	p.sinking++
 	p.unlockAfterDispatch(err)
-	if a := p.takeAnswer(w, f); a.lost != nil {
+	if a := p.takeAnswer(w, f, held); a.lost != nil {
 		if f.Kind == FrameResult { // counted done above
 			p.mu.Lock()
 			p.counts.done--

@@ -95,21 +95,29 @@ type noMemory struct{ error }
 
 func (e *noMemory) Unwrap() error { return e.error }
 
-// readShared reads the payload that the worker pid left in its descriptor
-// ref.fd into memory from mem (the one copy on this side, made here, off
-// the GIL). A copy, not a mapping of the worker's memory: the worker can
-// then write its next big answer into the same memory, whose pages are
-// already there (a memfd's first write of a page costs several times its
-// copy). pid is the worker's as the pool knows it, not the one the frame
-// claims. The memory is the caller's, to free with mem.Free.
-func readShared(pid int, ref sharedRef, mem AnswerMemory) ([]byte, error) {
+// openShared opens this process's own descriptor of the memory that the
+// worker pid left an answer in (its descriptor ref.fd), as soon as the
+// answer's frame is read: from then on the answer outlives the worker,
+// which may die in its very next call, before the answer is read. pid is
+// the worker's as the pool knows it, not the one the frame claims.
+func openShared(pid int, ref sharedRef) (int, error) {
 	if ref.size <= 0 || ref.fd < 0 {
-		return nil, fmt.Errorf("bad shared-memory reference (descriptor %d, %d bytes)", ref.fd, ref.size)
+		return -1, fmt.Errorf("bad shared-memory reference (descriptor %d, %d bytes)", ref.fd, ref.size)
 	}
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, ref.fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open /proc/%d/fd/%d: %w", pid, ref.fd, err)
+		return -1, fmt.Errorf("open /proc/%d/fd/%d: %w", pid, ref.fd, err)
 	}
+	return fd, nil
+}
+
+// readShared reads the answer ref from fd (openShared's, which it closes)
+// into memory from mem (the one copy on this side, made here, off the
+// GIL). A copy, not a mapping of the worker's memory: the worker can then
+// write its next big answer into the same memory, whose pages are already
+// there (a memfd's first write of a page costs several times its copy).
+// The memory is the caller's, to free with mem.Free.
+func readShared(fd int, ref sharedRef, mem AnswerMemory) ([]byte, error) {
 	defer unix.Close(fd)
 	data, err := mem.Alloc(ref.size)
 	if err != nil {
