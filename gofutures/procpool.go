@@ -479,15 +479,6 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	w.death.close() // nothing reads or writes w's pipes any more
 }
 
-// answer is a worker's answer to a task: its frame, with the payload read
-// from shared memory if it came that way (shared: from AnswerMemory, the
-// answer's until handed to the sink), or why that failed (lost).
-type answer struct {
-	Frame
-	shared bool
-	lost   error
-}
-
 // heldAnswer is what holds a big answer (f's payload in the worker's
 // shared memory) from the moment its frame is read until it is read:
 // this process's own descriptor of that memory (fd, -1 if none), or why
@@ -520,16 +511,15 @@ func (h heldAnswer) drop(w *procWorker) {
 	}
 }
 
-// takeAnswer reads the answer h holds, if any, and tells w that its memory
-// is free again, whether or not the read worked (a failed one is this
-// task's failure, not the pool's). With no lock held: reading a big answer
-// takes a while.
-func (p *ProcessPool) takeAnswer(w *procWorker, f Frame, h heldAnswer) answer {
+// takeAnswer returns the data of f, read from shared memory if h holds it
+// there (shared: from AnswerMemory, the caller's to hand on), or why that
+// read failed (lost: this task's failure, not the pool's); either way w is
+// told that the memory is free again. With no lock held: reading a big
+// answer takes a while.
+func (p *ProcessPool) takeAnswer(w *procWorker, f Frame, h heldAnswer) (data []byte, shared bool, lost error) {
 	if !h.shared {
-		return answer{Frame: f}
+		return f.Data, false, nil
 	}
-	a := answer{Frame: f}
-	var data []byte
 	err := h.err
 	if err == nil {
 		data, err = readShared(h.fd, h.ref, p.cfg.AnswerMemory)
@@ -537,11 +527,9 @@ func (p *ProcessPool) takeAnswer(w *procWorker, f Frame, h heldAnswer) answer {
 	ackShared(w, h.ref)
 	if err != nil {
 		var nomem *noMemory
-		a.lost = &AnswerUnreadable{PID: w.pid, Err: err, NoMemory: errors.As(err, &nomem)}
-	} else {
-		a.Data, a.shared = data, true
+		return nil, false, &AnswerUnreadable{PID: w.pid, Err: err, NoMemory: errors.As(err, &nomem)}
 	}
-	return a
+	return data, true, nil
 }
 
 // ackShared tells w that the memory of its answer ref is free again.
@@ -603,16 +591,16 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, held heldAnswer, over bool)
 	}
 	p.sinking++
 	p.unlockAfterDispatch(err)
-	if a := p.takeAnswer(w, f, held); a.lost != nil {
+	if data, shared, lost := p.takeAnswer(w, f, held); lost != nil {
 		if f.Kind == FrameResult { // counted done above
 			p.mu.Lock()
 			p.counts.done--
 			p.counts.fail(1)
 			p.mu.Unlock()
 		}
-		p.sink.Failed(t, a.lost)
+		p.sink.Failed(t, lost)
 	} else {
-		p.sink.Completed(t, f.Kind, a.Data, a.shared)
+		p.sink.Completed(t, f.Kind, data, shared)
 	}
 	p.sunk()
 }

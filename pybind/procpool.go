@@ -259,7 +259,7 @@ type failure struct {
 	Signal   int     `json:"signal"` // 0: none
 	TaskID   uint64  `json:"task_id"`
 	Starting bool    `json:"starting"`
-	Limit    float64 `json:"limit"` // seconds, for a timeout
+	Limit    float64 `json:"limit"`     // seconds, for a timeout
 	NoMemory bool    `json:"no_memory"` // an unreadable answer: too big for this process
 }
 

@@ -87,7 +87,7 @@ static void free_job(gf_job *job) {
     Py_XDECREF(job->fn);
     Py_XDECREF(job->args);
     Py_XDECREF(job->kwargs);
-    gf_raw_free(job->data, job->len, job->shared, NULL);
+    gf_raw_free(job->data, NULL);
     free(job);
 }
 
@@ -105,7 +105,7 @@ static void deliver(gf_job *job) {
         int is_error;
         PyObject *region = NULL;
         PyObject *value = gf_outcome_build(job->kind, job->data, job->len, job->shared, &region, &is_error);
-        if (region != NULL) job->data = NULL, job->shared = 0; /* the region's now */
+        if (region != NULL) job->data = NULL; /* the region's now */
         Py_XDECREF(region);
         rc = value == NULL ? -1 : gf_future_complete(f, is_error ? NULL : value, is_error ? value : NULL);
         Py_XDECREF(value);

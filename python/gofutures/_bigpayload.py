@@ -154,18 +154,14 @@ def dump(obj, cls=pickle.Pickler):
 
 
 def encode(pickled, about=None, reuse=-1):
-    """What the frame carries for pickled, and the memfd's descriptor the
-    writer must keep open as the module's docstring says (-1: none, the
-    pickle itself travels). about: the called function, named in the
-    reference (a failure's message says which call it was). reuse: a memfd
-    of an earlier payload that no reader uses any more, to write into (its
-    pages are there already: a memfd's first write of a page costs several
-    times its copy); closed here if not used or if writing fails."""
-    if not pickled.big():
-        data = pickled.joined()
-        if reuse >= 0:
-            os.close(reuse)
-        return data, -1
+    """For a big() pickled (a smaller one travels as joined()): the
+    reference the frame carries, and the memfd's descriptor the writer must
+    keep open as the module's docstring says. about: the called function,
+    named in the reference (a failure's message says which call it was).
+    reuse: a memfd of an earlier payload that no reader uses any more, to
+    write into (its pages are there already: a memfd's first write of a
+    page costs several times its copy), or -1; closed here if writing
+    fails."""
     try:
         fd, size = _write(pickled, reuse)
     finally:
@@ -205,18 +201,18 @@ def _write(pickled, fd):
 
 def _pwritev_all(fd, segments):
     """Writes segments one after the other from the start of fd."""
-    position = 0
-    while segments:
-        n = os.pwritev(fd, segments[:_IOV_MAX], position)
+    position, first = 0, 0
+    while first < len(segments):
+        n = os.pwritev(fd, segments[first : first + _IOV_MAX], position)
         position += n
-        # Drop what was written; a partial last buffer goes on as a view.
-        while segments:
-            size = memoryview(segments[0]).nbytes
+        # Skip what was written; a partial last buffer goes on as a view.
+        while first < len(segments):
+            size = memoryview(segments[first]).nbytes
             if n < size:
-                segments[0] = memoryview(segments[0]).cast("B")[n:]
+                segments[first] = memoryview(segments[first]).cast("B")[n:]
                 break
             n -= size
-            segments.pop(0)
+            first += 1
 
 
 def is_reference(data):

@@ -235,14 +235,12 @@ def _dumps(obj):
             pickled = _big.dump(obj, cloudpickle.Pickler)
         except Exception:
             raise exc from None
-    reuse = -1
-    if pickled.big():
-        if _TAKE_ACKS is not None:
-            _TAKE_ACKS()
-        reuse = _big.spare()
-    data, fd = _big.encode(pickled, reuse=reuse)
-    if fd >= 0:
-        _big.answered(fd)
+    if not pickled.big():
+        return pickled.joined()
+    if _TAKE_ACKS is not None:
+        _TAKE_ACKS()
+    data, fd = _big.encode(pickled, reuse=_big.spare())
+    _big.answered(fd)
     return data
 
 
