@@ -88,7 +88,8 @@ PyObject *gf_set_outcome_builder(PyObject *module, PyObject *const *args, Py_ssi
  * the region made from it, else the malloc'd bytes. */
 void gf_raw_free(char *data, PyObject *region);
 /* region.c: readies the SharedRegion type (module init), and makes one
- * that takes over the malloc'd (data, len), freeing it if that fails. */
+ * that takes over the malloc'd (data, len); if that fails, NULL with an
+ * exception set and the memory still the caller's. */
 int gf_region_init_type(void);
 PyObject *gf_region_new(char *data, Py_ssize_t len);
 /* worker.c: pickle.loads (strong, for the module's lifetime). */

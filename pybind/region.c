@@ -6,8 +6,10 @@
  * arrays sent out-of-band) keep it as long as they live, and nothing can
  * free it under them.
  *
- * Ownership: gf_region_new takes the memory over, also when it fails (it
- * frees it then). The type is not exported by the module: only the
+ * Ownership: gf_region_new takes the memory over when it succeeds; when it
+ * fails, the memory stays the caller's (the delivery or the parked outcome
+ * that holds it frees it, or a later reader tries again: freeing it here
+ * too freed it twice). The type is not exported by the module: only the
  * outcome builder makes regions (outcome.c). */
 #include "hot.h"
 #include <stdlib.h>
@@ -47,10 +49,7 @@ void *gf_answer_alloc(size_t n) { return malloc(n); }
 
 PyObject *gf_region_new(char *data, Py_ssize_t len) {
     RegionObject *r = PyObject_New(RegionObject, &RegionType);
-    if (r == NULL) {
-        free(data);
-        return NULL;
-    }
+    if (r == NULL) return NULL;
     r->data = data;
     r->len = len;
     return (PyObject *)r;
