@@ -74,11 +74,12 @@ func (e *AnswerUnreadable) Error() string {
 func (e *AnswerUnreadable) Unwrap() error { return e.Err }
 
 // AnswerMemory allocates the memory that big answers are read into, and
-// frees what the pool does not hand on. The binding's is C's malloc, so
-// that an answer goes to C as it is; a malloc also reuses the memory of
-// the answer before, where fresh pages would cost a fault each (several
-// times the copy on a virtual machine). Called from supervisor goroutines,
-// concurrently.
+// frees what the pool does not hand on: Free gets the whole slice Alloc
+// returned (whoever the pool hands an answer on to gives back that slice
+// too). The binding's is C memory (its answer.c), so that an answer goes
+// to C as it is, and it reuses the memory of answers already dropped,
+// where fresh pages would cost a fault each (several times the copy on a
+// virtual machine). Called from supervisor goroutines, concurrently.
 type AnswerMemory interface {
 	Alloc(n int) ([]byte, error)
 	Free(b []byte)

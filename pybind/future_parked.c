@@ -86,6 +86,6 @@ void fut_discard_raw(FutureObject *f) {
     PyObject *region = f->raw_region;
     char *raw = f->raw;
     f->raw = NULL, f->raw_region = NULL;
-    if (raw != NULL || region != NULL) gf_raw_free(raw, region);
+    if (raw != NULL || region != NULL) gf_raw_free(raw, f->raw_len, f->raw_shared, region);
 }
 

@@ -80,18 +80,21 @@ PyObject *gf_future_new(PyTypeObject *type);
  * unpickled is an outcome: BrokenProcessPool). A shared outcome (an answer
  * in shared memory) is first made into a SharedRegion kept in *region
  * (NULL at first), which owns the memory from then on, whatever happens:
- * free the raw outcome with gf_raw_free(data, *region). */
+ * free the raw outcome with gf_raw_free(data, len, shared, *region). */
 PyObject *gf_outcome_build(int kind, char *data, Py_ssize_t len, int shared, PyObject **region, int *is_error);
 /* outcome.c: the module function set_outcome_builder(build, load_shared). */
 PyObject *gf_set_outcome_builder(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* outcome.c: frees a delivery's raw outcome (with the GIL if region is set):
- * the region made from it, else the malloc'd bytes. */
-void gf_raw_free(char *data, PyObject *region);
+ * the region made from it, else its answer memory (shared) or its malloc'd
+ * bytes. */
+void gf_raw_free(char *data, Py_ssize_t len, int shared, PyObject *region);
 /* region.c: readies the SharedRegion type (module init), and makes one
- * that takes over the malloc'd (data, len); if that fails, NULL with an
- * exception set and the memory still the caller's. */
+ * that takes over the answer memory (data, len); if that fails, NULL with
+ * an exception set and the memory still the caller's. */
 int gf_region_init_type(void);
 PyObject *gf_region_new(char *data, Py_ssize_t len);
+/* answer.c: registers its fork handlers (module init). */
+int gf_answer_init(void);
 /* worker.c: pickle.loads (strong, for the module's lifetime). */
 extern PyObject *gf_pickle_loads;
 /* worker.c: releases a job's references and frees it. */

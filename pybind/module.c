@@ -50,7 +50,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
     PyObject *m = PyModule_Create(&hot_def);
     if (m == NULL) return NULL;
     if (gf_future_init_type(m) < 0 || gf_executor_init_type(m) < 0 || gf_completions_init_type(m) < 0 ||
-        gf_procexec_init_type(m) < 0 || gf_region_init_type() < 0 || gf_fork_init(m) < 0 || gf_subinterp_init(m) < 0) {
+        gf_procexec_init_type(m) < 0 || gf_region_init_type() < 0 || gf_answer_init() < 0 || gf_fork_init(m) < 0 || gf_subinterp_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

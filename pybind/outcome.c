@@ -26,8 +26,9 @@ PyObject *gf_set_outcome_builder(PyObject *Py_UNUSED(module), PyObject *const *a
     Py_RETURN_NONE;
 }
 
-void gf_raw_free(char *data, PyObject *region) {
+void gf_raw_free(char *data, Py_ssize_t len, int shared, PyObject *region) {
     if (region != NULL) Py_DECREF(region); /* the memory is the region's */
+    else if (shared) gf_answer_free(data, (size_t)len);
     else free(data);
 }
 

@@ -114,14 +114,17 @@ func (p *processPool) takeSpare() int {
 	return fd
 }
 
-// closeSpare closes the spare descriptors (the pool is done).
+// closeSpare closes the spare descriptors and gives back the answer
+// memory kept for reuse (answer.c: shared by all pools, so another pool
+// still running only maps it anew), as the pool is done.
 func (p *processPool) closeSpare() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, fd := range p.spare {
 		syscall.Close(fd)
 	}
 	p.spare = nil
+	p.mu.Unlock()
+	C.gf_answer_trim()
 }
 
 // deliver is the one way back for every outcome of a task, whatever
@@ -166,8 +169,9 @@ func parkable(kind C.int) bool {
 	return kind != C.GF_DELIVER_CANCELLED && kind != C.GF_DELIVER_KILLED
 }
 
-// answerMemory is the core's AnswerMemory for big answers: C's malloc, so
-// that C takes an answer over as it is (and frees it: outcome.c, region.c).
+// answerMemory is the core's AnswerMemory for big answers: C's answer
+// memory (answer.c), so that C takes an answer over as it is (and gives it
+// back: outcome.c, region.c).
 type answerMemory struct{}
 
 func (answerMemory) Alloc(n int) ([]byte, error) {
@@ -178,7 +182,7 @@ func (answerMemory) Alloc(n int) ([]byte, error) {
 	return unsafe.Slice((*byte)(p), n), nil
 }
 
-func (answerMemory) Free(b []byte) { C.free(unsafe.Pointer(unsafe.SliceData(b))) }
+func (answerMemory) Free(b []byte) { C.gf_answer_free(unsafe.Pointer(unsafe.SliceData(b)), C.size_t(len(b))) }
 
 // outcomeBytes: data as C keeps it, with its shared flag: a big answer as it
 // is, anything else copied to malloc'd memory (NULL if empty).

@@ -1,7 +1,8 @@
 /* region.c: SharedRegion, a big answer that Go read from a worker's shared
- * memory into malloc'd memory (gofutures/procshared.go; pybind's
- * answerMemory), as a Python object. It exports that memory as one
- * writable buffer and frees it when its last reference goes; memoryviews
+ * memory into a block of answer memory (gofutures/procshared.go; pybind's
+ * answerMemory; answer.c), as a Python object. It exports that memory as
+ * one writable buffer and gives it back (gf_answer_free) when its last
+ * reference goes; memoryviews
  * of it hold a reference, so the objects unpickled as views of it (numpy
  * arrays sent out-of-band) keep it as long as they live, and nothing can
  * free it under them.
@@ -12,11 +13,10 @@
  * too freed it twice). The type is not exported by the module: only the
  * outcome builder makes regions (outcome.c). */
 #include "hot.h"
-#include <stdlib.h>
 
 typedef struct {
     PyObject_HEAD
-    char *data;     /* malloc'd, owned */
+    char *data;     /* answer memory (answer.c), owned */
     Py_ssize_t len;
 } RegionObject;
 
@@ -25,7 +25,7 @@ static int region_getbuffer(RegionObject *self, Py_buffer *view, int flags) {
 }
 
 static void region_dealloc(RegionObject *self) {
-    free(self->data);
+    gf_answer_free(self->data, (size_t)self->len);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -44,8 +44,6 @@ static PyTypeObject RegionType = {
 };
 
 int gf_region_init_type(void) { return PyType_Ready(&RegionType); }
-
-void *gf_answer_alloc(size_t n) { return malloc(n); }
 
 PyObject *gf_region_new(char *data, Py_ssize_t len) {
     RegionObject *r = PyObject_New(RegionObject, &RegionType);

@@ -87,7 +87,7 @@ static void free_job(gf_job *job) {
     Py_XDECREF(job->fn);
     Py_XDECREF(job->args);
     Py_XDECREF(job->kwargs);
-    gf_raw_free(job->data, NULL);
+    gf_raw_free(job->data, job->len, job->shared, NULL);
     free(job);
 }
 

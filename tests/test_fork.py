@@ -56,6 +56,7 @@ def use_gofutures_everywhere():
     with gofutures.ProcessPoolExecutor(2) as ex:
         assert list(ex.map(square, range(6))) == [0, 1, 4, 9, 16, 25]
         assert ex.submit(square, 12).result(timeout=30) == 144
+        assert ex.submit(bytes, 8 << 20).result(timeout=30) == bytes(8 << 20)  # in shared memory
 """
 
 
@@ -123,6 +124,9 @@ if __name__ == "__main__":
     use_gofutures_everywhere()       # the parent's Go core is busy and has threads
     keep = gofutures.ProcessPoolExecutor(2)
     assert keep.submit(square, 3).result() == 9
+    # A big answer's memory, kept for the next ones while keep lives, is
+    # this process's alone: the child forgets it.
+    assert keep.submit(bytes, 8 << 20).result() == bytes(8 << 20)
 {textwrap.indent(textwrap.dedent(start), "    ")}
     assert keep.submit(square, 4).result(timeout=30) == 16
     print("parent ok")

@@ -538,6 +538,20 @@ def many_calls(ctx, calls):
     return {"workers_before": workers_before, "workers_after": workers_after}
 
 
+def child_answers_given_back(context):
+    """Counts before and after a pool that answered 48 results of 4 to 16
+    MiB (all read, then dropped) was shut down."""
+    ctx = multiprocessing.get_context(context)
+    _warm_up(ctx)
+    before = _settled_counts()
+    with gofutures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+        sizes = [(4 + 4 * (i % 4)) * MIB for i in range(48)]
+        futures = [ex.submit(_make, "bytes", size) for size in sizes]
+        assert [len(f.result(timeout=TIMEOUT)) for f in futures] == sizes
+        del futures
+    return {"before": before, "after": _settled_counts()}
+
+
 def child_counted(scenario, context, *args):
     """scenario(ctx, *args) run twice, counted around the second run: what
     the first made once (threads, allocator arenas) is no leak; a leak per
@@ -747,6 +761,12 @@ def test_many_big_calls_leak_nothing(subprocess_env, context):
         if pid in workers["workers_before"]:
             fds0, maps0 = workers["workers_before"][pid]
             assert fds <= fds0 + FD_SLACK and maps <= maps0 + MAPS_SLACK, report
+
+
+@pytest.mark.parametrize("context", ["spawn", "fork"])
+def test_answers_memory_is_given_back_when_the_pool_is_done(subprocess_env, context):
+    report = _in_child(subprocess_env, "child_answers_given_back", context)
+    assert report["after"]["rss_kib"] <= report["before"]["rss_kib"] + 16 * 1024, report
 
 
 @pytest.mark.parametrize("survive", [False, True], ids=["default", "survive"])
