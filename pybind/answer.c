@@ -6,17 +6,23 @@
  * with gf_answer_free.
  *
  * Why not malloc: on a page touched for the first time the kernel spends
- * more than the copy itself (16 MiB into fresh 4 KiB pages: 12-16 ms; into
- * pages in use: 3 ms; on the 2-core VM this was measured on), and a numpy
- * array sent out-of-band lives in its block (a view of the region). So a
- * block of GF_ANSWER_HUGE or more is mapped for itself, aligned to and
- * advised for transparent huge pages (MADV_HUGEPAGE, as numpy does for its
- * own arrays: 64 MiB read in 17 ms instead of 45), and smaller ones are
- * mapped too, so that all go back to the system when freed, whichever
- * thread allocated them (glibc gave each Go thread an arena of its own,
- * which kept freed answers and added mappings per thread). A few freed
- * blocks are kept for the next answers: a result turned into bytes or
- * dropped frees its block before the next one comes.
+ * more than the copy itself (16 MiB into fresh 4 KiB pages: 10-16 ms; into
+ * pages in use: 3 ms, on the 2-core VM this was measured on), and glibc
+ * gave each Go thread an arena of its own, which kept freed answers (some
+ * 100 MiB after a thousand calls) and added mappings per thread. So each
+ * block is mapped for itself, and goes back to the system when freed,
+ * whichever thread allocated it; a few freed blocks are kept for the next
+ * answers (a result turned into bytes, or dropped, frees its block before
+ * the next one comes), so that a pool's answers land in pages in use.
+ * A block too big to keep (more than GF_ANSWER_CACHED_BLOCK, which glibc
+ * too would map anew each time) is aligned to and advised for transparent
+ * huge pages (MADV_HUGEPAGE, as numpy does for its arrays, and as
+ * gofutures._bigpayload does for values this big): 64 MiB read in 13-17 ms
+ * instead of 40-50. Smaller blocks get none: on that VM a block of huge
+ * pages never used before cost 3 to 4 times its 4 KiB pages (memory the
+ * host had not backed yet), and results the user holds make every block
+ * a new one (32 x 16 MiB numpy results: ratio 0.39-0.66 with huge pages,
+ * 0.25-0.30 without).
  *
  * Locking: one mutex around the cache; alloc and free are called from Go
  * threads without the GIL and from Python threads with it, and make no
@@ -34,7 +40,6 @@
 #include <unistd.h>
 
 #define GF_HUGE_PAGE ((size_t)2 << 20)
-#define GF_ANSWER_HUGE ((size_t)4 << 20)
 #define GF_ANSWER_CACHE_BLOCKS 4
 #define GF_ANSWER_CACHED_BLOCK ((size_t)32 << 20)
 #define GF_ANSWER_CACHE_BYTES ((size_t)64 << 20)
@@ -53,20 +58,20 @@ static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 /* The size of the block for an answer of n bytes: n rounded up to a
  * quarter of its power of two, so that answers of about the same size
- * reuse each other's blocks (wasting at most a quarter), then to whole
- * pages (huge ones from GF_ANSWER_HUGE). */
+ * reuse each other's blocks (wasting at most a quarter), then to pages
+ * (huge ones for a block too big to keep). */
 static size_t block_size(size_t n) {
     size_t top = 1;
     while (top <= n / 2) top *= 2;
     size_t size = top >= 4 ? round_up(n, top / 4) : n;
-    return round_up(size ? size : 1, size >= GF_ANSWER_HUGE ? GF_HUGE_PAGE : (size_t)sysconf(_SC_PAGESIZE));
+    return round_up(size ? size : 1, size > GF_ANSWER_CACHED_BLOCK ? GF_HUGE_PAGE : (size_t)sysconf(_SC_PAGESIZE));
 }
 
-/* A new mapping of size bytes (a whole number of pages), aligned to a huge
- * page and advised for them if it is big: the unaligned head and tail of
- * a larger mapping are given back. */
+/* A new mapping of size bytes (whole pages); one too big to keep is
+ * aligned to a huge page and advised for them (the unaligned head and
+ * tail of a larger mapping are given back). */
 static void *map_block(size_t size) {
-    int huge = size >= GF_ANSWER_HUGE;
+    int huge = size > GF_ANSWER_CACHED_BLOCK;
     size_t span = huge ? size + GF_HUGE_PAGE : size;
     char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
