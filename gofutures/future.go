@@ -88,8 +88,8 @@ func (f *Future) SetRunningOrNotifyCancel() (bool, error) {
 	running, err := f.startLocked()
 	if !running && err == nil {
 		f.state = CancelledAndNotified
+		f.countLocked(outcomeSkipped) // before the watchers hear of it, as in finishLocked
 		f.notifyLocked()
-		f.countLocked(outcomeSkipped)
 	}
 	return running, err
 }
@@ -159,15 +159,18 @@ func (f *Future) FinishUnobserved(failed bool, publish func()) bool {
 	return true
 }
 
+// finishLocked counts the outcome (which also drops at) before it wakes
+// anyone: a waiter that sees the future done must find it nowhere and
+// counted in its pool's stats (the other order failed a test now and then).
 func (f *Future) finishLocked(failed bool) {
 	f.state, f.failed = Finished, failed
-	f.closeDoneLocked()
-	f.notifyLocked()
 	if failed {
 		f.countLocked(outcomeFailed)
 	} else {
 		f.countLocked(outcomeSucceeded)
 	}
+	f.closeDoneLocked()
+	f.notifyLocked()
 }
 
 // countLocked tells the pool that scheduled f how it ended.
