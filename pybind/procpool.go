@@ -182,7 +182,9 @@ func (answerMemory) Alloc(n int) ([]byte, error) {
 	return unsafe.Slice((*byte)(p), n), nil
 }
 
-func (answerMemory) Free(b []byte) { C.gf_answer_free(unsafe.Pointer(unsafe.SliceData(b)), C.size_t(len(b))) }
+func (answerMemory) Free(b []byte) {
+	C.gf_answer_free(unsafe.Pointer(unsafe.SliceData(b)), C.size_t(len(b)))
+}
 
 // outcomeBytes: data as C keeps it, with its shared flag: a big answer as it
 // is, anything else copied to malloc'd memory (NULL if empty).
