@@ -31,8 +31,10 @@
  *
  * Bounds: blocks up to GF_ANSWER_CACHED_BLOCK are kept, at most
  * GF_ANSWER_CACHE_BLOCKS of them and GF_ANSWER_CACHE_BYTES in all, oldest
- * out first (cache[0] is the oldest); the cache is emptied when a process
- * pool is done (gf_answer_trim), so an idle program holds none of it. */
+ * out first (cache[0] is the oldest), and only while a process pool is at
+ * work (gf_answer_pool counts them): when the last one is done the cache
+ * is emptied, and a block freed after that (a result read later) is
+ * unmapped at once, so an idle program holds none of it. */
 #include "hot.h"
 #include <pthread.h>
 #include <string.h>
@@ -53,6 +55,7 @@ static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static block cache[GF_ANSWER_CACHE_BLOCKS];
 static int cached;
 static size_t cached_bytes;
+static long pools; /* process pools not done yet */
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -107,10 +110,10 @@ void gf_answer_free(void *p, size_t n) {
     block out[GF_ANSWER_CACHE_BLOCKS + 1];
     int evicted = 0;
     size_t size = block_size(n);
-    if (size > GF_ANSWER_CACHED_BLOCK) {
+    pthread_mutex_lock(&cache_mu);
+    if (size > GF_ANSWER_CACHED_BLOCK || pools == 0) {
         out[evicted++] = (block){p, size};
     } else {
-        pthread_mutex_lock(&cache_mu);
         while (cached == GF_ANSWER_CACHE_BLOCKS || cached_bytes + size > GF_ANSWER_CACHE_BYTES) {
             out[evicted++] = cache[0];
             cached_bytes -= cache[0].size;
@@ -118,27 +121,34 @@ void gf_answer_free(void *p, size_t n) {
         }
         cache[cached++] = (block){p, size};
         cached_bytes += size;
-        pthread_mutex_unlock(&cache_mu);
     }
+    pthread_mutex_unlock(&cache_mu);
     for (int i = 0; i < evicted; i++) munmap(out[i].p, out[i].size);
 }
 
-void gf_answer_trim(void) {
+void gf_answer_pool(int delta) {
     block out[GF_ANSWER_CACHE_BLOCKS];
+    int n = 0;
     pthread_mutex_lock(&cache_mu);
-    int n = cached;
-    memcpy(out, cache, sizeof cache);
-    cached = 0, cached_bytes = 0;
+    pools += delta;
+    if (pools <= 0) {
+        pools = 0;
+        n = cached;
+        memcpy(out, cache, sizeof cache);
+        cached = 0, cached_bytes = 0;
+    }
     pthread_mutex_unlock(&cache_mu);
     for (int i = 0; i < n; i++) munmap(out[i].p, out[i].size);
 }
 
 static void before_fork(void) { pthread_mutex_lock(&cache_mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&cache_mu); }
+/* The child's one thread holds the mutex (before_fork): it forgets the
+ * parent's blocks and pools (it has no Go core to read answers with). */
 static void after_fork_child(void) {
-    pthread_mutex_init(&cache_mu, NULL);
     for (int i = 0; i < cached; i++) munmap(cache[i].p, cache[i].size);
-    cached = 0, cached_bytes = 0;
+    cached = 0, cached_bytes = 0, pools = 0;
+    pthread_mutex_unlock(&cache_mu);
 }
 
 int gf_answer_init(void) {

@@ -52,11 +52,12 @@ long gf_future_park(PyObject *future, char *raw, Py_ssize_t len, int kind, int s
 /* answer.c, called by Go without the GIL: memory for a big answer of n
  * bytes (given back with gf_answer_free(p, n) by whoever ends up owning
  * it), or NULL when there is none: unlike cgo's C.malloc, which kills the
- * process then. gf_answer_trim unmaps the freed blocks kept for reuse (a
- * process pool is done). Any thread, GIL or not. */
+ * process then. gf_answer_pool(+1) when a process pool is made, (-1) once
+ * when it is done: freed blocks are kept for reuse only while some pool is
+ * at work. Any thread, GIL or not. */
 void *gf_answer_alloc(size_t n);
 void gf_answer_free(void *p, size_t n);
-void gf_answer_trim(void);
+void gf_answer_pool(int delta);
 /* release.c: hands over a strong reference that Go (without the GIL) must
  * drop; the next gf_release_drain drops it. Returns how many were handed
  * over since the last drain (0 if it could not be queued: it then leaks). */

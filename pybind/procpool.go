@@ -61,6 +61,7 @@ type processPool struct {
 	// closed when the pool is released.
 	shared  map[uint64]int
 	spare   []int
+	done    bool // closeSpare ran: the pool no longer counts for answer memory
 	nextID  uint64
 	dropped []*C.PyObject // futures of tasks cancelled by shutdown, for C to cancel
 }
@@ -114,17 +115,21 @@ func (p *processPool) takeSpare() int {
 	return fd
 }
 
-// closeSpare closes the spare descriptors and gives back the answer
-// memory kept for reuse (answer.c: shared by all pools, so another pool
-// still running only maps it anew), as the pool is done.
+// closeSpare closes the spare descriptors and, once, tells answer.c that
+// the pool is done (the answer memory kept for reuse is given back when
+// no pool is left), as every task has ended.
 func (p *processPool) closeSpare() {
 	p.mu.Lock()
 	for _, fd := range p.spare {
 		syscall.Close(fd)
 	}
 	p.spare = nil
+	first := !p.done
+	p.done = true
 	p.mu.Unlock()
-	C.gf_answer_trim()
+	if first {
+		C.gf_answer_pool(-1)
+	}
 }
 
 // deliver is the one way back for every outcome of a task, whatever
@@ -354,6 +359,7 @@ func newProcessPool(cfg ProcessPoolConfig) (*processPool, error) {
 		return fail(err)
 	}
 	p.id = lastID.Add(1)
+	C.gf_answer_pool(1)
 	procsMu.Lock()
 	procs[p.id] = p
 	procsMu.Unlock()

@@ -107,6 +107,13 @@ static void deliver(gf_job *job) {
         PyObject *value = gf_outcome_build(job->kind, job->data, job->len, job->shared, &region, &is_error);
         if (region != NULL) job->data = NULL; /* the region's now */
         Py_XDECREF(region);
+        if (value == NULL) {
+            /* Nothing interrupts this thread, so only a failure of the
+             * build itself (a MemoryError making the region): it is this
+             * call's outcome, or its future would never end. */
+            value = gf_fetch_exception();
+            is_error = 1;
+        }
         rc = value == NULL ? -1 : gf_future_complete(f, is_error ? NULL : value, is_error ? value : NULL);
         Py_XDECREF(value);
     }

@@ -52,11 +52,11 @@ class _ShortReads(io.RawIOBase):
 def big_value():
     data = os.urandom(BIG)
     array = np.arange(BIG // 8, dtype=np.float64)
-    return {"data": data, "array": array, "small": [1, "two", b"3"]}
+    return {"data": data, "array": array, "text": "ünïcode " * (1 << 18), "small": [1, "two", b"3"]}
 
 
 def _same(got, want):
-    assert got["data"] == want["data"] and got["small"] == want["small"]
+    assert got["data"] == want["data"] and got["small"] == want["small"] and got["text"] == want["text"]
     assert np.array_equal(got["array"], want["array"])
 
 

@@ -124,8 +124,8 @@ if __name__ == "__main__":
     use_gofutures_everywhere()       # the parent's Go core is busy and has threads
     keep = gofutures.ProcessPoolExecutor(2)
     assert keep.submit(square, 3).result() == 9
-    # A big answer's memory, kept for the next ones while keep lives, is
-    # this process's alone: the child forgets it.
+    # A big answer's memory is kept for the next ones while keep lives
+    # (pybind/answer.c): the child, which forgets it, must still work.
     assert keep.submit(bytes, 8 << 20).result() == bytes(8 << 20)
 {textwrap.indent(textwrap.dedent(start), "    ")}
     assert keep.submit(square, 4).result(timeout=30) == 16

@@ -325,6 +325,9 @@ def _advise_huge_pages(buffer):
         function(start, end - start, _MADV_HUGEPAGE)
 
 
+_READ_AHEAD = 1 << 16
+
+
 def _read_fully(readinto, buffer):
     """readinto(buffer) until buffer is full or the input ends (a single
     read(2) stops at 2 GiB); the bytes read. Huge pages for a big one."""
@@ -341,19 +344,23 @@ def _read_fully(readinto, buffer):
 
 
 class _FileReader:
-    """The worker's file for the Unpickler: a raw file (the payload's memfd)
-    whose readinto (a big bytes value read into its own memory) reads fully
-    and asks huge pages for big ones."""
+    """The worker's file for the Unpickler over a raw file (the payload's
+    memfd): buffered, so that the Unpickler reads ahead (peek) instead of
+    one call per opcode, and its read and readinto read fully (a single
+    read(2) stops at 2 GiB); readinto (a big bytes value read into its
+    own memory) asks huge pages for a big one. The raw file must outlive
+    the load."""
 
-    __slots__ = ("_readinto", "read", "readline")
+    __slots__ = ("_readinto", "peek", "read", "readline")
 
-    def __init__(self, file):
-        self.read = file.read
-        self.readline = file.readline
-        self._readinto = file.readinto
+    def __init__(self, raw):
+        file = io.BufferedReader(raw, _READ_AHEAD)
+        self.read, self.peek, self.readline, self._readinto = file.read, file.peek, file.readline, file.readinto
 
     def readinto(self, buffer):
-        return _read_fully(self._readinto, buffer)
+        if buffer.nbytes > _OWN_MAPPING:
+            _advise_huge_pages(buffer)
+        return self._readinto(buffer)
 
 
 class _ViewReader:
@@ -378,9 +385,14 @@ class _ViewReader:
         return self._take(n)
 
     def readline(self):
-        rest = self._view[self._position :]
-        end = bytes(rest).find(b"\n")
-        return self._take(-1 if end < 0 else end + 1)
+        # Only protocol 0's opcodes read lines; looked for window by window.
+        start = position = self._position
+        while position < len(self._view):
+            end = bytes(self._view[position : position + _READ_AHEAD]).find(b"\n")
+            if end >= 0:
+                return self._take(position + end + 1 - start)
+            position += _READ_AHEAD
+        return self._take(-1)
 
     def peek(self, n=0):
         return self._view[self._position : self._position + max(n, 1)]
