@@ -365,9 +365,9 @@ class _FileReader:
 
 class _ViewReader:
     """The parent's file for the Unpickler over a big stream in a region:
-    peek and read hand out views (no copy), readinto copies into the value
-    being made, asking huge pages for a big one. Holds no view of the
-    stream beyond what the Unpickler holds."""
+    peek hands out views (no copy), read copies what it is asked for,
+    readinto copies into the value being made, asking huge pages for a big
+    one. Holds no view of the stream beyond what the Unpickler holds."""
 
     __slots__ = ("_position", "_view")
 
@@ -382,7 +382,9 @@ class _ViewReader:
         return self._view[start:end]
 
     def read(self, n=-1):
-        return self._take(n)
+        # bytes, not a view: 3.15's Unpickler reads a big value in chunks
+        # with read() and resizes what it returns as a bytes object.
+        return self._take(n).tobytes()
 
     def readline(self):
         # Only protocol 0's opcodes read lines; looked for window by window.
@@ -390,9 +392,9 @@ class _ViewReader:
         while position < len(self._view):
             end = bytes(self._view[position : position + _READ_AHEAD]).find(b"\n")
             if end >= 0:
-                return self._take(position + end + 1 - start)
+                return self._take(position + end + 1 - start).tobytes()
             position += _READ_AHEAD
-        return self._take(-1)
+        return self._take(-1).tobytes()
 
     def peek(self, n=0):
         return self._view[self._position : self._position + max(n, 1)]
