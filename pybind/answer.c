@@ -27,7 +27,8 @@
  * Locking: one mutex around the cache; alloc and free are called from Go
  * threads without the GIL and from Python threads with it, and make no
  * system call while holding it. At fork the child forgets the cache (its
- * copies of the blocks are unmapped) and gets a fresh mutex.
+ * copies of the blocks are unmapped) and the pools, and unlocks the mutex
+ * its one thread holds (before_fork took it).
  *
  * Bounds: blocks up to GF_ANSWER_CACHED_BLOCK are kept, at most
  * GF_ANSWER_CACHE_BLOCKS of them and GF_ANSWER_CACHE_BYTES in all, oldest

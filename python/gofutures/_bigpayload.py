@@ -302,9 +302,11 @@ _MADV_HUGEPAGE = 14
 
 def _advise_huge_pages(buffer):
     """Advises transparent huge pages for the 2 MiB-aligned inside of
-    buffer (a writable memoryview of bytes not yet written). Only advice:
-    where it cannot be given, nothing changes."""
+    buffer (a writable memoryview of bytes not yet written) if it is over
+    _OWN_MAPPING. Only advice: where it cannot be given, nothing changes."""
     global _madvise
+    if buffer.nbytes <= _OWN_MAPPING:
+        return
     if _madvise is None:
         try:
             import ctypes
@@ -328,21 +330,6 @@ def _advise_huge_pages(buffer):
 _READ_AHEAD = 1 << 16
 
 
-def _read_fully(readinto, buffer):
-    """readinto(buffer) until buffer is full or the input ends (a single
-    read(2) stops at 2 GiB); the bytes read. Huge pages for a big one."""
-    wanted = buffer.nbytes
-    if wanted > _OWN_MAPPING:
-        _advise_huge_pages(buffer)
-    done = readinto(buffer)
-    while done and done < wanted:
-        more = readinto(buffer[done:])
-        if not more:
-            break
-        done += more
-    return done
-
-
 class _FileReader:
     """The worker's file for the Unpickler over a raw file (the payload's
     memfd): buffered, so that the Unpickler reads ahead (peek) instead of
@@ -358,8 +345,7 @@ class _FileReader:
         self.read, self.peek, self.readline, self._readinto = file.read, file.peek, file.readline, file.readinto
 
     def readinto(self, buffer):
-        if buffer.nbytes > _OWN_MAPPING:
-            _advise_huge_pages(buffer)
+        _advise_huge_pages(buffer)
         return self._readinto(buffer)
 
 
@@ -400,12 +386,10 @@ class _ViewReader:
         return self._view[self._position : self._position + max(n, 1)]
 
     def readinto(self, buffer):
-        def copy(into):
-            part = self._take(into.nbytes)
-            into[: part.nbytes] = part
-            return part.nbytes
-
-        return _read_fully(copy, buffer)
+        _advise_huge_pages(buffer)
+        part = self._take(buffer.nbytes)
+        buffer[: part.nbytes] = part
+        return part.nbytes
 
 
 # The worker's side of its answers' memfds: those sent and not yet
