@@ -136,9 +136,17 @@ def test_map_timeout_closes_bar(bars, gate):
 
 def test_closing_map_result_closes_bar_and_cancels(bars):
     with gofutures.ThreadPoolExecutor(1) as ex:
-        results = ex.map(_sleep_then, [0, 0.2] + [5] * 5, progress=True)
+        started = []
+
+        def started_then_sleep(n):
+            started.append(n)
+            return _sleep_then(n)
+
+        results = ex.map(started_then_sleep, [0, 0.2] + [5] * 5, progress=True)
         assert next(results) == 0
-        while ex.stats()["running"] == 0:  # the worker has taken the 0.2 s call
+        # The worker runs the 0.2 s call (taken from the queue is not yet
+        # running: a cancel still wins until it starts).
+        while 0.2 not in started:
             time.sleep(0.001)
         results.close()  # as closing the plain map iterator: the queued calls are cancelled
     assert ex.stats()["cancelled"] == 5  # (counted as the worker skips them)
