@@ -78,9 +78,11 @@ static PyObject *pool_submit(PoolObject *self, PyObject *const *args, Py_ssize_t
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
             if (PyDict_SetItem(job->kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) goto fail;
     }
-    if ((job->future = gf_future_new(self->future_type)) == NULL) goto fail;
+    /* The Go future is made by gfPoolSubmit (one call into Go, not two). */
+    if ((job->future = self->future_type->tp_alloc(self->future_type, 0)) == NULL) goto fail;
     PyObject *fut = Py_NewRef(job->future);
-    switch (gfPoolSubmit(self->pool, ((FutureObject *)fut)->h, job)) {
+    FutureObject *f = (FutureObject *)fut;
+    switch (gfPoolSubmit(self->pool, (uintptr_t)f, job, &f->h)) {
     case GF_SUBMIT_SPAWNED:
         if (gf_block(await_started, (void *)(intptr_t)self->pool, GF_SPAWN_WAIT_S) < 0) {
             Py_DECREF(fut); /* interrupted: the task is queued, the future stays valid */

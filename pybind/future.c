@@ -26,14 +26,28 @@ PyTypeObject *gf_FutureBase;
  * child (fork.c), where Go cannot run. Its state is f->dstate, and its
  * transitions and waits are the stdlib's own Python methods (fut_detached()),
  * working on the same attributes the stdlib's wait() reads. */
-int fut_state(FutureObject *f) { return f->h ? gfFutureState(f->h) & 0xff : f->dstate; }
+int fut_state(FutureObject *f) {
+    if (f->final) return f->final;
+    if (f->h == 0) return f->dstate;
+    int s = gfFutureState(f->h) & 0xff;
+    if (s == ST_FINISHED || s == ST_CANCELLED_AND_NOTIFIED) f->final = s;
+    return s;
+}
+
+void gf_future_force(FutureObject *f, int state, int failed) {
+    f->final = 0;
+    gfFutureForce(f->h, state, failed);
+}
 
 int gf_future_done(FutureObject *f) { return fut_state(f) >= ST_CANCELLED; }
 
 int gf_future_check(PyObject *o) { return PyObject_TypeCheck(o, gf_FutureBase); }
 
 /* Marks f observed (see the file comment) and returns its state. */
-int fut_observe(FutureObject *f) { return f->h ? gfFutureObserve(f->h) & 0xff : f->dstate; }
+int fut_observe(FutureObject *f) {
+    if (f->final) return f->final; /* done: nothing will finish it again */
+    return f->h ? gfFutureObserve(f->h) & 0xff : f->dstate;
+}
 
 /* Calls concurrent.futures.Future.<name>(f, *args): what a detached
  * future does for the methods that move or wait in Go otherwise. */
@@ -105,6 +119,7 @@ int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
     }
     /* Publish before the GIL can be released: anyone woken by the Go state
      * change needs the GIL to read these. */
+    f->final = ST_FINISHED;
     Py_XSETREF(f->result, Py_XNewRef(result));
     Py_XSETREF(f->exception, Py_XNewRef(exc));
     fut_discard_raw(f);
@@ -185,11 +200,29 @@ static int fut_clear(FutureObject *f) {
     return 0;
 }
 
+/* Handles of dead futures, given back to Go GF_DEAD_BATCH at a time: a call
+ * into Go per future was a tenth of a small task's cost. Such a Go future
+ * is referenced by the handle table alone (its Python object is gone, so no
+ * pool, wait or watch holds it), so giving it back later changes nothing
+ * but when its memory goes. Protected by the GIL; a forked child never
+ * gives back what its parent's Go runtime holds. */
+#define GF_DEAD_BATCH 64
+static uintptr_t dead[GF_DEAD_BATCH];
+static int ndead;
+
+static void free_later(uintptr_t h) {
+    dead[ndead++] = h;
+    if (ndead == GF_DEAD_BATCH) {
+        gfFutureFreeMany(dead, ndead);
+        ndead = 0;
+    }
+}
+
 static void fut_dealloc(FutureObject *f) {
     PyObject_GC_UnTrack(f);
     fut_clear(f);
     fut_discard_raw(f);
-    if (f->h != 0 && !gf_forked) gfFutureFree(f->h); /* in a forked child, the parent's */
+    if (f->h != 0 && !gf_forked) free_later(f->h); /* in a forked child, the parent's */
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 

@@ -62,7 +62,7 @@ int fut_materialize(FutureObject *f) {
     /* Go finished it as a success when the value cannot be unpickled here:
      * FIRST_EXCEPTION waits asking later should see the failure. */
     if (is_error && f->raw_kind == GF_FRAME_RESULT && fut_state(f) == ST_FINISHED)
-        gfFutureForce(f->h, ST_FINISHED, 1);
+        gf_future_force(f, ST_FINISHED, 1);
     f->loading = 0;
     if (f->raw == NULL) { /* completed anew meanwhile (after a forced _state): that wins */
         Py_DECREF(value);

@@ -98,7 +98,7 @@ static int set_state(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) {
         if (eq) {
             if (fut_settle(f) < 0) return -1; /* before the state may stop saying done */
             if (f->h == 0) f->dstate = i;
-            else gfFutureForce(f->h, i, f->exception != NULL);
+            else gf_future_force(f, i, f->exception != NULL);
             return 0;
         }
     }
@@ -132,7 +132,7 @@ static int set_exception_attr(FutureObject *f, PyObject *v, void *Py_UNUSED(c)) 
     if (v == Py_None) v = NULL;
     Py_XSETREF(f->exception, Py_XNewRef(v));
     int st = fut_state(f);
-    if (st == ST_FINISHED && f->h != 0) gfFutureForce(f->h, st, v != NULL);
+    if (st == ST_FINISHED && f->h != 0) gf_future_force(f, st, v != NULL);
     return 0;
 }
 

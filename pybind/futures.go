@@ -15,6 +15,7 @@ import "C"
 import (
 	"runtime/cgo"
 	"time"
+	"unsafe"
 
 	core "github.com/gofutures/gofutures/gofutures"
 )
@@ -49,8 +50,15 @@ func gfFutureNew(tag C.uintptr_t) C.uintptr_t {
 	return C.uintptr_t(futures.New(f))
 }
 
-//export gfFutureFree
-func gfFutureFree(h C.uintptr_t) { futures.Delete(uintptr(h)) }
+// gfFutureFreeMany releases the n handles at hs (future.c gives back dead
+// futures in batches).
+//
+//export gfFutureFreeMany
+func gfFutureFreeMany(hs *C.uintptr_t, n C.int) {
+	for _, h := range unsafe.Slice(hs, int(n)) {
+		futures.Delete(uintptr(h))
+	}
+}
 
 // gfFutureState returns the state in the low byte and 1<<8 if the future
 // finished with an exception.

@@ -11,6 +11,11 @@ typedef struct {
     PyObject_HEAD
     uintptr_t h;          /* handle of the Go future (core.Handles); freed in dealloc; 0: detached (future.c) */
     int dstate;           /* a detached future's state (ST_PENDING ...) */
+    /* A final state (FINISHED, CANCELLED_AND_NOTIFIED) once seen or made
+     * here, else 0: later reads need no call into Go (one per result() was
+     * a tenth of a small task's cost). Only fut_force moves a future out of
+     * a final state, and it clears this. */
+    int final;
     PyObject *result;     /* set before the Go state becomes FINISHED */
     PyObject *exception;  /* likewise; NULL means "finished with a result" */
     PyObject *callbacks;  /* list of done-callbacks, or NULL if none yet */
@@ -68,6 +73,9 @@ int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 erro
  * the transition did not happen. */
 #define GF_CALLBACK_RAISED (-2)
 int gf_future_done(FutureObject *f);              /* cancelled or finished */
+/* Puts f (not detached) in state whatever its state was (code assigning
+ * _state, kill_task's way back): the only way out of a final state. */
+void gf_future_force(FutureObject *f, int state, int failed);
 /* future.c: the module function result_or_cancel (METH_FASTCALL). */
 PyObject *gf_result_or_cancel(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 

@@ -141,7 +141,7 @@ static PyObject *proc_kill_task(ProcObject *self, PyObject *fut) {
     if (!gf_future_check(fut)) return PyErr_Format(PyExc_TypeError, "kill_task() takes a future of this executor");
     FutureObject *f = (FutureObject *)fut;
     if (self->pool == 0 || !gfProcKillTask(self->pool, f->h)) Py_RETURN_FALSE;
-    gfFutureForce(f->h, 0 /* PENDING */, 0);
+    gf_future_force(f, GF_STATE_PENDING, 0);
     int rc = gf_future_cancel(f);
     if (rc < 0 && rc != GF_CALLBACK_RAISED) return NULL;
     if (rc == GF_CALLBACK_RAISED) { /* acknowledged all the same; then it propagates, as out of cancel() */

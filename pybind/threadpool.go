@@ -143,7 +143,22 @@ func (p *threadPool) setWorker(i int, w *worker) {
 func (p *threadPool) Run(i int, t task, more func() (task, bool)) {
 	w := p.worker(i)
 	w.more = more
-	C.gf_worker_run(w.c, t.Payload)
+	C.gf_worker_run(w.c, t.Payload, start(t))
+}
+
+// start moves a call's future from Pending to Running here in Go, where the
+// worker already is, sparing C a call into Go per task: 1 if it did. C
+// starts every other one itself (gf_future_start): a cancelled future,
+// whose acknowledgement tells the Python waiters, a future in a state no
+// task should be in, which it reports, and deliveries, whose future is not
+// theirs to start. Python's waiters never wait for Running, so this
+// transition needs none of them told and no _condition held.
+func start(t task) C.int {
+	if t.Payload.what != C.GF_JOB_CALL {
+		return 0
+	}
+	running, _ := t.Future.Start()
+	return cbool(running)
 }
 
 func (p *threadPool) Broken(i int, err error, dropped []task) {
@@ -193,10 +208,14 @@ func forgetPool(id int64) {
 	poolsMu.Unlock()
 }
 
+// gfWorkerMore returns the worker's next job without blocking, or NULL;
+// *started says whether its future was started here (see start).
+//
 //export gfWorkerMore
-func gfWorkerMore(h C.uintptr_t) *C.gf_job {
+func gfWorkerMore(h C.uintptr_t, started *C.int) *C.gf_job {
 	w := cgo.Handle(h).Value().(*worker)
 	if t, ok := w.more(); ok {
+		*started = start(t)
 		return t.Payload
 	}
 	return nil
@@ -251,13 +270,20 @@ func receiveWithin(ch <-chan struct{}, ns C.longlong) C.int {
 	}
 }
 
+// gfPoolSubmit makes the Go future of the Python future at tag, stores its
+// handle in *fh (whatever the outcome, except for an unknown pool: the
+// Python future owns it from here) and queues job with it. One call for
+// both, as each call from C into Go costs about as much as a small task's
+// own work in Go.
+//
 //export gfPoolSubmit
-func gfPoolSubmit(id C.longlong, fh C.uintptr_t, job *C.gf_job) C.int {
+func gfPoolSubmit(id C.longlong, tag C.uintptr_t, job *C.gf_job, fh *C.uintptr_t) C.int {
 	p := lookupPool(id)
 	if p == nil {
 		return submitUnknown
 	}
-	spawned, err := p.core.SubmitSpawn(task{Future: future(fh), Payload: job})
+	*fh = gfFutureNew(tag)
+	spawned, err := p.core.SubmitSpawn(task{Future: future(*fh), Payload: job})
 	switch {
 	case err == nil && spawned:
 		return submitSpawned

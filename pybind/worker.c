@@ -122,7 +122,10 @@ static void deliver(gf_job *job) {
     free_job(job);
 }
 
-static void run_job(gf_job *job) {
+/* started: the worker's Go side has moved the future to RUNNING already
+ * (threadpool.go's start); else this starts it, or acknowledges its
+ * cancellation. */
+static void run_job(gf_job *job, int started) {
     if (job->what == GF_JOB_DRAIN) { /* see processPool.drain */
         gf_release_drain();
         free_job(job);
@@ -133,7 +136,7 @@ static void run_job(gf_job *job) {
         return;
     }
     FutureObject *f = (FutureObject *)job->future;
-    int rc = gf_future_start(f);
+    int rc = started ? 1 : gf_future_start(f);
     if (rc == 1) {
         PyObject *r = PyObject_Call(job->fn, job->args, job->kwargs);
         if (r != NULL) {
@@ -150,16 +153,16 @@ static void run_job(gf_job *job) {
     free_job(job);
 }
 
-void gf_worker_run(gf_worker *w, gf_job *job) {
+void gf_worker_run(gf_worker *w, gf_job *job, int started) {
     PyEval_RestoreThread(w->ts);
     for (unsigned long n = 1; job != NULL; n++) {
-        run_job(job);
+        run_job(job, started);
         if (n % GF_CHECKPOINT_EVERY == 0) {
             PyObject *r = PyObject_CallNoArgs(checkpoint);
             if (r == NULL) PyErr_Clear(); /* cannot fail; nothing to report */
             Py_XDECREF(r);
         }
-        job = gfWorkerMore(w->more);
+        job = gfWorkerMore(w->more, &started);
     }
     w->ts = PyEval_SaveThread();
 }

@@ -250,6 +250,29 @@ def test_a_transition_made_by_hand_under_the_condition_is_seen_whole():
         t.join()
 
 
+@pytest.mark.parametrize("end", ["result", "cancel"])
+def test_assigning_state_takes_a_done_future_back(end):
+    # A done future's state is kept beside it once read (no call into Go
+    # for each later read); code that assigns _state, as CPython's tests
+    # do, must still be able to move it back.
+    f = gofutures.Future()
+    if end == "result":
+        f.set_result(1)
+    else:
+        f.cancel()
+        assert not f.set_running_or_notify_cancel()
+    assert f.done()
+    f._state = concurrent.futures._base.PENDING
+    assert not f.done() and not f.cancelled()
+    assert f._state == concurrent.futures._base.PENDING
+    with pytest.raises(concurrent.futures.TimeoutError):
+        f.result(timeout=0)
+    f._state = concurrent.futures._base.RUNNING
+    assert f.running()
+    f.set_result(2)
+    assert f.result() == 2
+
+
 def test_result_wakes_on_cancel_from_another_thread():
     f = gofutures.Future()
     t = threading.Timer(0.1, f.cancel)
