@@ -46,6 +46,19 @@ def _identity(x):
     return x
 
 
+def _handback_thread():
+    # (pid, native thread id) of this worker's hand-back watchdog, or None.
+    import threading
+
+    ids = [t.native_id for t in threading.enumerate() if t.name == "gofutures-handback"]
+    return os.getpid(), (ids[0] if ids else None)
+
+
+def _wakes(pid, tid):
+    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
+        return int(f.read().split("voluntary_ctxt_switches:")[1].split()[0])
+
+
 def _runs(path):
     with open(path) as f:
         return [int(line) for line in f]
@@ -116,3 +129,17 @@ def test_handed_back_calls_run_once(tmp_path):
         fs = [ex.submit(_record_or_nap, path, i) for i in range(1000)]
         assert [f.result(timeout=TIMEOUT) for f in fs] == list(range(1000))
     assert sorted(_runs(path)) == list(range(1000))
+
+
+def test_an_idle_worker_does_not_wake_to_watch():
+    # The hand-back watchdog waits for a task to watch: a worker with
+    # nothing to run does not wake (it woke every 10 ms, forever, once it
+    # had pipelined: each wake also takes the GIL from a running task).
+    with gofutures.ProcessPoolExecutor(1) as ex:
+        assert list(ex.map(_identity, range(2000))) == list(range(2000))  # short: pipelined
+        pid, tid = ex.submit(_handback_thread).result(timeout=TIMEOUT)
+        assert tid is not None, "the calls were not pipelined: nothing to check"
+        time.sleep(0.1)  # the watchdog parks at its next look
+        before = _wakes(pid, tid)
+        time.sleep(1.0)
+        assert _wakes(pid, tid) - before <= 2

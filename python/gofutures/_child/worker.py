@@ -51,9 +51,8 @@ EXIT, HANDBACK, ACK = _constants.FRAME_EXIT, _constants.FRAME_HAND_BACK, _consta
 _HEAD = struct.Struct(">IBQ")  # length of what follows, kind, task id
 _ID = struct.Struct(">Q")
 
-# A task that has run for between half of this and this long (seconds)
-# hands back the tasks sent behind it (pipelining), so that another worker
-# can run them.
+# A task that has run this long (seconds) hands back the tasks sent behind
+# it (pipelining), so that another worker can run them.
 HAND_BACK_AFTER = _constants.HAND_BACK_AFTER
 
 # The pool's process, for a worker whose parent is not: the zygote
@@ -77,10 +76,14 @@ class _TaskPipe:
 
     The supervisor may send a task before the one this worker runs is
     answered (pipelining, gofutures/procpipeline.go): such tasks wait here,
-    parsed. If the running task takes longer (see HAND_BACK_AFTER), a
-    watchdog thread (started the first time a task runs with others waiting
-    behind it) hands them back (a HANDBACK frame with their ids), and the
-    supervisor gives them to another worker.
+    parsed, or still in the pipe. If the running task takes longer (see
+    HAND_BACK_AFTER), a watchdog thread (started the first time a task runs
+    with others waiting behind it) hands them back (a HANDBACK frame with
+    their ids), and the supervisor gives them to another worker. The
+    watchdog wakes once per running task's deadline, not on a tick, and
+    sleeps without waking while no task runs: each wake takes the GIL from
+    the task (a tick of 10 ms made CPU-bound tasks 2-3% slower), and an
+    idle worker should not wake at all.
 
     Who gets a waiting task is decided by the deque alone: the main thread
     takes from the left, the watchdog from the right, each pop atomic, so a
@@ -100,7 +103,13 @@ class _TaskPipe:
         self._frames = collections.deque()  # (kind, task_id, data), not taken yet
         self._running = False  # a task runs (between next() and answer())
         self._count = 0  # tasks started: the watchdog sees one that does not end
+        self._started = 0.0  # when the running task started (time.monotonic)
         self._watchdog = None
+        # The watchdog sets parked, then looks at _running, then waits for
+        # unparked; next() sets _running, then looks at parked: one of the
+        # two sees the other's write, so a task never starts unwatched.
+        self._parked = False
+        self._unparked = threading.Event()
         self.read_lock = threading.Lock()
 
     def next(self):
@@ -119,8 +128,11 @@ class _TaskPipe:
                     self._take(chunk)
                 continue
             if frame[0] == TASK:
+                self._started = time.monotonic()
                 self._count += 1
                 self._running = True
+                if self._parked:
+                    self._unparked.set()
                 if frames and self._watchdog is None:  # others wait behind it
                     self._watchdog = threading.Thread(target=self._watch, name="gofutures-handback", daemon=True)
                     self._watchdog.start()
@@ -188,14 +200,23 @@ class _TaskPipe:
         return start
 
     def _watch(self):
-        seen = None
+        watched, due = None, 0.0  # the task looked at last, and when to look again
         while True:
-            time.sleep(HAND_BACK_AFTER / 2)
-            now = (self._running, self._count)
-            if not now[0] or now != seen:
-                seen = now
-                continue
-            # The same task has run for HAND_BACK_AFTER / 2 at least.
+            self._parked = True
+            if not self._running:
+                self._unparked.wait()
+                self._unparked.clear()
+            self._parked = False
+            count = self._count  # read before _started, which next() writes first
+            if count != watched:
+                watched, due = count, self._started + HAND_BACK_AFTER
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+                continue  # the task may have ended meanwhile
+            # The same task has run for HAND_BACK_AFTER at least; look again
+            # at what is sent behind it while it runs on.
+            due += HAND_BACK_AFTER / 2
             self.take_acks()  # and whatever else was sent: waiting too
             ids = []
             while True:
