@@ -1,6 +1,7 @@
 package gofutures
 
 import (
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -9,10 +10,12 @@ import (
 // pidFD is a pidfd (pidfd_open(2)) of one worker process: a descriptor
 // that becomes readable when that process exits, however the process was
 // started (exec'd by us, forked by a Zygote, forked from this process),
-// and whoever else holds its pipes. The supervisor polls it together with
-// the worker's pipes, so that a worker's death is seen from the process
-// itself: a grandchild the worker left running with the result pipe open
-// (a task's `sleep 15 &`, a daemon) would otherwise hide it until it exits.
+// and whoever else holds its pipes. Its watcher goroutine waits for that
+// in the runtime's poller and then tells the worker's pipe ends
+// (procpipe.go), ending their waits: a worker's death is seen from the
+// process itself, even when a grandchild the worker left running (a
+// task's `sleep 15 &`, a daemon) holds the result pipe open and would
+// otherwise hide it until it exits.
 //
 // Opening needs the pid to name the process still: the worker must be
 // unreaped (our child before wait; a Zygote's child before release, which
@@ -21,26 +24,83 @@ import (
 //
 // Ownership: the procWorker that opened it; its supervisor goroutine closes
 // it once the worker is reaped and nothing reads or writes its pipes any
-// more. The descriptor is close-on-exec and blocking: never registered with
-// the Go runtime's poller (procpipe.go).
+// more, which also ends the watcher. The descriptor is close-on-exec and
+// non-blocking (no one waits on it but the poller).
+//
+// Locking: mu guards ends and gone.
 type pidFD struct {
 	fd   int
+	file *os.File // fd, registered with the runtime's poller; closes it
 	once sync.Once
+
+	mu   sync.Mutex
+	ends []*pipeEnd // told when the process exits
+	gone bool       // it has exited: ends added later are told at once
 }
 
-// openPidFD returns a pidfd for process pid, or nil when none can be had.
+// openPidFD returns a pidfd for process pid, watched from then on, or nil
+// when none can be had.
 func openPidFD(pid int) *pidFD {
-	fd, err := unix.PidfdOpen(pid, 0) // close-on-exec always
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK) // close-on-exec always
 	if err != nil {
 		return nil
 	}
 	ownFD(fd)
-	return &pidFD{fd: fd}
+	p := &pidFD{fd: fd, file: os.NewFile(uintptr(fd), "pidfd")}
+	go p.await()
+	return p
+}
+
+// await waits until the process exits and tells the pipe ends; it ends
+// without telling them if the pidfd is closed first.
+func (p *pidFD) await() {
+	conn, err := p.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	// The poller reports a change of readiness, not a state: one that came
+	// before the wait began is forgotten, so each try looks for itself.
+	exited := func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err == nil && n > 0
+	}
+	if conn.Read(exited) != nil {
+		return // closed: the worker was reaped, nothing waits on its pipes
+	}
+	p.mu.Lock()
+	p.gone = true
+	ends := p.ends
+	p.ends = nil
+	p.mu.Unlock()
+	for _, e := range ends {
+		e.exited()
+	}
+}
+
+// watch has e told when the process exits (at once if it has). A nil p
+// tells nothing.
+func (p *pidFD) watch(e *pipeEnd) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	gone := p.gone
+	if !gone {
+		p.ends = append(p.ends, e)
+	}
+	p.mu.Unlock()
+	if gone {
+		e.exited()
+	}
 }
 
 // close closes the pidfd (once; later calls do nothing).
 func (p *pidFD) close() {
 	if p != nil {
-		p.once.Do(func() { closeFD(p.fd) })
+		p.once.Do(func() {
+			p.file.Close() // leaves the poller (ending await), then closes fd
+			disownFD(p.fd)
+		})
 	}
 }

@@ -2,29 +2,34 @@ package gofutures
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// A worker's pipes, on our side: raw descriptors, close-on-exec, that the
-// Go runtime's poller never sees. Two reasons:
+// A worker's pipes, on our side: non-blocking, close-on-exec descriptors,
+// registered with the Go runtime's poller, so that a supervisor or writer
+// that waits parks its goroutine instead of holding a thread (and its P) in
+// a poll(2): a P held in a system call keeps the runtime's sysmon thread
+// from sleeping, which then woke every 20 us to 10 ms, about 15 times per
+// answer (two thirds of the parent's context switches in a CPU-bound map).
 //
-//   - A read or write that must wait polls the pipe together with the
-//     worker's pidfd (pidfd.go), so it ends when the worker does, even when
-//     a process the worker started still holds the other end (the pipe
-//     then never reaches EOF).
-//   - Files made with os.Pipe or os.Open are registered with the runtime's
-//     poller; keeping ours out of it means that a descriptor closed under
-//     us (os.closerange in a daemonizing library) is seen as closed
-//     (POLLNVAL, EBADF) instead of silently leaving a goroutine parked.
+// A worker's death must end those waits even when a process the worker
+// started still holds the other end (the pipe then never reaches EOF): the
+// worker's pidfd (pidfd.go) is watched by the poller too, and its watcher
+// marks the worker's pipe ends dead and expires their deadlines, which
+// wakes any wait. A read then returns what is left in the pipe, then EOF.
 //
-// Ours are non-blocking (the O_NONBLOCK flag belongs to our open file
-// description only; the worker's ends stay blocking): a read or write
-// first tries, and polls only when it would block, so a batch of answers
-// that arrived together still costs one read.
+// os.closerange cannot close these under us (gofutures._fdguard keeps the
+// descriptors owned.go lists); one closed by number with os.close would
+// leave its waiter parked (the runtime's poller forgets a closed
+// descriptor), as for any Go file.
 
 // errWorkerGone: a write to a worker that has exited (a process it
 // started may still hold its task pipe, which then never fails by itself).
@@ -36,17 +41,21 @@ var errClosedUnder = errors.New("a descriptor of the process pool was closed by 
 	"(os.closerange or os.close on descriptors it does not own, as some daemonizing code does)")
 
 // pipeEnd is our end of one of a worker's pipes. A reader is used by the
-// worker's supervisor goroutine alone; a writer under the pool's mu. close
-// may be called once the other methods are no longer in use.
+// worker's supervisor goroutine alone; a writer by the worker's outbox
+// (procoutbox.go). close may be called once the other methods are no
+// longer in use.
 type pipeEnd struct {
 	fd    int
-	death *pidFD // the worker's; nil: its death shows only as EOF or EPIPE
-	dead  bool   // the worker exited: what it wrote is all in the pipe
+	file  *os.File        // fd, registered with the runtime's poller; closes it
+	conn  syscall.RawConn // file's: I/O that waits in the poller
+	death *pidFD          // the worker's; nil: its death shows only as EOF or EPIPE
+	dead  atomic.Bool     // the worker exited: what it wrote is all in the pipe
 	once  sync.Once
 }
 
 // newPipe returns a pipe's read and write ends, both close-on-exec,
-// blocking and registered as owned (owned.go): close them with closeFD.
+// blocking and registered as owned (owned.go): close them with closeFD, or
+// hand one to newPipeEnd.
 func newPipe() (r, w int, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -56,10 +65,22 @@ func newPipe() (r, w int, err error) {
 	return p[0], p[1], nil
 }
 
-// newPipeEnd takes fd (ours from then on) and makes it non-blocking.
+// newPipeEnd takes fd (ours from then on), makes it non-blocking and
+// registers it with the runtime's poller, and with death's watcher.
 func newPipeEnd(fd int, death *pidFD) *pipeEnd {
 	unix.SetNonblock(fd, true) // cannot fail on a pipe we just made
-	return &pipeEnd{fd: fd, death: death}
+	file := os.NewFile(uintptr(fd), "worker pipe")
+	conn, _ := file.SyscallConn() // fails only for a closed file
+	e := &pipeEnd{fd: fd, file: file, conn: conn, death: death}
+	death.watch(e)
+	return e
+}
+
+// exited marks the worker gone and wakes whoever waits on e (death's
+// watcher calls it).
+func (e *pipeEnd) exited() {
+	e.dead.Store(true)
+	e.file.SetDeadline(time.Unix(1, 0)) // in the past: every wait ends at once
 }
 
 // Read reads what is in the pipe, waiting for data, EOF, or the worker's
@@ -68,7 +89,22 @@ func newPipeEnd(fd int, death *pidFD) *pipeEnd {
 // other end).
 func (e *pipeEnd) Read(b []byte) (int, error) {
 	for {
-		n, err := unix.Read(e.fd, b)
+		var n int
+		var err error
+		if e.dead.Load() { // the deadline has passed: read without waiting
+			n, err = unix.Read(e.fd, b)
+		} else {
+			werr := e.conn.Read(func(fd uintptr) bool {
+				n, err = unix.Read(int(fd), b)
+				return err != unix.EAGAIN
+			})
+			if werr != nil {
+				if e.dead.Load() {
+					continue
+				}
+				return 0, waitError(werr)
+			}
+		}
 		switch {
 		case n > 0:
 			return n, nil
@@ -78,15 +114,22 @@ func (e *pipeEnd) Read(b []byte) (int, error) {
 			continue
 		case err == unix.EBADF:
 			return 0, errClosedUnder
-		case err != unix.EAGAIN:
-			return 0, os.NewSyscallError("read", err)
-		case e.dead:
+		case err == unix.EAGAIN: // only after the worker's death
 			return 0, io.EOF
-		}
-		if err := e.wait(unix.POLLIN); err != nil {
-			return 0, err
+		default:
+			return 0, os.NewSyscallError("read", err)
 		}
 	}
+}
+
+// waitError is what a wait in the poller that did not end by the worker's
+// death means: our own Close while in use (a bug), or a descriptor the
+// poller refused.
+func waitError(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return errClosedUnder
+	}
+	return fmt.Errorf("waiting for a worker's pipe: %w", err)
 }
 
 // writev writes all of bufs, in order, waiting while the pipe is full; it
@@ -94,18 +137,29 @@ func (e *pipeEnd) Read(b []byte) (int, error) {
 // (EPIPE).
 func (e *pipeEnd) writev(bufs [][]byte) error {
 	for {
-		n, err := e.tryWritev(bufs)
-		bufs = skipWritten(bufs, n)
+		var err error
+		if e.dead.Load() {
+			n, werr := e.tryWritev(bufs)
+			if bufs = skipWritten(bufs, n); werr != nil {
+				return werr
+			} else if len(bufs) > 0 {
+				return errWorkerGone
+			}
+			return nil
+		}
+		werr := e.conn.Write(func(uintptr) bool {
+			var n int
+			n, err = e.tryWritev(bufs)
+			bufs = skipWritten(bufs, n)
+			return err != nil || len(bufs) == 0
+		})
 		switch {
 		case err != nil:
 			return err
-		case len(bufs) == 0:
+		case werr == nil:
 			return nil
-		case e.dead:
-			return errWorkerGone
-		}
-		if err := e.wait(unix.POLLOUT); err != nil {
-			return err
+		case !e.dead.Load():
+			return waitError(werr)
 		}
 	}
 }
@@ -146,35 +200,12 @@ func (e *pipeEnd) tryWritev(bufs [][]byte) (int, error) {
 	return written, nil
 }
 
-// wait blocks until the pipe is ready for events (or hung up) or the
-// worker exits (then e.dead is set).
-func (e *pipeEnd) wait(events int16) error {
-	fds := []unix.PollFd{{Fd: int32(e.fd), Events: events}}
-	if e.death != nil {
-		fds = append(fds, unix.PollFd{Fd: int32(e.death.fd), Events: unix.POLLIN})
-	}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("poll", err)
-		}
-		break
-	}
-	if fds[0].Revents&unix.POLLNVAL != 0 || (len(fds) > 1 && fds[1].Revents&unix.POLLNVAL != 0) {
-		return errClosedUnder
-	}
-	if len(fds) > 1 && fds[1].Revents != 0 {
-		e.dead = true
-	}
-	return nil
-}
-
 // Close closes our end (once).
 func (e *pipeEnd) Close() error {
-	e.once.Do(func() { closeFD(e.fd) })
+	e.once.Do(func() {
+		e.file.Close() // leaves the poller, then closes fd
+		disownFD(e.fd)
+	})
 	return nil
 }
 
