@@ -128,6 +128,15 @@ int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
     return invoke_callbacks(f);
 }
 
+int gf_future_publish(FutureObject *f, PyObject *result, PyObject *exc) {
+    if (f->final || f->condition != NULL || f->waiters != NULL || f->callbacks != NULL || f->raw != NULL)
+        return 0;
+    f->final = ST_FINISHED;
+    Py_XSETREF(f->result, Py_XNewRef(result));
+    Py_XSETREF(f->exception, Py_XNewRef(exc));
+    return 1;
+}
+
 int gf_future_start(FutureObject *f) {
     PyObject *held;
     if (fut_lock(f, &held) < 0) return -1;

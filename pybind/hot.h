@@ -73,6 +73,12 @@ int gf_future_cancel(FutureObject *f);            /* 1 cancelled, 0 not, -1 erro
  * the transition did not happen. */
 #define GF_CALLBACK_RAISED (-2)
 int gf_future_done(FutureObject *f);              /* cancelled or finished */
+/* The first half of gf_future_complete, for a worker that finishes f in Go
+ * itself before anything else can run Python (gfWorkerMore): stores the
+ * outcome and returns 1 when nothing in Python is to be told (no
+ * _condition, _waiters or done-callbacks) and f was not finished
+ * meanwhile; else 0, and the caller completes f with gf_future_complete. */
+int gf_future_publish(FutureObject *f, PyObject *result, PyObject *exc);
 /* Puts f (not detached) in state whatever its state was (code assigning
  * _state, kill_task's way back): the only way out of a final state. */
 void gf_future_force(FutureObject *f, int state, int failed);

@@ -208,11 +208,17 @@ func forgetPool(id int64) {
 	poolsMu.Unlock()
 }
 
-// gfWorkerMore returns the worker's next job without blocking, or NULL;
-// *started says whether its future was started here (see start).
+// gfWorkerMore first finishes the future whose handle is finish (if not 0;
+// *finished = 0 if its state refused), whose outcome C has published
+// (gf_future_publish); then it returns the worker's next job without
+// blocking, or NULL, *started saying whether its future was started here
+// (see start). One call into Go per task for both.
 //
 //export gfWorkerMore
-func gfWorkerMore(h C.uintptr_t, started *C.int) *C.gf_job {
+func gfWorkerMore(h C.uintptr_t, finish C.uintptr_t, failed C.int, finished, started *C.int) *C.gf_job {
+	if finish != 0 && future(finish).Finish(failed != 0) != nil {
+		*finished = 0
+	}
 	w := cgo.Handle(h).Value().(*worker)
 	if t, ok := w.more(); ok {
 		*started = start(t)

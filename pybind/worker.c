@@ -122,47 +122,65 @@ static void deliver(gf_job *job) {
     free_job(job);
 }
 
-/* started: the worker's Go side has moved the future to RUNNING already
- * (threadpool.go's start); else this starts it, or acknowledges its
- * cancellation. */
-static void run_job(gf_job *job, int started) {
+/* Runs job. started: the worker's Go side has moved the future to RUNNING
+ * already (threadpool.go's start); else this starts it, or acknowledges
+ * its cancellation. Returns 1 when the call's outcome is published but its
+ * future is still to be finished in Go (*finish: its handle, *failed): the
+ * caller passes both to gfWorkerMore before anything else can run Python,
+ * then frees the job; else 0, the job done and freed. */
+static int run_job(gf_job *job, int started, uintptr_t *finish, int *failed) {
     if (job->what == GF_JOB_DRAIN) { /* see processPool.drain */
         gf_release_drain();
         free_job(job);
-        return;
+        return 0;
     }
     if (job->what == GF_JOB_DELIVER) {
         deliver(job);
-        return;
+        return 0;
     }
     FutureObject *f = (FutureObject *)job->future;
     int rc = started ? 1 : gf_future_start(f);
     if (rc == 1) {
         PyObject *r = PyObject_Call(job->fn, job->args, job->kwargs);
-        if (r != NULL) {
-            rc = gf_future_complete(f, r, NULL);
-            Py_DECREF(r);
+        PyObject *exc = r == NULL ? gf_fetch_exception() : NULL;
+        if (gf_future_publish(f, r, exc)) {
+            *finish = f->h;
+            *failed = exc != NULL;
+            rc = 0;
         } else {
-            PyObject *exc = gf_fetch_exception();
-            rc = gf_future_complete(f, NULL, exc);
-            Py_XDECREF(exc);
+            rc = gf_future_complete(f, r, exc);
         }
+        Py_XDECREF(r);
+        Py_XDECREF(exc);
+        if (*finish != 0) return 1;
     }
     if (rc == GF_CALLBACK_RAISED) gf_log_propagated();
     else if (rc < 0) gf_log_exception("a worker could not complete %r", job->future);
     free_job(job);
+    return 0;
 }
 
 void gf_worker_run(gf_worker *w, gf_job *job, int started) {
     PyEval_RestoreThread(w->ts);
     for (unsigned long n = 1; job != NULL; n++) {
-        run_job(job, started);
+        uintptr_t finish = 0;
+        int failed = 0, finished = 1;
+        int pending = run_job(job, started, &finish, &failed);
+        /* Finishing the future in Go and taking the next job: one call. */
+        gf_job *next = gfWorkerMore(w->more, finish, failed, &finished, &started);
+        if (pending) {
+            if (!finished) { /* assigned _state by hand while the call ran */
+                PyErr_SetString(gf_stdlib.InvalidStateError, "the future was moved out of RUNNING by other code");
+                gf_log_exception("a worker could not complete %r", job->future);
+            }
+            free_job(job);
+        }
         if (n % GF_CHECKPOINT_EVERY == 0) {
             PyObject *r = PyObject_CallNoArgs(checkpoint);
             if (r == NULL) PyErr_Clear(); /* cannot fail; nothing to report */
             Py_XDECREF(r);
         }
-        job = gfWorkerMore(w->more, &started);
+        job = next;
     }
     w->ts = PyEval_SaveThread();
 }
