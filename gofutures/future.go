@@ -94,11 +94,11 @@ func (f *Future) SetRunningOrNotifyCancel() (bool, error) {
 	return running, err
 }
 
-// Start is what an executor that is not the future's waiter-notifying owner
-// calls before sending the future's work away: a Pending future becomes
-// Running (true). A Cancelled one is left Cancelled (false): acknowledging
-// the cancel (SetRunningOrNotifyCancel) belongs to the owner that can also
-// tell the binding's own waiters, the stdlib's wait() among them. Any other
+// Start is what an executor calls before running or sending away the
+// future's work when it leaves cancellations to the owner that can also
+// tell the binding's own waiters, the stdlib's wait() among them: a Pending
+// future becomes Running (true). A Cancelled one is left Cancelled (false):
+// acknowledging it (SetRunningOrNotifyCancel) is that owner's. Any other
 // state is a bug in the caller and returns ErrInvalidState.
 func (f *Future) Start() (bool, error) {
 	f.mu.Lock()

@@ -21,6 +21,10 @@ import (
 // unreaped (our child before wait; a Zygote's child before release, which
 // keeps it a zombie until then). A nil *pidFD (pidfd_open failed: kernel
 // before 5.3, or refused) means death is seen from the pipe's end only.
+// A pidfd closed under us (os.close by number: os.closerange spares it)
+// leaves the poller without a word: death is then seen as without one;
+// if the watcher does see it closed (POLLNVAL), the pipe ends fail with
+// errClosedUnder, and the supervisor kills the worker.
 //
 // Ownership: the procWorker that opened it; its supervisor goroutine closes
 // it once the worker is reaped and nothing reads or writes its pipes any
@@ -36,12 +40,19 @@ type pidFD struct {
 	mu   sync.Mutex
 	ends []*pipeEnd // told when the process exits
 	gone bool       // it has exited: ends added later are told at once
+	lost bool       // gone because the pidfd was closed under us, not by an exit
 }
 
 // openPidFD returns a pidfd for process pid, watched from then on, or nil
 // when none can be had.
 func openPidFD(pid int) *pidFD {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK) // close-on-exec always
+	// Close-on-exec always. PIDFD_NONBLOCK is Linux 5.10's: before, EINVAL.
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err == unix.EINVAL {
+		if fd, err = unix.PidfdOpen(pid, 0); err == nil {
+			unix.SetNonblock(fd, true)
+		}
+	}
 	if err != nil {
 		return nil
 	}
@@ -60,21 +71,25 @@ func (p *pidFD) await() {
 	}
 	// The poller reports a change of readiness, not a state: one that came
 	// before the wait began is forgotten, so each try looks for itself.
+	lost := false // the pidfd was closed under us
 	exited := func(fd uintptr) bool {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err == nil && n > 0
+		if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
+			return false
+		}
+		lost = fds[0].Revents&unix.POLLNVAL != 0
+		return true
 	}
 	if conn.Read(exited) != nil {
 		return // closed: the worker was reaped, nothing waits on its pipes
 	}
 	p.mu.Lock()
-	p.gone = true
+	p.gone, p.lost = true, lost
 	ends := p.ends
 	p.ends = nil
 	p.mu.Unlock()
 	for _, e := range ends {
-		e.exited()
+		e.exited(lost)
 	}
 }
 
@@ -85,13 +100,13 @@ func (p *pidFD) watch(e *pipeEnd) {
 		return
 	}
 	p.mu.Lock()
-	gone := p.gone
+	gone, lost := p.gone, p.lost
 	if !gone {
 		p.ends = append(p.ends, e)
 	}
 	p.mu.Unlock()
 	if gone {
-		e.exited()
+		e.exited(lost)
 	}
 }
 

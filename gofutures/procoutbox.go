@@ -19,8 +19,8 @@ import "sync"
 // everything queued is written (a retiring worker: FrameExit is the last
 // frame); abort has it drop what is still queued and close (the worker has
 // exited); done is closed when the writer has closed the pipe and
-// returned, and the worker's pidfd, which its writes poll, must stay open
-// until then. A failed write (the worker is dying; its supervisor reports
+// returned, and the worker's pidfd, whose watcher ends its writes' waits at
+// the worker's death, must stay open until then. A failed write (the worker is dying; its supervisor reports
 // its tasks) drops the rest.
 type outbox struct {
 	end  *pipeEnd

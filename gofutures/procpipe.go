@@ -50,6 +50,7 @@ type pipeEnd struct {
 	conn  syscall.RawConn // file's: I/O that waits in the poller
 	death *pidFD          // the worker's; nil: its death shows only as EOF or EPIPE
 	dead  atomic.Bool     // the worker exited: what it wrote is all in the pipe
+	lost  atomic.Bool     // its death can no longer be seen: the pidfd was closed under us
 	once  sync.Once
 }
 
@@ -76,10 +77,14 @@ func newPipeEnd(fd int, death *pidFD) *pipeEnd {
 	return e
 }
 
-// exited marks the worker gone and wakes whoever waits on e (death's
-// watcher calls it).
-func (e *pipeEnd) exited() {
-	e.dead.Store(true)
+// exited marks the worker gone (or, lost, its pidfd closed under us) and
+// wakes whoever waits on e (death's watcher calls it).
+func (e *pipeEnd) exited(lost bool) {
+	if lost {
+		e.lost.Store(true)
+	} else {
+		e.dead.Store(true)
+	}
 	e.file.SetDeadline(time.Unix(1, 0)) // in the past: every wait ends at once
 }
 
@@ -102,7 +107,7 @@ func (e *pipeEnd) Read(b []byte) (int, error) {
 				if e.dead.Load() {
 					continue
 				}
-				return 0, waitError(werr)
+				return 0, e.waitError(werr)
 			}
 		}
 		switch {
@@ -123,10 +128,10 @@ func (e *pipeEnd) Read(b []byte) (int, error) {
 }
 
 // waitError is what a wait in the poller that did not end by the worker's
-// death means: our own Close while in use (a bug), or a descriptor the
-// poller refused.
-func waitError(err error) error {
-	if errors.Is(err, os.ErrClosed) {
+// death means: the pidfd closed under us, our own Close while in use (a
+// bug), or a descriptor the poller refused.
+func (e *pipeEnd) waitError(err error) error {
+	if e.lost.Load() || errors.Is(err, os.ErrClosed) {
 		return errClosedUnder
 	}
 	return fmt.Errorf("waiting for a worker's pipe: %w", err)
@@ -159,7 +164,7 @@ func (e *pipeEnd) writev(bufs [][]byte) error {
 		case werr == nil:
 			return nil
 		case !e.dead.Load():
-			return waitError(werr)
+			return e.waitError(werr)
 		}
 	}
 }

@@ -475,7 +475,7 @@ func (p *ProcessPool) supervise(w *procWorker) {
 	p.mu.Unlock()
 	w.proc.release() // reaped before the pool stops listing it
 	p.reap(w)
-	<-w.in.done     // its writer, aborted by reap, no longer polls the pidfd
+	<-w.in.done     // its writer, aborted by reap, no longer waits on its pipe
 	w.death.close() // nothing reads or writes w's pipes any more
 }
 

@@ -36,6 +36,7 @@ int fut_state(FutureObject *f) {
 
 void gf_future_force(FutureObject *f, int state, int failed) {
     f->final = 0;
+    f->forced = 1;
     gfFutureForce(f->h, state, failed);
 }
 
@@ -129,7 +130,8 @@ int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
 }
 
 int gf_future_publish(FutureObject *f, PyObject *result, PyObject *exc) {
-    if (f->final || f->condition != NULL || f->waiters != NULL || f->callbacks != NULL || f->raw != NULL)
+    if (f->final || f->forced || f->condition != NULL || f->waiters != NULL || f->callbacks != NULL ||
+        f->raw != NULL)
         return 0;
     f->final = ST_FINISHED;
     Py_XSETREF(f->result, Py_XNewRef(result));

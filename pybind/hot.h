@@ -16,6 +16,7 @@ typedef struct {
      * a tenth of a small task's cost). Only fut_force moves a future out of
      * a final state, and it clears this. */
     int final;
+    int forced;           /* its state was assigned by hand (gf_future_force) at least once */
     PyObject *result;     /* set before the Go state becomes FINISHED */
     PyObject *exception;  /* likewise; NULL means "finished with a result" */
     PyObject *callbacks;  /* list of done-callbacks, or NULL if none yet */
@@ -76,8 +77,10 @@ int gf_future_done(FutureObject *f);              /* cancelled or finished */
 /* The first half of gf_future_complete, for a worker that finishes f in Go
  * itself before anything else can run Python (gfWorkerMore): stores the
  * outcome and returns 1 when nothing in Python is to be told (no
- * _condition, _waiters or done-callbacks) and f was not finished
- * meanwhile; else 0, and the caller completes f with gf_future_complete. */
+ * _condition, _waiters or done-callbacks) and f, which the worker started,
+ * was neither finished nor assigned a state by hand meanwhile (so Go will
+ * accept the finish); else 0, and the caller completes f with
+ * gf_future_complete. */
 int gf_future_publish(FutureObject *f, PyObject *result, PyObject *exc);
 /* Puts f (not detached) in state whatever its state was (code assigning
  * _state, kill_task's way back): the only way out of a final state. */

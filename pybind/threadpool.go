@@ -143,16 +143,19 @@ func (p *threadPool) setWorker(i int, w *worker) {
 func (p *threadPool) Run(i int, t task, more func() (task, bool)) {
 	w := p.worker(i)
 	w.more = more
-	C.gf_worker_run(w.c, t.Payload, start(t))
+	C.gf_worker_run(w.c, t.Payload)
 }
 
-// start moves a call's future from Pending to Running here in Go, where the
-// worker already is, sparing C a call into Go per task: 1 if it did. C
-// starts every other one itself (gf_future_start): a cancelled future,
-// whose acknowledgement tells the Python waiters, a future in a state no
-// task should be in, which it reports, and deliveries, whose future is not
-// theirs to start. Python's waiters never wait for Running, so this
-// transition needs none of them told and no _condition held.
+// start moves a call's future from Pending to Running here in Go, sparing C
+// a call into Go per task: 1 if it did. Only gfWorkerMore does it, for a
+// worker that holds the GIL and runs the call next without giving the GIL
+// up in between, so that a cancel() can win until the call is about to
+// run, as in the stdlib. C starts every other one itself
+// (gf_future_start): a cancelled future, whose acknowledgement tells the
+// Python waiters, a future in a state no task should be in, which it
+// reports, and deliveries, whose future is not theirs to start. Python's
+// waiters never wait for Running, so this transition needs none of them
+// told and no _condition held.
 func start(t task) C.int {
 	if t.Payload.what != C.GF_JOB_CALL {
 		return 0
@@ -212,16 +215,20 @@ func forgetPool(id int64) {
 // *finished = 0 if its state refused), whose outcome C has published
 // (gf_future_publish); then it returns the worker's next job without
 // blocking, or NULL, *started saying whether its future was started here
-// (see start). One call into Go per task for both.
+// (see start; only if mayStart: C runs it next, the GIL held throughout).
+// One call into Go per task for both.
 //
 //export gfWorkerMore
-func gfWorkerMore(h C.uintptr_t, finish C.uintptr_t, failed C.int, finished, started *C.int) *C.gf_job {
+func gfWorkerMore(h C.uintptr_t, finish C.uintptr_t, failed C.int, mayStart C.int, finished, started *C.int) *C.gf_job {
 	if finish != 0 && future(finish).Finish(failed != 0) != nil {
 		*finished = 0
 	}
+	*started = 0
 	w := cgo.Handle(h).Value().(*worker)
 	if t, ok := w.more(); ok {
-		*started = start(t)
+		if mayStart != 0 {
+			*started = start(t)
+		}
 		return t.Payload
 	}
 	return nil

@@ -160,22 +160,25 @@ static int run_job(gf_job *job, int started, uintptr_t *finish, int *failed) {
     return 0;
 }
 
-void gf_worker_run(gf_worker *w, gf_job *job, int started) {
+void gf_worker_run(gf_worker *w, gf_job *job) {
     PyEval_RestoreThread(w->ts);
+    int started = 0; /* the first job's future is started here, with the GIL */
     for (unsigned long n = 1; job != NULL; n++) {
         uintptr_t finish = 0;
         int failed = 0, finished = 1;
         int pending = run_job(job, started, &finish, &failed);
+        int checkpoint_now = n % GF_CHECKPOINT_EVERY == 0; /* gives the GIL up: start after it */
         /* Finishing the future in Go and taking the next job: one call. */
-        gf_job *next = gfWorkerMore(w->more, finish, failed, &finished, &started);
+        gf_job *next = gfWorkerMore(w->more, finish, failed, !checkpoint_now, &finished, &started);
         if (pending) {
-            if (!finished) { /* assigned _state by hand while the call ran */
+            if (!finished) { /* cannot happen: gf_future_publish refuses what Go would */
+                ((FutureObject *)job->future)->final = 0;
                 PyErr_SetString(gf_stdlib.InvalidStateError, "the future was moved out of RUNNING by other code");
                 gf_log_exception("a worker could not complete %r", job->future);
             }
             free_job(job);
         }
-        if (n % GF_CHECKPOINT_EVERY == 0) {
+        if (checkpoint_now) {
             PyObject *r = PyObject_CallNoArgs(checkpoint);
             if (r == NULL) PyErr_Clear(); /* cannot fail; nothing to report */
             Py_XDECREF(r);

@@ -667,3 +667,21 @@ def test_a_subclass_with_its_own_worker_context_is_refused():
     # Its context would never run the calls: refused, not silently ignored.
     with pytest.raises(TypeError, match="prepare_context"):
         Custom(1, shared=True)
+
+
+def test_a_call_can_be_cancelled_until_its_worker_takes_the_gil():
+    # The stdlib's worker marks a call running only once it holds the GIL
+    # and is about to run it: cancel() right after submit() on an idle pool
+    # wins (the submitting thread still holds the GIL). A worker that marked
+    # it running as soon as it took it off the queue won that race instead.
+    with gofutures.ThreadPoolExecutor(1) as ex:
+        ex.submit(int).result()  # the worker is up and idle
+        cancelled = 0
+        for _ in range(100):
+            f = ex.submit(time.sleep, 0)
+            end = time.perf_counter() + 0.0005
+            while time.perf_counter() < end:  # holding the GIL: the worker wakes meanwhile
+                pass
+            cancelled += f.cancel()
+            gofutures.wait([f])
+        assert cancelled >= 90, "%d of 100 cancelled" % cancelled

@@ -200,10 +200,14 @@ class _TaskPipe:
         return start
 
     def _watch(self):
-        watched, due = None, 0.0  # the task looked at last, and when to look again
+        # The task looked at last, and when to look (again) while it runs;
+        # None: not again (nothing more can come behind it).
+        watched, due = None, 0.0
         while True:
             self._parked = True
-            if not self._running:
+            # A set() that came while the watchdog was not waiting (a
+            # stale one) only makes it look again here.
+            while not self._running or (due is None and self._count == watched):
                 self._unparked.wait()
                 self._unparked.clear()
             self._parked = False
@@ -214,9 +218,7 @@ class _TaskPipe:
             if delay > 0:
                 time.sleep(delay)
                 continue  # the task may have ended meanwhile
-            # The same task has run for HAND_BACK_AFTER at least; look again
-            # at what is sent behind it while it runs on.
-            due += HAND_BACK_AFTER / 2
+            # The same task has run for HAND_BACK_AFTER at least.
             self.take_acks()  # and whatever else was sent: waiting too
             ids = []
             while True:
@@ -231,6 +233,11 @@ class _TaskPipe:
             if ids:
                 ids.reverse()
                 write_frame(self._out, HANDBACK, 0, b"".join(_ID.pack(i) for i in ids))
+            # The supervisor sends a worker nothing more while it runs a task
+            # (the pool feeds a worker when it answers), but what it sent
+            # before it read the hand-back may still be on its way: one more
+            # look, and more only while frames keep coming.
+            due = due + HAND_BACK_AFTER / 2 if ids or self._buf else None
 
 
 # The task pipe's take_acks, once the worker serves (_serve).
