@@ -205,19 +205,25 @@ class _TaskPipe:
         watched, due = None, 0.0
         while True:
             self._parked = True
-            # A set() that came while the watchdog was not waiting (a
-            # stale one) only makes it look again here.
-            while not self._running or (due is None and self._count == watched):
+            # One wait, not a loop until a task runs: a worker of short
+            # tasks would be woken by each of them (next() sets the event
+            # while the watchdog is parked); this one then sleeps until the
+            # task it found has run HAND_BACK_AFTER, whatever runs by then.
+            if not self._running or (due is None and self._count == watched):
                 self._unparked.wait()
                 self._unparked.clear()
             self._parked = False
             count = self._count  # read before _started, which next() writes first
             if count != watched:
                 watched, due = count, self._started + HAND_BACK_AFTER
+            elif due is None:
+                continue  # a stale wake-up: still the task looked at last
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
                 continue  # the task may have ended meanwhile
+            if not self._running:
+                continue  # it has (a stale wake-up, or it ended just now)
             # The same task has run for HAND_BACK_AFTER at least.
             self.take_acks()  # and whatever else was sent: waiting too
             ids = []
