@@ -20,8 +20,8 @@ import "sync"
 // frame); abort has it drop what is still queued and close (the worker has
 // exited); done is closed when the writer has closed the pipe and
 // returned, and the worker's pidfd, whose watcher ends its writes' waits at
-// the worker's death, must stay open until then. A failed write (the worker is dying; its supervisor reports
-// its tasks) drops the rest.
+// the worker's death, must stay open until then. A failed write (the worker
+// is dying; its supervisor reports its tasks) drops the rest.
 type outbox struct {
 	end  *pipeEnd
 	wake chan struct{} // buffered 1: there is something to do

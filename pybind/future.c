@@ -110,6 +110,13 @@ static PyObject *invalid_state(FutureObject *f) {
     return NULL;
 }
 
+/* f's outcome, and its final state as this side keeps it (f->final). */
+static void store_outcome(FutureObject *f, PyObject *result, PyObject *exc) {
+    f->final = ST_FINISHED;
+    Py_XSETREF(f->result, Py_XNewRef(result));
+    Py_XSETREF(f->exception, Py_XNewRef(exc));
+}
+
 int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
     PyObject *held;
     if (fut_lock(f, &held) < 0) return -1;
@@ -120,9 +127,7 @@ int gf_future_complete(FutureObject *f, PyObject *result, PyObject *exc) {
     }
     /* Publish before the GIL can be released: anyone woken by the Go state
      * change needs the GIL to read these. */
-    f->final = ST_FINISHED;
-    Py_XSETREF(f->result, Py_XNewRef(result));
-    Py_XSETREF(f->exception, Py_XNewRef(exc));
+    store_outcome(f, result, exc);
     fut_discard_raw(f);
     fut_notify_waiters(f, exc != NULL ? "add_exception" : "add_result");
     fut_unlock(held, 1);
@@ -133,9 +138,7 @@ int gf_future_publish(FutureObject *f, PyObject *result, PyObject *exc) {
     if (f->final || f->forced || f->condition != NULL || f->waiters != NULL || f->callbacks != NULL ||
         f->raw != NULL)
         return 0;
-    f->final = ST_FINISHED;
-    Py_XSETREF(f->result, Py_XNewRef(result));
-    Py_XSETREF(f->exception, Py_XNewRef(exc));
+    store_outcome(f, result, exc);
     return 1;
 }
 

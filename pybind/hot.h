@@ -13,7 +13,7 @@ typedef struct {
     int dstate;           /* a detached future's state (ST_PENDING ...) */
     /* A final state (FINISHED, CANCELLED_AND_NOTIFIED) once seen or made
      * here, else 0: later reads need no call into Go (one per result() was
-     * a tenth of a small task's cost). Only fut_force moves a future out of
+     * a tenth of a small task's cost). Only gf_future_force moves it out of
      * a final state, and it clears this. */
     int final;
     int forced;           /* its state was assigned by hand (gf_future_force) at least once */
