@@ -57,6 +57,12 @@ const FirstFD = 5
 // zygote (SCM_MAX_FD is 253 on Linux); a worker with more starts by exec.
 const ZygoteMaxFDs = 250
 
+// PipelineBudget is how much predicted work may wait in one worker's pipe
+// behind the task it runs (procpipeline.go). A task that runs longer than
+// this proves the prediction wrong: its worker keeps the next task and hands
+// back the rest (FrameHandBack), which the pool no longer pipelines then.
+const PipelineBudget = 2 * time.Millisecond
+
 // HandBackAfter: a worker whose task has run this long hands back the tasks
 // sent behind it (FrameHandBack), and once the pool has seen a task this
 // long it stops pipelining for a while (procpipeline.go).

@@ -19,15 +19,17 @@ import (
 // have started: a death is still attributed to one task, and the others,
 // never started, are given back to the queue. A worker whose head runs
 // long hands back the tasks behind it (FrameHandBack, handBack) so that a
-// free worker runs them.
+// free worker runs them: at once after a head that ran longer than
+// PipelineBudget (the prediction was wrong: tasks that each end before
+// HandBackAfter could otherwise queue up far longer behind one another),
+// keeping the next task only, as depth now allows; and while a head runs
+// past HandBackAfter, all of them.
+//
+// The tasks a worker is fed as it answers are limited to its share of the
+// queue (shareLocked), so that a wrong prediction commits at most that.
 
-const (
-	// pipelineBudget is how much predicted work may wait in one worker's
-	// pipe behind the task it runs.
-	pipelineBudget = 2 * time.Millisecond
-	// maxPipelineDepth bounds the unanswered tasks of one worker.
-	maxPipelineDepth = 16
-)
+// maxPipelineDepth bounds the unanswered tasks of one worker.
+const maxPipelineDepth = 16
 
 // serviceTime is how long the pool's tasks take in their workers, from
 // the worker's point of view (from when it could start the task to its
@@ -62,16 +64,16 @@ func (s *serviceTime) observe(d time.Duration) {
 // depth is how many unanswered tasks a worker may have: 1 until tasks
 // are known to be short, and at once when one is not (the average follows
 // a change of workload only in some tasks), else what fits in
-// pipelineBudget, but at least 2.
+// PipelineBudget, but at least 2.
 // A task measured alone includes a round trip through this process (some
 // tens of microseconds, more on a busy machine), so only a task sent behind
 // another shows what the worker really spends: with one at a time, short
 // tasks could look too long to ever be pipelined.
 func (s *serviceTime) depth() int {
-	if s.avg == 0 || s.avg > pipelineBudget || s.last > pipelineBudget || s.longest >= longTask {
+	if s.avg == 0 || s.avg > PipelineBudget || s.last > PipelineBudget || s.longest >= longTask {
 		return 1
 	}
-	return max(2, min(maxPipelineDepth, int(pipelineBudget/s.avg)))
+	return max(2, min(maxPipelineDepth, int(PipelineBudget/s.avg)))
 }
 
 // head is the task w runs (or will run first), nil if it has none.

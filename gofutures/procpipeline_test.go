@@ -260,3 +260,25 @@ func TestProcessPoolHandBackOfTheHead(t *testing.T) {
 		t.Errorf("after the hand-back: %v", got)
 	}
 }
+
+// A worker that answers takes at most its share of what is queued (the
+// rest waits for the other workers), however deep its pipeline may be:
+// a batch queued while every worker ran would otherwise go to whichever
+// answered first, committed to it even if the batch turns out long.
+func TestProcessPoolShareOfTheQueue(t *testing.T) {
+	p, sink := newTestPool(t, testWorkerConfig(2))
+	warmUp(t, p, sink, 20)
+	p.mu.Lock()
+	for _, c := range []struct{ queued, want int }{{0, 1}, {1, 1}, {3, 1}, {7, 3}, {40, 20}} {
+		for p.queue.len() < c.queued {
+			p.queue.push(&ProcTask{ID: uint64(p.queue.len() + 1), Future: NewFuture(), Payload: []byte("echo:q")})
+		}
+		if got := p.shareLocked(); got != c.want {
+			t.Errorf("share of %d queued tasks among 2 workers = %d; want %d", c.queued, got, c.want)
+		}
+	}
+	for p.queue.len() > 0 { // never submitted: not the pool's to run
+		p.queue.pop()
+	}
+	p.mu.Unlock()
+}

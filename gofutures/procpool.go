@@ -583,7 +583,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, held heldAnswer, over bool)
 	default:
 		p.newHeadLocked(w)
 		if w.state == workerServing { // not killed for its new head
-			p.feedLocked(w, p.acceptingLocked(w))
+			p.feedLocked(w, min(p.acceptingLocked(w), p.shareLocked()))
 			if len(w.inflight) == 0 {
 				p.idle = append(p.idle, w)
 			}
@@ -667,6 +667,14 @@ func (p *ProcessPool) dispatchLocked() error {
 // so that the queue is spread over the idle workers.
 func (p *ProcessPool) fairShareLocked() int {
 	return max(1, p.queue.len()/max(1, len(p.idle)+1))
+}
+
+// shareLocked: how many queued tasks a worker that answered may take, so
+// that a batch queued while every worker ran is spread over all of them
+// (a worker answering a short task would otherwise be sent up to a whole
+// pipeline of the batch, which may turn out long).
+func (p *ProcessPool) shareLocked() int {
+	return max(1, p.queue.len()/max(1, len(p.workers)))
 }
 
 // unlockAfterDispatch dispatches, unlocks, and breaks the pool if a worker

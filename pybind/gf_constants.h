@@ -43,6 +43,7 @@
 /* Process-pool workers (gofutures/constants.go, gofutures/procpool.go). */
 #define GF_FIRST_FD 5
 #define GF_ZYGOTE_MAX_FDS 250
+#define GF_PIPELINE_BUDGET_NS 2000000LL
 #define GF_HAND_BACK_AFTER_NS 20000000LL
 #define GF_WORKER_NUMBER_ENV "GOFUTURES_WORKER"
 #define GF_SHARED_MAGIC "GFSHM"

@@ -15,6 +15,7 @@ import pytest
 
 import gofutures
 from gofutures import WorkerDiedError
+from gofutures._constants import HAND_BACK_AFTER, PIPELINE_BUDGET
 
 TIMEOUT = 60
 CRASH_AT = 700
@@ -121,6 +122,31 @@ def test_short_calls_sent_behind_a_long_one_go_to_a_free_worker():
         assert not not_done, "%d calls waited behind the long one" % len(not_done)
         assert not long.done()
         assert ex.kill_task(long)
+
+
+def _pid_after(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_calls_that_turn_out_longer_than_their_pipeline_spread_over_the_workers():
+    # Calls taken for short (they follow short ones) are pipelined to one
+    # worker while the other runs a call of its own. Each of them ends well
+    # before HAND_BACK_AFTER, so the watchdog never hands them back: without
+    # the hand-back after a call longer than PIPELINE_BUDGET, they all ran
+    # one after the other on that worker, and the other worker, free soon
+    # after, stayed idle.
+    each = 0.01
+    assert PIPELINE_BUDGET < each < HAND_BACK_AFTER
+    with gofutures.ProcessPoolExecutor(2) as ex:
+        assert list(ex.map(_identity, range(500))) == list(range(500))  # short: pipelined
+        other = ex.submit(_pid_after, 0.03)  # a free worker takes it
+        fs = [ex.submit(_identity, i) for i in range(50)] + [ex.submit(_pid_after, each) for _ in range(8)]
+        other_pid = other.result(timeout=TIMEOUT)
+        pids = [f.result(timeout=TIMEOUT) for f in fs[50:]]
+        assert pids.count(other_pid) >= 2, "the worker that ran the 30 ms call ran %d of the 8 calls" % pids.count(
+            other_pid
+        )
 
 
 def test_handed_back_calls_run_once(tmp_path):

@@ -43,6 +43,7 @@ SUBMIT_SPAWNED = 4
 # Process-pool workers (gofutures/constants.go, gofutures/procpool.go).
 FIRST_FD = 5
 ZYGOTE_MAX_FDS = 250
+PIPELINE_BUDGET = 0.002  # seconds
 HAND_BACK_AFTER = 0.02  # seconds
 WORKER_NUMBER_ENV = "GOFUTURES_WORKER"
 SHARED_MAGIC = "GFSHM"

@@ -80,6 +80,7 @@ func groups() []group {
 		{"Process-pool workers (gofutures/constants.go, gofutures/procpool.go).", []constant{
 			{"FIRST_FD", core.FirstFD},
 			{"ZYGOTE_MAX_FDS", core.ZygoteMaxFDs},
+			{"PIPELINE_BUDGET", core.PipelineBudget},
 			{"HAND_BACK_AFTER", core.HandBackAfter},
 			{"WORKER_NUMBER_ENV", core.WorkerNumberEnv},
 			{"SHARED_MAGIC", core.SharedMagic},

@@ -54,6 +54,7 @@ _ID = struct.Struct(">Q")
 # A task that has run this long (seconds) hands back the tasks sent behind
 # it (pipelining), so that another worker can run them.
 HAND_BACK_AFTER = _constants.HAND_BACK_AFTER
+PIPELINE_BUDGET = _constants.PIPELINE_BUDGET
 
 # The pool's process, for a worker whose parent is not: the zygote
 # (zygote.py) sets it in the workers it forks.
@@ -79,8 +80,12 @@ class _TaskPipe:
     parsed, or still in the pipe. If the running task takes longer (see
     HAND_BACK_AFTER), a watchdog thread (started the first time a task runs
     with others waiting behind it) hands them back (a HANDBACK frame with
-    their ids), and the supervisor gives them to another worker. The
-    watchdog wakes once per running task's deadline, not on a tick, and
+    their ids), and the supervisor gives them to another worker. A task
+    that ended after more than PIPELINE_BUDGET shows that those behind it
+    were sent on a wrong guess (they were thought short): answer() hands
+    them back at once but the next one, so that a batch of tasks that each
+    end before HAND_BACK_AFTER does not queue up here while another worker
+    is free. The watchdog wakes once per running task's deadline, not on a tick, and
     sleeps without waking while no task runs: each wake takes the GIL from
     the task (a tick of 10 ms made CPU-bound tasks 2-3% slower), and an
     idle worker should not wake at all.
@@ -156,6 +161,33 @@ class _TaskPipe:
     def answer(self, kind, task_id, data):
         self._running = False
         write_frame(self._out, kind, task_id, data)
+        if time.monotonic() - self._started > PIPELINE_BUDGET:
+            # After the answer: the supervisor, reading it first, knows
+            # the task was long and pipelines no more, so it sends this
+            # worker nothing new for the one task it keeps.
+            self._hand_back(keep=1)
+
+    def _hand_back(self, keep):
+        """Hands back the tasks waiting here but the first keep; returns
+        whether there were any. Safe beside the other thread's next() or
+        _hand_back: each pop is atomic (a race can only hand back one task
+        more than keep asked, which the supervisor gives to a free worker)."""
+        self.take_acks()  # and whatever else was sent: waiting too
+        frames = self._frames
+        ids = []
+        while len(frames) > keep:
+            try:
+                frame = frames.pop()
+            except IndexError:
+                break
+            if frame[0] != TASK:  # an EXIT: it stays last
+                frames.append(frame)
+                break
+            ids.append(frame[1])
+        if ids:
+            ids.reverse()
+            write_frame(self._out, HANDBACK, 0, b"".join(_ID.pack(i) for i in ids))
+        return bool(ids)
 
     def _read_size(self):
         """How much to read next: 64 KiB, or what the frame begun in _buf
@@ -225,25 +257,12 @@ class _TaskPipe:
             if not self._running:
                 continue  # it has (a stale wake-up, or it ended just now)
             # The same task has run for HAND_BACK_AFTER at least.
-            self.take_acks()  # and whatever else was sent: waiting too
-            ids = []
-            while True:
-                try:
-                    frame = self._frames.pop()
-                except IndexError:
-                    break
-                if frame[0] != TASK:  # an EXIT: it stays last
-                    self._frames.append(frame)
-                    break
-                ids.append(frame[1])
-            if ids:
-                ids.reverse()
-                write_frame(self._out, HANDBACK, 0, b"".join(_ID.pack(i) for i in ids))
+            handed = self._hand_back(keep=0)
             # The supervisor sends a worker nothing more while it runs a task
             # (the pool feeds a worker when it answers), but what it sent
             # before it read the hand-back may still be on its way: one more
             # look, and more only while frames keep coming.
-            due = due + HAND_BACK_AFTER / 2 if ids or self._buf else None
+            due = due + HAND_BACK_AFTER / 2 if handed or self._buf else None
 
 
 # The task pipe's take_acks, once the worker serves (_serve).
