@@ -85,10 +85,10 @@ class _TaskPipe:
     were sent on a wrong guess (they were thought short): answer() hands
     them back at once but the next one, so that a batch of tasks that each
     end before HAND_BACK_AFTER does not queue up here while another worker
-    is free. The watchdog wakes once per running task's deadline, not on a tick, and
-    sleeps without waking while no task runs: each wake takes the GIL from
-    the task (a tick of 10 ms made CPU-bound tasks 2-3% slower), and an
-    idle worker should not wake at all.
+    is free. The watchdog wakes once per running task's deadline, not on a
+    tick, and sleeps without waking while no task runs: each wake takes the
+    GIL from the task (a tick of 10 ms made CPU-bound tasks 2-3% slower),
+    and an idle worker should not wake at all.
 
     Who gets a waiting task is decided by the deque alone: the main thread
     takes from the left, the watchdog from the right, each pop atomic, so a
