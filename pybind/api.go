@@ -20,8 +20,8 @@ import (
 // path) before submitting. name names it in errors (its workers are
 // name_0, name_1, ...); growOnBlock lets a worker that waits for a future
 // make room for one more worker (core.ThreadPoolOptions.GrowOnBlock).
-func NewThreadPool(maxWorkers int, name string, growOnBlock bool) (int64, error) {
-	p, err := newThreadPool(maxWorkers, core.ThreadPoolOptions{Name: name, GrowOnBlock: growOnBlock})
+func NewThreadPool(maxWorkers int, name string, growOnBlock, parallel bool) (int64, error) {
+	p, err := newThreadPool(maxWorkers, core.ThreadPoolOptions{Name: name, GrowOnBlock: growOnBlock}, parallel)
 	if err != nil {
 		return 0, err
 	}

@@ -74,7 +74,7 @@ typedef struct gf_worker gf_worker;
 gf_worker *gf_worker_attach(PyObject *hooks, long index, uintptr_t more_handle, uintptr_t slot_handle, char **err);
 /* Runs hooks.init(index) (the initializer); *err as for attach. */
 void gf_worker_init(gf_worker *w, char **err);
-void gf_worker_run(gf_worker *w, gf_job *job);
+void gf_worker_run(gf_worker *w, gf_job *job, int yields);
 void gf_worker_broken(gf_worker *w, gf_job **jobs, long n, const char *message);
 /* also_release: a reference to drop with the GIL held, or NULL. */
 void gf_worker_detach(gf_worker *w, PyObject *also_release, int retired);

@@ -27,7 +27,7 @@ func TestPoolIDsAreUniqueAcrossKindsAndThreads(t *testing.T) {
 	var wg sync.WaitGroup
 	for range perKind {
 		wg.Go(func() {
-			p, err := newThreadPool(1, core.ThreadPoolOptions{Name: "t"})
+			p, err := newThreadPool(1, core.ThreadPoolOptions{Name: "t"}, false)
 			if err != nil {
 				t.Error(err)
 				return

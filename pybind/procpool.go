@@ -322,7 +322,7 @@ func newProcessPool(cfg ProcessPoolConfig) (*processPool, error) {
 		return nil, err
 	}
 	p := &processPool{futures: map[uint64]*C.PyObject{}, shared: map[uint64]int{}}
-	results, err := newThreadPool(1, core.ThreadPoolOptions{Name: "ProcessPoolResults"})
+	results, err := newThreadPool(1, core.ThreadPoolOptions{Name: "ProcessPoolResults"}, false)
 	if err != nil {
 		return fail(err)
 	}

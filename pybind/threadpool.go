@@ -28,6 +28,10 @@ type task = core.Task[*C.gf_job]
 type threadPool struct {
 	id   int64
 	core *core.ThreadPool[*C.gf_job]
+	// parallel: the workers run Python in parallel, each in an interpreter
+	// of its own (an InterpreterPoolExecutor); see scheduler.go. Set at
+	// creation, never changed.
+	parallel bool
 
 	mu      sync.Mutex  // protects the fields up to workers
 	hooks   *C.PyObject // strong reference; released by whoever ends last, see release
@@ -74,8 +78,8 @@ var (
 	lastID atomic.Int64
 )
 
-func newThreadPool(maxWorkers int, opts core.ThreadPoolOptions) (*threadPool, error) {
-	p := &threadPool{workers: map[int]*worker{}, ready: make(chan struct{}, max(maxWorkers, 0))}
+func newThreadPool(maxWorkers int, opts core.ThreadPoolOptions, parallel bool) (*threadPool, error) {
+	p := &threadPool{workers: map[int]*worker{}, ready: make(chan struct{}, max(maxWorkers, 0)), parallel: parallel}
 	c, err := core.NewThreadPoolWith[*C.gf_job](maxWorkers, p, opts)
 	if err != nil {
 		return nil, err
@@ -97,6 +101,9 @@ func lookupPool(id C.longlong) *threadPool {
 // Start attaches worker i to Python and runs the pool's start hook (thread
 // name, initializer). A failing hook breaks the pool.
 func (p *threadPool) Start(i int) error {
+	if p.parallel {
+		parallelStarted()
+	}
 	p.mu.Lock()
 	hooks := p.hooks
 	p.mu.Unlock()
@@ -143,7 +150,7 @@ func (p *threadPool) setWorker(i int, w *worker) {
 func (p *threadPool) Run(i int, t task, more func() (task, bool)) {
 	w := p.worker(i)
 	w.more = more
-	C.gf_worker_run(w.c, t.Payload)
+	C.gf_worker_run(w.c, t.Payload, cbool(p.parallel))
 }
 
 // start moves a call's future from Pending to Running here in Go, sparing C
@@ -178,6 +185,9 @@ func (p *threadPool) Broken(i int, err error, dropped []task) {
 }
 
 func (p *threadPool) Stop(i int) {
+	if p.parallel {
+		defer parallelStopped()
+	}
 	p.mu.Lock()
 	p.stopped++
 	s := p.core.Stats()

@@ -3,9 +3,12 @@ Go pool owns a subinterpreter with its own GIL; calls cross as the stdlib's
 pool sends them."""
 
 import concurrent.futures
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -261,3 +264,43 @@ def test_gofutures_names_in_a_worker_are_the_stdlibs(pool):
         )
 
     assert pool.submit(names).result(TIMEOUT) == (True, True)
+
+
+# ------------------------------------------------------------ Go's scheduler
+
+
+def spin_for(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+    return threading.get_native_id()
+
+
+def _timeslices():
+    """{native thread id: time slices it has had} for this process's threads."""
+    slices = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/schedstat" % tid) as f:
+                slices[int(tid)] = int(f.read().split()[2])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # ended meanwhile
+    return slices
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc/self/task/*/schedstat")
+def test_go_runtime_stays_out_of_the_way_of_computing_workers():
+    # Workers that run Python in C hold Go Ps, which the runtime's sysmon
+    # took back again and again while they computed, waking every 20 us and
+    # taking a core from a worker each time (pybind/scheduler.go): 300-400
+    # time slices of the process's other threads per map below, 70-110 since.
+    maps = 5
+    with gofutures.InterpreterPoolExecutor(2) as ex:
+        workers = set(ex.map(spin_for, [0.02] * 4))
+        before = _timeslices()
+        for _ in range(maps):
+            workers |= set(ex.map(spin_for, [0.006] * 16))
+        after = _timeslices()
+    others = set(after) - workers - {threading.get_native_id()}
+    slices = sum(after[t] - before.get(t, 0) for t in others)
+    assert slices < 200 * maps, "the other threads had %d time slices in %d maps" % (slices, maps)

@@ -149,6 +149,7 @@ class InterpreterPoolExecutor(thread.ThreadPoolExecutor, _std_interpreter.Interp
     """
 
     _hooks_type = _InterpreterHooks
+    _parallel_workers = True
 
     def __new__(cls, *args, **kwargs):
         if _forked_child() and not issubclass(cls, _fork.ThreadPoolInChild):

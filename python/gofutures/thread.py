@@ -158,6 +158,10 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
     # What each worker runs on its own thread (gofutures.interpreter's pool
     # derives it to give each worker an interpreter of its own).
     _hooks_type = _WorkerHooks
+    # Whether the workers run Python in parallel (each in an interpreter with
+    # its own GIL): the binding then keeps Go's scheduler out of their way
+    # (pybind/scheduler.go).
+    _parallel_workers = False
 
     def __new__(cls, *args, **kwargs):
         if _forked_child() and not issubclass(cls, _fork.ThreadPoolInChild):
@@ -199,7 +203,9 @@ class ThreadPoolExecutor(hot.ThreadPoolBase, _std_thread.ThreadPoolExecutor):
         hooks = self._hooks_type(self._thread_name_prefix, initializer, initargs)
         self._threads = hooks.threads
         self._bind(
-            cold.NewThreadPool(_worker_limit(max_workers), str(self._thread_name_prefix), grow_on_block),
+            cold.NewThreadPool(
+                _worker_limit(max_workers), str(self._thread_name_prefix), grow_on_block, self._parallel_workers
+            ),
             _base.Future,
             hooks,
         )
