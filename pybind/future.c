@@ -259,7 +259,14 @@ static PyObject *fut_running(FutureObject *f, PyObject *Py_UNUSED(unused)) {
 
 static PyObject *fut_done(FutureObject *f, PyObject *Py_UNUSED(unused)) {
     GUARD(NULL);
-    return PyBool_FromLong(fut_state(f) >= ST_CANCELLED);
+    int done = fut_state(f) >= ST_CANCELLED;
+    /* A parked future's own reference waits for a drain (release.c), which
+     * a program that only polls done() and then drops the future never ran:
+     * the future and its result lived on until the results worker got the
+     * GIL. Go parks that reference before it finishes the future, so once
+     * done is seen it is there to drop (the caller's reference keeps f). */
+    if (done) gf_release_drain();
+    return PyBool_FromLong(done);
 }
 
 static int wait_done(void *h, long long ns) { return gfFutureWait((uintptr_t)h, ns); }

@@ -254,3 +254,18 @@ def test_futures_and_results_are_freed(pool):
     pool.shutdown(wait=True)
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+def test_a_future_seen_done_and_dropped_is_freed_at_once(pool):
+    # Polling done() leaves the future unobserved: its outcome is parked in
+    # it, and the pool's own reference waits for a drain, which a program
+    # that only polls and drops never ran (the future lived on until some
+    # later result read or submit, or the results worker's drain).
+    f = pool.submit(_square, 3)
+    deadline = time.monotonic() + TIMEOUT
+    while not f.done():
+        assert time.monotonic() < deadline, "the call did not finish"
+        time.sleep(0.001)
+    ref = weakref.ref(f)
+    del f
+    assert ref() is None, "the future outlived the last reference of its user"
