@@ -407,13 +407,13 @@ def run(rounds, only):
         if only and number not in only:
             continue
         samples = {"stdlib": [], "gofutures": []}
-        serial = []  # CPU-bound scenarios: the same work in a loop, in the same alternation
+        serial_runs = []  # CPU-bound scenarios: the same work in a loop, in the same alternation
         n = max(rounds, SHORT_ROUNDS) if number in SHORT_SCENARIOS else rounds
         for _ in range(n):
             for lib in ("stdlib", "gofutures"):  # alternate, so drift hits both
                 samples[lib].append(fn(LIBS[lib]))
             if number in CPU_BOUND_SCENARIOS:
-                serial.append(serial_cpu_bound())
+                serial_runs.append(serial_cpu_bound())
         for label, std, ours in _medians(samples):
             row = {
                 "scenario": number,
@@ -428,8 +428,8 @@ def run(rounds, only):
                 "%-48s %10.4fs %10.4fs %7.3f%s"
                 % (row["name"][:48], std, ours, row["ratio"], "  (median of %d)" % n if n != rounds else "")
             )
-        if serial:
-            serial = statistics.median(serial)
+        if serial_runs:
+            serial = statistics.median(serial_runs)
             speedup = serial / statistics.median(samples["gofutures"])
             results.append(
                 {

@@ -273,7 +273,7 @@ func TestProcessPoolShareOfTheQueue(t *testing.T) {
 		for p.queue.len() < c.queued {
 			p.queue.push(&ProcTask{ID: uint64(p.queue.len() + 1), Future: NewFuture(), Payload: []byte("echo:q")})
 		}
-		if got := p.shareLocked(); got != c.want {
+		if got := p.shareLocked(len(p.workers)); got != c.want {
 			t.Errorf("share of %d queued tasks among 2 workers = %d; want %d", c.queued, got, c.want)
 		}
 	}

@@ -583,7 +583,7 @@ func (p *ProcessPool) finish(w *procWorker, f Frame, held heldAnswer, over bool)
 	default:
 		p.newHeadLocked(w)
 		if w.state == workerServing { // not killed for its new head
-			p.feedLocked(w, min(p.acceptingLocked(w), p.shareLocked()))
+			p.feedLocked(w, min(p.acceptingLocked(w), p.shareLocked(len(p.workers))))
 			if len(w.inflight) == 0 {
 				p.idle = append(p.idle, w)
 			}
@@ -639,7 +639,7 @@ func (p *ProcessPool) dispatchLocked() error {
 		for len(p.idle) > 0 && p.queue.len() > 0 {
 			w := p.idle[len(p.idle)-1]
 			p.idle = p.idle[:len(p.idle)-1]
-			n := min(p.acceptingLocked(w), p.fairShareLocked())
+			n := min(p.acceptingLocked(w), p.shareLocked(len(p.idle)+1))
 			if n > 0 && p.feedLocked(w, n) == 0 {
 				p.idle = append(p.idle, w) // every task it took was cancelled
 			}
@@ -663,18 +663,14 @@ func (p *ProcessPool) dispatchLocked() error {
 	return nil
 }
 
-// fairShareLocked: how many queued tasks one idle worker may take at once,
-// so that the queue is spread over the idle workers.
-func (p *ProcessPool) fairShareLocked() int {
-	return max(1, p.queue.len()/max(1, len(p.idle)+1))
-}
-
-// shareLocked: how many queued tasks a worker that answered may take, so
-// that a batch queued while every worker ran is spread over all of them
-// (a worker answering a short task would otherwise be sent up to a whole
-// pipeline of the batch, which may turn out long).
-func (p *ProcessPool) shareLocked() int {
-	return max(1, p.queue.len()/max(1, len(p.workers)))
+// shareLocked: how many queued tasks one worker may take at once, so that
+// the queue is spread over among workers (at least one task). An idle
+// worker shares with the other idle ones (dispatchLocked); one that
+// answered, with all of them (finish): a batch queued while every worker
+// ran would otherwise go a whole pipeline at a time to whichever answered
+// a short task first, committed to it even if the batch turns out long.
+func (p *ProcessPool) shareLocked(among int) int {
+	return max(1, p.queue.len()/max(1, among))
 }
 
 // unlockAfterDispatch dispatches, unlocks, and breaks the pool if a worker
